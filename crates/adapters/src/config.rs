@@ -1,0 +1,4 @@
+//! Run configuration (to be implemented).
+/// Placeholder.
+#[derive(Debug, Clone)]
+pub struct Config;

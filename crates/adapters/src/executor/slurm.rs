@@ -1,0 +1,1 @@
+//! Slurm executor (to be implemented).

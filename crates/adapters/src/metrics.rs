@@ -1,0 +1,1 @@
+//! Metrics protocol (to be implemented).

@@ -1,0 +1,271 @@
+//! Types of the experiment workdir files (design §3): node spec, status, result, failure,
+//! job record, tree and run-level state. Readers (the supervisor's views) use the same types.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// `engine/nodes/<id>/spec.json`: what an experiment is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeSpec {
+    /// `NNN_<sanitized name>`.
+    pub node_id: String,
+    /// Human name (unsanitized).
+    pub name: String,
+    /// The node it was planned from; `None` for baseline and seeds.
+    pub parent_id: Option<String>,
+    /// Why this experiment is worth running.
+    pub hypothesis: String,
+    /// Parameter values.
+    pub params: Map<String, Value>,
+    /// Code change description (agent planner), if any.
+    pub changes: Option<String>,
+    /// The command with parameters substituted.
+    pub command: String,
+    /// Queue priority (lower runs first).
+    pub priority: f64,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// `engine/nodes/<id>/status.txt`: the lifecycle phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeStatus {
+    /// Waiting in the queue.
+    Queued,
+    /// Run dir and command being prepared.
+    Preparing,
+    /// Job being submitted.
+    Launching,
+    /// Job running.
+    Running,
+    /// Metrics being read and compared.
+    Analyzing,
+    /// Planner proposing children.
+    Planning,
+    /// Done, result recorded.
+    Completed,
+    /// Done, failure recorded.
+    Failed,
+}
+
+impl NodeStatus {
+    /// All statuses in lifecycle order.
+    pub const ALL: [NodeStatus; 8] = [
+        NodeStatus::Queued,
+        NodeStatus::Preparing,
+        NodeStatus::Launching,
+        NodeStatus::Running,
+        NodeStatus::Analyzing,
+        NodeStatus::Planning,
+        NodeStatus::Completed,
+        NodeStatus::Failed,
+    ];
+
+    /// The word written in `status.txt`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeStatus::Queued => "queued",
+            NodeStatus::Preparing => "preparing",
+            NodeStatus::Launching => "launching",
+            NodeStatus::Running => "running",
+            NodeStatus::Analyzing => "analyzing",
+            NodeStatus::Planning => "planning",
+            NodeStatus::Completed => "completed",
+            NodeStatus::Failed => "failed",
+        }
+    }
+
+    /// Parses the word in `status.txt` (surrounding whitespace ignored).
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        NodeStatus::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Completed or failed.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, NodeStatus::Completed | NodeStatus::Failed)
+    }
+
+    /// Between launch and the end (a job may exist).
+    pub fn is_active(self) -> bool {
+        !self.is_terminal() && self != NodeStatus::Queued
+    }
+}
+
+impl std::fmt::Display for NodeStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `engine/nodes/<id>/result.json`: the outcome of a completed node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct NodeResult {
+    /// All metrics the job reported.
+    pub metrics: BTreeMap<String, f64>,
+    /// The primary metric's value.
+    pub primary: Option<f64>,
+    /// Whether it improved on the best so far by at least `min_improvement`.
+    pub improved: bool,
+    /// Wall time of the job.
+    pub duration_s: f64,
+    /// The job's exit code.
+    pub exit_code: Option<i32>,
+    /// Ids of the children planned from this node.
+    pub children: Vec<String>,
+    /// Short analysis text.
+    pub analysis: String,
+}
+
+/// Kinds of failure recorded in `failure.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The job could not be started.
+    Launch,
+    /// The job ran past `job.timeout_s`.
+    Timeout,
+    /// The job exited with a status other than 0.
+    NonzeroExit,
+    /// The job did not report the primary metric.
+    MissingMetric,
+    /// The job disappeared (dead with no exit code).
+    Lost,
+    /// The planner failed.
+    Planner,
+    /// The job was cancelled.
+    Cancelled,
+    /// Anything else.
+    Unexpected,
+}
+
+impl FailureKind {
+    /// The snake_case name used in files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Launch => "launch",
+            FailureKind::Timeout => "timeout",
+            FailureKind::NonzeroExit => "nonzero_exit",
+            FailureKind::MissingMetric => "missing_metric",
+            FailureKind::Lost => "lost",
+            FailureKind::Planner => "planner",
+            FailureKind::Cancelled => "cancelled",
+            FailureKind::Unexpected => "unexpected",
+        }
+    }
+}
+
+/// `engine/nodes/<id>/failure.json`: why a node failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    /// What kind of failure.
+    pub kind: FailureKind,
+    /// The phase it happened in.
+    pub phase: NodeStatus,
+    /// Human-readable reason.
+    pub message: String,
+    /// Whether running it again might succeed.
+    pub retryable: bool,
+    /// Extra facts (exit code, stderr tail, ...).
+    pub details: Value,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// `runs/<id>/job.json`: where a job runs, written right after launch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// Executor-specific id (`local:<pid>` or the Slurm job id).
+    pub job_id: String,
+    /// `local` or `slurm`.
+    pub executor: String,
+    /// Process id of the wrapper (local).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// Process start time in clock ticks since boot (local; guards against pid reuse).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_start_ticks: Option<u64>,
+    /// Slurm job id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm_id: Option<String>,
+    /// Host that launched it.
+    pub host: String,
+    /// RFC 3339.
+    pub started_at: String,
+    /// 1 for the first launch; a relaunch of a job known dead is attempt 2, ...
+    #[serde(default = "one")]
+    pub attempt: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// One node in `engine/tree.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TreeNode {
+    /// Node id.
+    pub id: String,
+    /// Human name.
+    pub name: String,
+    /// Parent id.
+    pub parent_id: Option<String>,
+    /// Lifecycle status.
+    pub status: NodeStatus,
+    /// Primary metric, when known.
+    pub primary: Option<f64>,
+    /// Whether it improved on the best.
+    pub improved: bool,
+    /// The change it makes relative to its parent (for edge labels).
+    #[serde(default)]
+    pub change: String,
+}
+
+/// `engine/tree.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct TreeFile {
+    /// Format version (1).
+    pub schema_version: u32,
+    /// Nodes in creation order.
+    pub nodes: Vec<TreeNode>,
+}
+
+/// `state.json`: run-level state, totals across resumes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct RunState {
+    /// Format version (1).
+    pub schema_version: u32,
+    /// Primary metric name.
+    pub metric: String,
+    /// `maximize` or `minimize`.
+    pub direction: String,
+    /// Best node so far.
+    pub best_node: Option<String>,
+    /// Its primary metric.
+    pub best_value: Option<f64>,
+    /// The baseline node.
+    pub baseline_node: Option<String>,
+    /// The baseline's primary metric.
+    pub baseline_value: Option<f64>,
+    /// Completed experiments in a row without improvement.
+    pub plateau: u32,
+    /// Experiments ever started (counts against `max_experiments`).
+    pub experiments_started: u64,
+    /// Experiments completed.
+    pub experiments_completed: u64,
+    /// Experiments failed.
+    pub experiments_failed: u64,
+    /// Wall time the engine ran, over all resumes.
+    pub time_used_s: f64,
+    /// Planner rounds so far.
+    pub planner_rounds: u64,
+    /// Node id counter (the next node gets `next_index`).
+    pub next_index: u64,
+    /// Why the run stopped, when it did.
+    pub stop_reason: Option<String>,
+    /// RFC 3339.
+    pub updated_at: String,
+}
