@@ -11,14 +11,19 @@
 pub mod atomic;
 pub mod checkpoint;
 pub mod control;
+mod engine;
 pub mod error;
+pub mod events;
 pub mod lock;
 pub mod paths;
+mod queue;
 pub mod spec;
 pub mod state;
 mod util;
 pub mod workflow;
+mod writer;
 
+pub use engine::{AsyncWorkEngine, EngineConfig, RunReport};
 pub use error::EngineError;
 pub use spec::{SpecError, WorkSpec};
 pub use state::EngineStatus;

@@ -8,15 +8,22 @@ use tokio_util::sync::CancellationToken;
 
 use crate::spec::WorkSpec;
 
-/// An error returned by a workflow; its text is reported as the spec's failure.
+/// How a spec's `run` did not complete.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct WorkError(pub String);
+pub enum WorkError {
+    /// The spec failed; the text is reported as its failure.
+    #[error("{0}")]
+    Failed(String),
+    /// The spec stopped because the engine is being interrupted. It is not a failure: the spec
+    /// stays in `running` in the checkpoint and is started again first on resume.
+    #[error("interrupted")]
+    Interrupted,
+}
 
 impl WorkError {
-    /// Builds an error from anything displayable.
+    /// A failure with a message.
     pub fn msg(message: impl std::fmt::Display) -> Self {
-        WorkError(message.to_string())
+        WorkError::Failed(message.to_string())
     }
 }
 
@@ -39,7 +46,7 @@ pub enum Outcome {
         /// Proposed children; they enter the queue only through [`Decision::enqueue`].
         children: Vec<WorkSpec>,
     },
-    /// `run` returned an error.
+    /// `run` returned [`WorkError::Failed`].
     Failed {
         /// The error text.
         message: String,
@@ -49,8 +56,9 @@ pub enum Outcome {
         /// The panic message.
         message: String,
     },
-    /// The engine was interrupted while the spec ran; it stays in `running` in the checkpoint
-    /// and is started again first on resume.
+    /// The engine was interrupted while the spec ran (it returned [`WorkError::Interrupted`] or
+    /// was aborted after the grace period); it stays in `running` in the checkpoint and is
+    /// started again first on resume.
     Cancelled,
 }
 

@@ -1,0 +1,155 @@
+//! The in-memory priority queue: lower priority first, insertion order on ties, O(log n)
+//! push/pop/bump/drop, iteration in run order (for the checkpoint and `queue.json`).
+//! Each entry keeps its spec serialized once, so checkpoints are written by concatenation.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::spec::WorkSpec;
+
+/// A queued spec with its serialized form.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub spec: WorkSpec,
+    pub json: Arc<str>,
+}
+
+impl Entry {
+    pub fn new(spec: WorkSpec) -> Self {
+        let json = serde_json::to_string(&spec)
+            .unwrap_or_else(|_| String::from("{}"))
+            .into();
+        Entry { spec, json }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Prio(f64);
+impl PartialEq for Prio {
+    fn eq(&self, o: &Self) -> bool {
+        self.0.total_cmp(&o.0) == Ordering::Equal
+    }
+}
+impl Eq for Prio {}
+impl PartialOrd for Prio {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Prio {
+    fn cmp(&self, o: &Self) -> Ordering {
+        self.0.total_cmp(&o.0)
+    }
+}
+
+type Key = (Prio, u64);
+
+/// Priority queue of specs keyed by id.
+#[derive(Debug, Default)]
+pub(crate) struct Queue {
+    order: BTreeMap<Key, Arc<Entry>>,
+    keys: HashMap<String, Key>,
+    seq: u64,
+}
+
+impl Queue {
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.keys.contains_key(id)
+    }
+
+    /// Adds an entry behind others of equal priority. The caller checks id uniqueness.
+    pub fn push(&mut self, entry: Entry) {
+        self.seq += 1;
+        let key = (Prio(entry.spec.priority), self.seq);
+        self.keys.insert(entry.spec.id.clone(), key);
+        self.order.insert(key, Arc::new(entry));
+    }
+
+    pub fn pop(&mut self) -> Option<Entry> {
+        let (_, entry) = self.order.pop_first()?;
+        self.keys.remove(&entry.spec.id);
+        Some(Arc::unwrap_or_clone(entry))
+    }
+
+    /// Puts back an entry that was popped but not started, in front of equal priorities.
+    pub fn push_front(&mut self, entry: Entry) {
+        let first = self.order.keys().next().map(|k| k.1).unwrap_or(1);
+        let key = (Prio(entry.spec.priority), first.saturating_sub(1));
+        self.keys.insert(entry.spec.id.clone(), key);
+        self.order.insert(key, Arc::new(entry));
+    }
+
+    pub fn remove(&mut self, id: &str) -> Option<Entry> {
+        let key = self.keys.remove(id)?;
+        self.order.remove(&key).map(Arc::unwrap_or_clone)
+    }
+
+    /// Changes a queued spec's priority, keeping its insertion rank among equals.
+    pub fn bump(&mut self, id: &str, priority: f64) -> bool {
+        let Some(key) = self.keys.get(id).copied() else {
+            return false;
+        };
+        let Some(old) = self.order.remove(&key) else {
+            return false;
+        };
+        let mut spec = Arc::unwrap_or_clone(old).spec;
+        spec.priority = priority;
+        let entry = Arc::new(Entry::new(spec));
+        let new_key = (Prio(priority), key.1);
+        self.keys.insert(id.to_string(), new_key);
+        self.order.insert(new_key, entry);
+        true
+    }
+
+    /// The queued entries in run order (shared, not copied).
+    pub fn snapshot(&self) -> Vec<Arc<Entry>> {
+        self.order.values().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn spec(id: usize, p: f64) -> WorkSpec {
+        WorkSpec::new(format!("s{id}"), p, "k", Default::default()).expect("valid")
+    }
+
+    proptest! {
+        #[test]
+        fn pops_by_priority_then_insertion(prios in proptest::collection::vec(-3i32..3, 0..200)) {
+            let mut q = Queue::default();
+            for (i, p) in prios.iter().enumerate() {
+                q.push(Entry::new(spec(i, *p as f64)));
+            }
+            let mut expected: Vec<(i32, usize)> = prios.iter().copied().zip(0..).collect();
+            expected.sort();
+            let got: Vec<String> = std::iter::from_fn(|| q.pop()).map(|e| e.spec.id).collect();
+            let want: Vec<String> = expected.iter().map(|(_, i)| format!("s{i}")).collect();
+            prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn bump_and_remove_keep_order(prios in proptest::collection::vec(0i32..5, 1..100), target in 0usize..100) {
+            let mut q = Queue::default();
+            for (i, p) in prios.iter().enumerate() {
+                q.push(Entry::new(spec(i, *p as f64)));
+            }
+            let t = target % prios.len();
+            prop_assert!(q.bump(&format!("s{t}"), -1.0));
+            prop_assert_eq!(q.pop().map(|e| e.spec.id), Some(format!("s{t}")));
+            prop_assert!(q.remove(&format!("s{t}")).is_none());
+            prop_assert_eq!(q.len(), prios.len() - 1);
+        }
+    }
+}
