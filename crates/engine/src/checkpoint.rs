@@ -91,6 +91,8 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Checkpoint, CheckpointError> {
         Err(e) => {
             let field = e.path().to_string();
             let inner = e.into_inner();
+            // serde_path_to_error writes `?` for a position it could not name (syntax errors).
+            let field = field.trim_end_matches(".?").trim_end_matches('?').to_string();
             let field = if field == "." { String::new() } else { field };
             return Err(err(
                 inner.line(),

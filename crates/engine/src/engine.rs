@@ -222,7 +222,8 @@ struct Scheduler<W: Workflow> {
     queue: Queue,
     resume_first: VecDeque<Entry>,
     running: HashMap<Arc<str>, Running>,
-    kept: Vec<Entry>,
+    /// Specs cancelled by an interrupt, with their start sequence; they stay `running`.
+    kept: Vec<(u64, Entry)>,
     tasks: JoinSet<TaskResult>,
     task_ids: HashMap<tokio::task::Id, Arc<str>>,
     counts: Counts,
@@ -285,11 +286,6 @@ impl<W: Workflow> Scheduler<W> {
 
     async fn run(&mut self, signals: Arc<tokio::sync::Notify>) -> Result<RunReport, EngineError> {
         let start = self.load_start().await?;
-        let mut extra = Map::new();
-        extra.insert("resumed".into(), Value::Bool(start.resumed));
-        extra.insert("pid".into(), json!(std::process::id()));
-        self.events()
-            .push(names::ENGINE_STARTED, None, Some(&extra));
         self.flush_now(EngineStatus::Running).await?;
         tracing::info!(
             queued = self.queue.len(),
@@ -355,6 +351,11 @@ impl<W: Workflow> Scheduler<W> {
             }
             self.extra = cp.extra;
         }
+        let mut extra = Map::new();
+        extra.insert("resumed".into(), Value::Bool(start.resumed));
+        extra.insert("pid".into(), json!(std::process::id()));
+        self.events()
+            .push(names::ENGINE_STARTED, None, Some(&extra));
         let initial = self
             .workflow
             .initial_specs(&start)
@@ -376,7 +377,7 @@ impl<W: Workflow> Scheduler<W> {
         self.queue.contains(id)
             || self.running.contains_key(id)
             || self.resume_first.iter().any(|e| e.spec.id == id)
-            || self.kept.iter().any(|e| e.spec.id == id)
+            || self.kept.iter().any(|(_, e)| e.spec.id == id)
     }
 
     /// Adds a spec to the queue; invalid or duplicate specs are skipped with a warning.
@@ -430,11 +431,6 @@ impl<W: Workflow> Scheduler<W> {
             reporter: self.reporter.clone(),
             id: id.clone(),
         };
-        let wf = self.workflow.clone();
-        let spec = entry.spec.clone();
-        let handle = self.tasks.spawn(async move { wf.run(spec, ctx).await });
-        self.task_ids.insert(handle.id(), id.clone());
-        self.seq += 1;
         let extra = resumed.then(|| {
             let mut m = Map::new();
             m.insert("resumed".into(), Value::Bool(true));
@@ -442,6 +438,11 @@ impl<W: Workflow> Scheduler<W> {
         });
         self.events()
             .push(names::NODE_STARTED, Some(&id), extra.as_ref());
+        let wf = self.workflow.clone();
+        let spec = entry.spec.clone();
+        let handle = self.tasks.spawn(async move { wf.run(spec, ctx).await });
+        self.task_ids.insert(handle.id(), id.clone());
+        self.seq += 1;
         self.running.insert(
             id,
             Running {
@@ -497,7 +498,7 @@ impl<W: Workflow> Scheduler<W> {
             }
             Outcome::Cancelled => {
                 self.events().push(names::NODE_CANCELLED, Some(&id), None);
-                self.kept.push(run.entry);
+                self.kept.push((run.seq, run.entry));
             }
         }
         let decision = self.workflow.on_outcome(&spec, &outcome).await;
@@ -615,7 +616,7 @@ impl<W: Workflow> Scheduler<W> {
             .running
             .keys()
             .map(|k| k.to_string())
-            .chain(self.kept.iter().map(|e| e.spec.id.clone()))
+            .chain(self.kept.iter().map(|(_, e)| e.spec.id.clone()))
             .collect();
         let mut queue = Queue::default();
         let mut ignored = 0;
@@ -752,10 +753,15 @@ impl<W: Workflow> Scheduler<W> {
                     annotation: annotations.get(&r.entry.spec.id).cloned(),
                 })
                 .collect();
-            let running_json = running
+            let mut started: Vec<(u64, Arc<str>)> = running
                 .iter()
-                .map(|r| r.entry.json.clone())
-                .chain(self.kept.iter().map(|e| e.json.clone()))
+                .map(|r| (r.seq, r.entry.json.clone()))
+                .chain(self.kept.iter().map(|(seq, e)| (*seq, e.json.clone())))
+                .collect();
+            started.sort_by_key(|(seq, _)| *seq);
+            let running_json = started
+                .into_iter()
+                .map(|(_, json)| json)
                 .chain(self.resume_first.iter().map(|e| e.json.clone()))
                 .collect();
             CheckpointData {

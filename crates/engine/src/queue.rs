@@ -146,9 +146,10 @@ mod tests {
                 q.push(Entry::new(spec(i, *p as f64)));
             }
             let t = target % prios.len();
-            prop_assert!(q.bump(&format!("s{t}"), -1.0));
-            prop_assert_eq!(q.pop().map(|e| e.spec.id), Some(format!("s{t}")));
-            prop_assert!(q.remove(&format!("s{t}")).is_none());
+            let id = format!("s{t}");
+            prop_assert!(q.bump(&id, -1.0));
+            prop_assert_eq!(q.pop().map(|e| e.spec.id), Some(id.clone()));
+            prop_assert!(q.remove(&id).is_none());
             prop_assert_eq!(q.len(), prios.len() - 1);
         }
     }

@@ -204,29 +204,26 @@ fn write_snapshot(
     if let Some(cp) = snap.checkpoint {
         let path = paths.checkpoint();
         let mut stamp = shared.stamp.lock().map_err(|_| "stamp lock poisoned".to_string())?;
-        let current = FileStamp::of(&path);
-        let edited = current.is_some() && current != *stamp;
-        if edited {
-            shared.external_edit.store(true, Ordering::Release);
-        } else {
-            let mut written = 0u64;
-            crate::atomic::write_atomic_with(&path, |w| {
-                let mut counter = CountingWriter { inner: w, n: 0 };
-                crate::checkpoint::render(
-                    &mut counter,
-                    snap.status,
-                    &snap.updated_at,
-                    cp.queued.iter().map(|e| &*e.json),
-                    cp.running.iter().map(|s| &**s),
-                    &cp.extra,
-                )?;
-                written = counter.n;
-                Ok(())
-            })
-            .map_err(ctx(&path))?;
-            *stamp = FileStamp::of(&path);
+        let mut written = 0u64;
+        let replaced = replace_checkpoint(&path, &mut stamp, |w| {
+            let mut counter = CountingWriter { inner: w, n: 0 };
+            crate::checkpoint::render(
+                &mut counter,
+                snap.status,
+                &snap.updated_at,
+                cp.queued.iter().map(|e| &*e.json),
+                cp.running.iter().map(|s| &**s),
+                &cp.extra,
+            )?;
+            written = counter.n;
+            Ok(())
+        })
+        .map_err(ctx(&path))?;
+        if replaced {
             shared.writes.fetch_add(1, Ordering::Relaxed);
             shared.bytes.fetch_add(written, Ordering::Relaxed);
+        } else {
+            shared.external_edit.store(true, Ordering::Release);
         }
         drop(stamp);
         let qpath = paths.queue_view();
@@ -265,6 +262,51 @@ fn write_snapshot(
     let spath = paths.state();
     crate::atomic::write_json_atomic(&spath, &snap.state).map_err(ctx(&spath))?;
     Ok(())
+}
+
+/// Replaces the checkpoint unless someone else changed it since `stamp` (our last write).
+///
+/// The new content is written and synced to a temp file first; only then is the current file
+/// checked, hard-linked aside and replaced, so the window for an unnoticed edit is a few
+/// microseconds. If the old file was edited in place within that window, the edited version is
+/// put back. Returns false when the file was left to the user's edit.
+fn replace_checkpoint(
+    path: &Path,
+    stamp: &mut Option<FileStamp>,
+    fill: impl FnOnce(&mut std::io::BufWriter<&std::fs::File>) -> std::io::Result<()>,
+) -> std::io::Result<bool> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(".checkpoint.json.tmp");
+    let prev = dir.join(".checkpoint.json.prev");
+    {
+        let file = std::fs::File::create(&tmp)?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, &file);
+        fill(&mut w)?;
+        w.flush()?;
+        drop(w);
+        file.sync_all()?;
+    }
+    let current = FileStamp::of(path);
+    if current.is_some() && current != *stamp {
+        let _ = std::fs::remove_file(&tmp);
+        return Ok(false);
+    }
+    let _ = std::fs::remove_file(&prev);
+    let linked = current.is_some() && std::fs::hard_link(path, &prev).is_ok();
+    std::fs::rename(&tmp, path)?;
+    let new_stamp = FileStamp::of(path);
+    if linked {
+        if FileStamp::of(&prev) != current {
+            // Edited in place while we replaced it: the edit wins and will be applied.
+            std::fs::rename(&prev, path)?;
+            crate::atomic::sync_dir(dir)?;
+            return Ok(false);
+        }
+        let _ = std::fs::remove_file(&prev);
+    }
+    crate::atomic::sync_dir(dir)?;
+    *stamp = new_stamp;
+    Ok(true)
 }
 
 struct CountingWriter<'a, W: Write> {
