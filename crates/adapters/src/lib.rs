@@ -7,4 +7,7 @@ pub mod executor;
 pub mod metrics;
 pub mod model;
 pub mod planner;
+pub mod repair;
+pub mod session;
 pub mod workdir;
+pub mod workflow;

@@ -338,6 +338,7 @@ impl<W: Workflow> Scheduler<W> {
             start.resumed = true;
             start.running = cp.running.iter().map(|s| s.id.clone()).collect();
             start.queued = cp.queued.iter().map(|s| s.id.clone()).collect();
+            start.checkpoint_updated_at = Some(cp.updated_at.clone());
             if cp.status == EngineStatus::Running {
                 tracing::warn!(
                     "the previous engine did not shut down cleanly (checkpoint says running); resuming"
@@ -773,7 +774,7 @@ impl<W: Workflow> Scheduler<W> {
         });
         Snapshot {
             status,
-            updated_at: now_rfc3339(),
+            updated_at: crate::util::now_rfc3339_millis(),
             checkpoint,
             events: self.events().take(),
             state: self.state(status),

@@ -36,6 +36,9 @@ pub struct StartInfo {
     pub queued: Vec<String>,
     /// Ids of specs that were running when the checkpoint was written.
     pub running: Vec<String>,
+    /// `updated_at` of the loaded checkpoint (RFC 3339): work created after it is missing from
+    /// the checkpoint because the engine died before writing it, not because a user removed it.
+    pub checkpoint_updated_at: Option<String>,
 }
 
 /// How one spec ended.

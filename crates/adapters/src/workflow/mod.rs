@@ -1,0 +1,413 @@
+//! The experiment workflow: plugs experiments into the generic engine.
+//!
+//! Every experiment is a node of the hypothesis tree with its files under `engine/nodes/<id>/`
+//! and `runs/<id>/`. A node goes `queued → preparing → launching → running → analyzing →
+//! planning → completed | failed`, and each phase boundary is on disk before the next phase
+//! starts, so a resumed node continues from its phase (see `docs/resume.md`).
+
+mod jobs;
+pub mod ledger;
+mod lifecycle;
+pub mod nodes;
+mod planning;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use autoresearch_engine::{
+    Admission, Decision, Outcome, RunContext, RunReport, StartInfo, WorkError, WorkSpec, Workflow,
+};
+use serde_json::{Map, Value, json};
+use tokio::sync::broadcast;
+
+use crate::config::{Config, ExecutorKind};
+use crate::executor::local::LocalExecutor;
+use crate::executor::slurm::SlurmExecutor;
+use crate::model::{NodeSpec, NodeStatus};
+use crate::workdir::Workdir;
+use ledger::Ledger;
+use nodes::{NodeError, NodeStore};
+
+/// The engine `kind` of experiment specs.
+pub const SPEC_KIND: &str = "experiment";
+/// Priority of the baseline (runs before seeds and planned experiments).
+pub const BASELINE_PRIORITY: f64 = -1000.0;
+/// Priority given to nodes found mid-flight without a checkpoint (they go first).
+pub const RECOVER_PRIORITY: f64 = -1.0e9;
+/// Marker file that keeps a dropped node from being re-derived on resume.
+pub const DROPPED_MARKER: &str = "dropped";
+
+/// What the workflow tells listeners (progress bar, renderer, interactive session).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notice {
+    /// A node's job started.
+    Started {
+        /// Node id.
+        id: String,
+    },
+    /// A node completed with its primary metric.
+    Completed {
+        /// Node id.
+        id: String,
+        /// Primary metric.
+        primary: f64,
+        /// Whether it is a new best.
+        improved: bool,
+    },
+    /// A node failed.
+    Failed {
+        /// Node id.
+        id: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// The concrete executor in use.
+#[derive(Clone)]
+pub(crate) enum Exec {
+    Local(Arc<LocalExecutor>),
+    Slurm(Arc<SlurmExecutor>),
+}
+
+impl Exec {
+    fn as_dyn(&self) -> &dyn crate::executor::Executor {
+        match self {
+            Exec::Local(e) => e.as_ref(),
+            Exec::Slurm(e) => e.as_ref(),
+        }
+    }
+}
+
+/// Errors building the workflow.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    /// A node or state file is unreadable.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// The configuration cannot be used.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// The experiment workflow (implements the engine's [`Workflow`]).
+pub struct ExperimentWorkflow {
+    pub(crate) wd: Workdir,
+    pub(crate) config: Config,
+    pub(crate) nodes: NodeStore,
+    pub(crate) ledger: Ledger,
+    pub(crate) exec: Exec,
+    admitted: Mutex<HashSet<String>>,
+    started: Mutex<u64>,
+    followups: Mutex<HashMap<String, Vec<WorkSpec>>>,
+    stop_reason: Mutex<Option<String>>,
+    planner_stop: Mutex<Option<String>>,
+    notices: broadcast::Sender<Notice>,
+}
+
+impl ExperimentWorkflow {
+    /// Opens the workflow on a workdir whose `config.json` is `config` (already validated).
+    pub fn open(wd: Workdir, config: Config) -> Result<Self, WorkflowError> {
+        let exec = match config.executor.kind {
+            ExecutorKind::Local => Exec::Local(Arc::new(LocalExecutor::new(
+                config.executor.cancel_jobs_on_stop,
+            ))),
+            ExecutorKind::Slurm => {
+                let s = &config.executor.slurm;
+                let cfg = crate::executor::slurm::SlurmConfig {
+                    partition: s.partition.clone(),
+                    account: s.account.clone(),
+                    sbatch_args: s.sbatch_args.clone(),
+                    time_limit_min: s.time_limit_min,
+                };
+                Exec::Slurm(Arc::new(SlurmExecutor::new(
+                    cfg,
+                    config.executor.cancel_jobs_on_stop,
+                )))
+            }
+        };
+        let nodes = NodeStore::load(&wd)?;
+        let ledger = Ledger::load(&wd, &config)?;
+        let started = nodes.started_count();
+        let (notices, _) = broadcast::channel(1024);
+        Ok(ExperimentWorkflow {
+            wd,
+            config,
+            nodes,
+            ledger,
+            exec,
+            admitted: Mutex::new(HashSet::new()),
+            started: Mutex::new(started),
+            followups: Mutex::new(HashMap::new()),
+            stop_reason: Mutex::new(None),
+            planner_stop: Mutex::new(None),
+            notices,
+        })
+    }
+
+    /// Listens to node notices.
+    pub fn subscribe(&self) -> broadcast::Receiver<Notice> {
+        self.notices.subscribe()
+    }
+
+    pub(crate) fn notify(&self, notice: Notice) {
+        let _ = self.notices.send(notice);
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Experiments started so far (over all resumes).
+    pub fn experiments_started(&self) -> u64 {
+        self.started.lock().map(|s| *s).unwrap_or(0)
+    }
+
+    /// The run state (best, plateau, budgets).
+    pub fn state(&self) -> crate::model::RunState {
+        let mut s = self.ledger.snapshot();
+        s.experiments_started = self.experiments_started();
+        s
+    }
+
+    /// Persists the final state after the engine returned: time used and why it stopped.
+    pub fn finish(&self, report: &RunReport) -> Result<(), WorkflowError> {
+        let reason = self
+            .stop_reason
+            .lock()
+            .ok()
+            .and_then(|r| r.clone())
+            .or_else(|| self.planner_stop.lock().ok().and_then(|r| r.clone()))
+            .or_else(|| report.stop_reason.clone());
+        let started = self.experiments_started();
+        let interrupted = report.status == autoresearch_engine::EngineStatus::Interrupted;
+        self.ledger.update(|s| {
+            s.experiments_started = started;
+            s.stop_reason = if interrupted { None } else { reason };
+        })?;
+        self.nodes.write_tree()?;
+        Ok(())
+    }
+
+    /// The planner's latest word: `Some(reason)` when it had nothing to propose, `None` when it
+    /// launched something after all.
+    pub(crate) fn set_planner_stop(&self, reason: Option<String>) {
+        if let Ok(mut r) = self.planner_stop.lock() {
+            *r = reason;
+        }
+    }
+
+    pub(crate) fn set_stop_reason(&self, reason: String) {
+        if let Ok(mut r) = self.stop_reason.lock() {
+            if r.is_none() {
+                *r = Some(reason);
+            }
+        }
+    }
+
+    /// The engine spec for a node.
+    pub(crate) fn work_spec(spec: &NodeSpec) -> WorkSpec {
+        let mut payload = Map::new();
+        payload.insert("name".into(), json!(spec.name));
+        payload.insert("params".into(), Value::Object(spec.params.clone()));
+        payload.insert("parent_id".into(), json!(spec.parent_id));
+        WorkSpec {
+            id: spec.node_id.clone(),
+            priority: spec.priority,
+            kind: SPEC_KIND.into(),
+            payload,
+        }
+    }
+
+    /// Creates a node for a proposal and returns its spec.
+    pub(crate) fn new_node(
+        &self,
+        name: &str,
+        parent_id: Option<String>,
+        hypothesis: String,
+        params: Map<String, Value>,
+        changes: Option<String>,
+        priority: f64,
+    ) -> Result<NodeSpec, WorkError> {
+        let params = self.config.complete_params(&params);
+        let command = self
+            .config
+            .render(&params)
+            .map_err(|e| WorkError::msg(format!("cannot build the command for {name}: {e}")))?;
+        let spec = NodeSpec {
+            node_id: self.nodes.allocate_id(name),
+            name: name.to_string(),
+            parent_id,
+            hypothesis,
+            params,
+            changes,
+            command,
+            priority,
+            created_at: now_millis(),
+        };
+        self.nodes.create(spec.clone()).map_err(WorkError::msg)?;
+        Ok(spec)
+    }
+
+    /// Baseline and seeds of a fresh run.
+    fn fresh_specs(&self) -> Result<Vec<WorkSpec>, WorkError> {
+        let mut out = Vec::new();
+        let base = self.new_node(
+            "baseline",
+            None,
+            "the configuration as given".into(),
+            self.config.baseline.clone(),
+            None,
+            BASELINE_PRIORITY,
+        )?;
+        let base_id = base.node_id.clone();
+        self.ledger
+            .update(|s| s.baseline_node = Some(base_id))
+            .map_err(WorkError::msg)?;
+        out.push(Self::work_spec(&base));
+        for seed in &self.config.seeds {
+            let spec = self.new_node(
+                &seed.name,
+                None,
+                seed.hypothesis
+                    .clone()
+                    .unwrap_or_else(|| format!("seed {}", seed.name)),
+                seed.params.clone(),
+                None,
+                seed.priority,
+            )?;
+            out.push(Self::work_spec(&spec));
+        }
+        self.nodes.write_tree().map_err(WorkError::msg)?;
+        Ok(out)
+    }
+
+    /// Nodes the checkpoint does not know but the node files say should run: queued nodes
+    /// created after the checkpoint was written (or all, without a checkpoint), and nodes found
+    /// mid-flight without a checkpoint entry.
+    fn rederive(&self, start: &StartInfo) -> Vec<WorkSpec> {
+        let known: HashSet<&str> = start
+            .queued
+            .iter()
+            .chain(start.running.iter())
+            .map(String::as_str)
+            .collect();
+        let since = start.checkpoint_updated_at.as_deref();
+        let mut out = Vec::new();
+        for node in self.nodes.all() {
+            let id = node.spec.node_id.as_str();
+            if known.contains(id) || self.wd.node_dir(id).join(DROPPED_MARKER).exists() {
+                continue;
+            }
+            let newer = match since {
+                None => true,
+                Some(t) => node.spec.created_at.as_str() > t,
+            };
+            if node.status == NodeStatus::Queued && newer {
+                out.push(Self::work_spec(&node.spec));
+            } else if node.status.is_active() {
+                let mut spec = Self::work_spec(&node.spec);
+                spec.priority = RECOVER_PRIORITY;
+                out.push(spec);
+            }
+        }
+        out
+    }
+}
+
+/// Now, RFC 3339 with milliseconds.
+pub(crate) fn now_millis() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+impl Workflow for ExperimentWorkflow {
+    async fn initial_specs(&self, start: &StartInfo) -> Result<Vec<WorkSpec>, WorkError> {
+        // Under the engine's lock now: count results a crash left unrecorded.
+        let fixed = self
+            .ledger
+            .reconcile(&self.nodes, &self.config)
+            .map_err(WorkError::msg)?;
+        if !fixed.is_empty() {
+            tracing::warn!(nodes = ?fixed, "recorded results that a crash left unrecorded");
+        }
+        let fresh = !start.resumed && self.nodes.all().is_empty();
+        if fresh {
+            return self.fresh_specs();
+        }
+        let specs = self.rederive(start);
+        if !specs.is_empty() {
+            tracing::info!(count = specs.len(), "re-derived nodes missing from the checkpoint");
+        }
+        Ok(specs)
+    }
+
+    fn admit(&self, spec: &WorkSpec) -> Admission {
+        let limits = &self.config.limits;
+        let state = self.ledger.snapshot();
+        let already = self
+            .nodes
+            .get(&spec.id)
+            .is_some_and(|n| n.status != NodeStatus::Queued);
+        let mut admitted = self.admitted.lock().unwrap_or_else(|p| p.into_inner());
+        let counted = already || admitted.contains(&spec.id);
+        let mut started = self.started.lock().unwrap_or_else(|p| p.into_inner());
+        if !counted && *started >= limits.max_experiments {
+            let r = format!("max_experiments reached ({} started)", *started);
+            self.set_stop_reason(r.clone());
+            return Admission::Stop(r);
+        }
+        if state.plateau >= limits.patience {
+            let r = format!(
+                "plateau: {} experiments in a row without an improvement of {}% (patience {})",
+                state.plateau,
+                self.config.objective.min_improvement * 100.0,
+                limits.patience
+            );
+            self.set_stop_reason(r.clone());
+            return Admission::Stop(r);
+        }
+        if let Some(budget) = limits.time_budget_s {
+            if state.time_used_s >= budget {
+                let r = format!("time budget used ({:.0} s of {budget:.0} s)", state.time_used_s);
+                self.set_stop_reason(r.clone());
+                return Admission::Stop(r);
+            }
+        }
+        if !counted {
+            admitted.insert(spec.id.clone());
+            *started += 1;
+        }
+        Admission::Start
+    }
+
+    async fn run(&self, spec: WorkSpec, ctx: RunContext) -> Result<Vec<WorkSpec>, WorkError> {
+        self.run_node(spec, ctx).await
+    }
+
+    async fn on_outcome(&self, spec: &WorkSpec, outcome: &Outcome) -> Decision {
+        let enqueue = match outcome {
+            Outcome::Completed { children } => children.clone(),
+            Outcome::Failed { .. } | Outcome::Panicked { .. } => self
+                .followups
+                .lock()
+                .ok()
+                .and_then(|mut f| f.remove(&spec.id))
+                .unwrap_or_default(),
+            Outcome::Cancelled => Vec::new(),
+        };
+        if let Outcome::Panicked { message } = outcome {
+            // A bug, not the job: record it so the node does not stay "running" forever.
+            self.record_unexpected(&spec.id, message);
+        }
+        if !matches!(outcome, Outcome::Cancelled) {
+            if let Err(e) = self.nodes.write_tree() {
+                tracing::warn!("could not write tree.json: {e}");
+            }
+        }
+        Decision {
+            enqueue,
+            stop: None,
+        }
+    }
+}

@@ -1,0 +1,372 @@
+//! The node store: reads and writes `engine/nodes/<id>/…` atomically and keeps an in-memory
+//! index of every node (spec, status, primary metric) so nothing has to be re-read from disk on
+//! the hot path. Node ids are `NNN_<sanitized name>`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use autoresearch_engine::atomic::{create_dir_durable, write_atomic, write_json_atomic};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::model::{Failure, NodeResult, NodeSpec, NodeStatus, TreeFile, TreeNode};
+use crate::workdir::Workdir;
+
+/// Errors of the node store.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// A node file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A node file is not valid.
+    #[error("{}: {message}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Result alias for node operations.
+pub type NodeResultT<T> = Result<T, NodeError>;
+
+/// What the index knows about one node.
+#[derive(Debug, Clone)]
+pub struct NodeInfo {
+    /// The node's spec.
+    pub spec: NodeSpec,
+    /// Its lifecycle status.
+    pub status: NodeStatus,
+    /// Primary metric, once analyzed.
+    pub primary: Option<f64>,
+    /// Whether it improved on the best.
+    pub improved: bool,
+}
+
+#[derive(Default)]
+struct Index {
+    nodes: HashMap<String, NodeInfo>,
+    order: Vec<String>,
+    next_index: u64,
+}
+
+/// Node files plus their in-memory index.
+pub struct NodeStore {
+    wd: Workdir,
+    index: Mutex<Index>,
+}
+
+/// Turns a free-form name into the safe part of a node id: `[A-Za-z0-9._-]`, no leading dots,
+/// at most 100 characters; never empty.
+pub fn sanitize_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len().min(100));
+    let mut last_us = false;
+    for c in name.chars() {
+        let ok = c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_';
+        let c = if ok { c } else { '_' };
+        if c == '_' && last_us {
+            continue;
+        }
+        last_us = c == '_';
+        out.push(c);
+        if out.len() >= 100 {
+            break;
+        }
+    }
+    let trimmed = out.trim_matches(|c| c == '.' || c == '_' || c == '-');
+    // No `..` anywhere: collapse dot runs.
+    let mut clean = String::with_capacity(trimmed.len());
+    for c in trimmed.chars() {
+        if c == '.' && clean.ends_with('.') {
+            continue;
+        }
+        clean.push(c);
+    }
+    if clean.is_empty() {
+        "node".to_string()
+    } else {
+        clean
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> NodeError + '_ {
+    move |source| NodeError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Reads a JSON file; `Ok(None)` when missing.
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> NodeResultT<Option<T>> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| NodeError::Invalid {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(NodeError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }),
+    }
+}
+
+/// The numeric prefix of a node id (`012_x` → 12).
+pub fn id_number(id: &str) -> Option<u64> {
+    id.split('_').next().and_then(|n| n.parse().ok())
+}
+
+impl NodeStore {
+    /// Loads every node under `engine/nodes/` into the index.
+    pub fn load(wd: &Workdir) -> NodeResultT<NodeStore> {
+        let dir = wd.nodes_dir();
+        let mut index = Index::default();
+        let mut ids: Vec<String> = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd
+                .filter_map(Result::ok)
+                .filter(|e| e.path().join("spec.json").is_file())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(NodeError::Io { path: dir, source: e }),
+        };
+        ids.sort_by_key(|id| (id_number(id).unwrap_or(u64::MAX), id.clone()));
+        for id in ids {
+            let Some(spec) = read_json::<NodeSpec>(&wd.node_spec(&id))? else {
+                continue;
+            };
+            let status = read_status(wd, &id)?.unwrap_or(NodeStatus::Queued);
+            let result = if status.is_terminal() || status == NodeStatus::Planning {
+                read_json::<NodeResult>(&wd.node_result(&id)).ok().flatten()
+            } else {
+                None
+            };
+            if let Some(n) = id_number(&id) {
+                index.next_index = index.next_index.max(n + 1);
+            }
+            index.order.push(id.clone());
+            index.nodes.insert(
+                id,
+                NodeInfo {
+                    spec,
+                    status,
+                    primary: result.as_ref().and_then(|r| r.primary),
+                    improved: result.as_ref().is_some_and(|r| r.improved),
+                },
+            );
+        }
+        Ok(NodeStore {
+            wd: wd.clone(),
+            index: Mutex::new(index),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Index> {
+        // A panic while holding the lock leaves consistent data (every update is one insert).
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The workdir.
+    pub fn workdir(&self) -> &Workdir {
+        &self.wd
+    }
+
+    /// Reserves the next node id for `name`.
+    pub fn allocate_id(&self, name: &str) -> String {
+        let mut idx = self.lock();
+        let n = idx.next_index;
+        idx.next_index += 1;
+        format!("{n:03}_{}", sanitize_name(name))
+    }
+
+    /// Writes a new node (spec.json, then status `queued`) and indexes it.
+    pub fn create(&self, spec: NodeSpec) -> NodeResultT<()> {
+        let id = spec.node_id.clone();
+        let dir = self.wd.node_dir(&id);
+        create_dir_durable(&dir).map_err(io(&dir))?;
+        let path = self.wd.node_spec(&id);
+        write_json_atomic(&path, &spec).map_err(io(&path))?;
+        self.set_status(&id, NodeStatus::Queued)?;
+        let mut idx = self.lock();
+        if !idx.nodes.contains_key(&id) {
+            idx.order.push(id.clone());
+        }
+        idx.nodes.insert(
+            id,
+            NodeInfo {
+                spec,
+                status: NodeStatus::Queued,
+                primary: None,
+                improved: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// Persists a phase boundary (`status.txt`) and updates the index.
+    pub fn set_status(&self, id: &str, status: NodeStatus) -> NodeResultT<()> {
+        let path = self.wd.node_status(id);
+        write_atomic(&path, format!("{}\n", status.as_str()).as_bytes()).map_err(io(&path))?;
+        if let Some(n) = self.lock().nodes.get_mut(id) {
+            n.status = status;
+        }
+        Ok(())
+    }
+
+    /// Writes `result.json` and records the primary metric in the index.
+    pub fn write_result(&self, id: &str, result: &NodeResult) -> NodeResultT<()> {
+        let path = self.wd.node_result(id);
+        write_json_atomic(&path, result).map_err(io(&path))?;
+        if let Some(n) = self.lock().nodes.get_mut(id) {
+            n.primary = result.primary;
+            n.improved = result.improved;
+        }
+        Ok(())
+    }
+
+    /// Writes `failure.json`.
+    pub fn write_failure(&self, id: &str, failure: &Failure) -> NodeResultT<()> {
+        let path = self.wd.node_failure(id);
+        write_json_atomic(&path, failure).map_err(io(&path))
+    }
+
+    /// Writes any JSON file in the node dir (e.g. `plan.json`).
+    pub fn write_file<T: Serialize>(&self, id: &str, name: &str, value: &T) -> NodeResultT<()> {
+        let path = self.wd.node_dir(id).join(name);
+        write_json_atomic(&path, value).map_err(io(&path))
+    }
+
+    /// Reads a JSON file of the node dir.
+    pub fn read_file<T: DeserializeOwned>(&self, id: &str, name: &str) -> NodeResultT<Option<T>> {
+        read_json(&self.wd.node_dir(id).join(name))
+    }
+
+    /// A node's index entry.
+    pub fn get(&self, id: &str) -> Option<NodeInfo> {
+        self.lock().nodes.get(id).cloned()
+    }
+
+    /// All nodes in creation order.
+    pub fn all(&self) -> Vec<NodeInfo> {
+        let idx = self.lock();
+        idx.order
+            .iter()
+            .filter_map(|id| idx.nodes.get(id).cloned())
+            .collect()
+    }
+
+    /// How many nodes ever left `queued` (experiments started).
+    pub fn started_count(&self) -> u64 {
+        self.lock()
+            .nodes
+            .values()
+            .filter(|n| n.status != NodeStatus::Queued)
+            .count() as u64
+    }
+
+    /// Writes `engine/tree.json` from the index.
+    pub fn write_tree(&self) -> NodeResultT<()> {
+        let tree = {
+            let idx = self.lock();
+            TreeFile {
+                schema_version: 1,
+                nodes: idx
+                    .order
+                    .iter()
+                    .filter_map(|id| idx.nodes.get(id))
+                    .map(|n| TreeNode {
+                        id: n.spec.node_id.clone(),
+                        name: n.spec.name.clone(),
+                        parent_id: n.spec.parent_id.clone(),
+                        status: n.status,
+                        primary: n.primary,
+                        improved: n.improved,
+                        change: change_label(n, idx.nodes.get(n.spec.parent_id.as_deref().unwrap_or(""))),
+                    })
+                    .collect(),
+            }
+        };
+        let path = self.wd.tree();
+        write_json_atomic(&path, &tree).map_err(io(&path))
+    }
+}
+
+/// `status.txt` of a node, if present and valid.
+pub fn read_status(wd: &Workdir, id: &str) -> NodeResultT<Option<NodeStatus>> {
+    let path = wd.node_status(id);
+    match std::fs::read_to_string(&path) {
+        Ok(s) => NodeStatus::parse(&s).map(Some).ok_or_else(|| NodeError::Invalid {
+            path,
+            message: format!("unknown status {:?}", s.trim()),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(NodeError::Io { path, source: e }),
+    }
+}
+
+/// Edge label: the code change if any, else the parameters that differ from the parent.
+pub fn change_label(node: &NodeInfo, parent: Option<&NodeInfo>) -> String {
+    if let Some(c) = node.spec.changes.as_deref().filter(|c| !c.is_empty()) {
+        return c.to_string();
+    }
+    let Some(parent) = parent else {
+        return String::new();
+    };
+    node.spec
+        .params
+        .iter()
+        .filter(|(k, v)| parent.spec.params.get(*k) != Some(*v))
+        .map(|(k, v)| {
+            let old = parent
+                .spec
+                .params
+                .get(k)
+                .map(plain)
+                .unwrap_or_else(|| "∅".into());
+            format!("{k} {old}→{}", plain(v))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A JSON value without quotes for strings.
+pub fn plain(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitized_names_are_safe_ids() {
+        for (raw, want) in [
+            ("workers 8", "workers_8"),
+            ("../../etc/passwd", "etc_passwd"),
+            ("a/b\\c", "a_b_c"),
+            ("tab\there\nnl\u{7}", "tab_here_nl"),
+            ("..", "node"),
+            ("", "node"),
+            ("x..y", "x.y"),
+            ("ünïcødé", "n_c_d"),
+        ] {
+            let got = sanitize_name(raw);
+            assert_eq!(got, want, "{raw:?}");
+            assert!(autoresearch_engine::spec::is_valid_id(&format!("001_{got}")));
+            assert!(!got.contains(".."));
+        }
+        assert!(sanitize_name(&"x".repeat(500)).len() <= 100);
+    }
+}
