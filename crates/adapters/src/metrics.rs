@@ -1,1 +1,238 @@
-//! Metrics protocol (to be implemented).
+//! Metrics protocol (design §3): a job reports metrics by printing `METRIC <name>=<number>`
+//! lines on stdout or stderr and/or by writing a JSON object `{name: number}` to
+//! `$AUTORESEARCH_RUN_DIR/metrics.json`. The last value of a name wins; sources are read in the
+//! order `stdout.log`, `stderr.log`, `metrics.json`, so later sources win.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, ErrorKind};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+/// Lines longer than this (in bytes) are skipped without being buffered whole.
+const MAX_LINE: usize = 64 * 1024;
+
+/// Errors of reading a run's metrics.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// A log or `metrics.json` exists but could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `metrics.json` is not a JSON object.
+    #[error("{}: {message}", path.display())]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What was expected and found (with line and column for syntax errors).
+        message: String,
+    },
+}
+
+/// Parses one `METRIC <name>=<number>` line (leading and trailing whitespace and spaces
+/// around `=` allowed). Returns `None` for other lines, names outside `[A-Za-z0-9_.:/-]+`,
+/// and values that are not finite numbers.
+pub fn parse_metric_line(line: &str) -> Option<(&str, f64)> {
+    let rest = line.trim_start().strip_prefix("METRIC")?;
+    if !rest.starts_with([' ', '\t']) {
+        return None;
+    }
+    let (name, value) = rest.trim_start().split_once('=')?;
+    let name = name.trim_end();
+    if !crate::config::is_metric_name(name) {
+        return None;
+    }
+    let value: f64 = value.trim().parse().ok()?;
+    value.is_finite().then_some((name, value))
+}
+
+/// All metrics in `text` (see [`parse_metric_line`]); the last value of a name wins.
+pub fn parse_metric_lines(text: &str) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for line in text.split(['\n', '\r']) {
+        if let Some((name, value)) = parse_metric_line(line) {
+            out.insert(name.to_string(), value);
+        }
+    }
+    out
+}
+
+/// The metrics of a run: `METRIC` lines of `stdout.log`, then `stderr.log`, then the numbers of
+/// `metrics.json`; later sources win. Missing files are skipped; a `metrics.json` that is not a
+/// JSON object is an error naming the file (an empty one counts as no metrics). Non-numeric
+/// values in `metrics.json` are ignored.
+pub fn collect(run_dir: &Path) -> Result<BTreeMap<String, f64>, MetricsError> {
+    let mut out = BTreeMap::new();
+    for log in ["stdout.log", "stderr.log"] {
+        scan_log(&run_dir.join(log), &mut out)?;
+    }
+    read_metrics_json(&run_dir.join("metrics.json"), &mut out)?;
+    Ok(out)
+}
+
+/// Streams a log line by line (`\n` or `\r` ends a line), keeping the metric lines.
+/// Lines that are not UTF-8 or longer than [`MAX_LINE`] are skipped.
+fn scan_log(path: &Path, out: &mut BTreeMap<String, f64>) -> Result<(), MetricsError> {
+    let io_err = |source| MetricsError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err(e)),
+    };
+    let mut reader = BufReader::with_capacity(64 * 1024, file);
+    // Bytes of the current line when it spans buffer refills.
+    let mut partial: Vec<u8> = Vec::new();
+    // The current line is too long and is being skipped.
+    let mut skipping = false;
+    loop {
+        let buf = match reader.fill_buf() {
+            Ok(buf) => buf,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_err(e)),
+        };
+        if buf.is_empty() {
+            if !skipping {
+                scan_line(&partial, out);
+            }
+            return Ok(());
+        }
+        let mut start = 0;
+        while let Some(pos) = buf[start..].iter().position(|&b| b == b'\n' || b == b'\r') {
+            let end = start + pos;
+            if partial.is_empty() {
+                if !skipping {
+                    scan_line(&buf[start..end], out);
+                }
+            } else {
+                if !skipping && partial.len() + (end - start) <= MAX_LINE {
+                    partial.extend_from_slice(&buf[start..end]);
+                    scan_line(&partial, out);
+                }
+                partial.clear();
+            }
+            skipping = false;
+            start = end + 1;
+        }
+        let rest = &buf[start..];
+        if !skipping {
+            if partial.len() + rest.len() > MAX_LINE {
+                skipping = true;
+                partial.clear();
+            } else {
+                partial.extend_from_slice(rest);
+            }
+        }
+        let consumed = buf.len();
+        reader.consume(consumed);
+    }
+}
+
+fn scan_line(line: &[u8], out: &mut BTreeMap<String, f64>) {
+    let trimmed = line.trim_ascii_start();
+    if !trimmed.starts_with(b"METRIC") {
+        return;
+    }
+    if let Ok(text) = std::str::from_utf8(trimmed)
+        && let Some((name, value)) = parse_metric_line(text)
+    {
+        out.insert(name.to_string(), value);
+    }
+}
+
+fn read_metrics_json(path: &Path, out: &mut BTreeMap<String, f64>) -> Result<(), MetricsError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(MetricsError::Io {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    if bytes.trim_ascii().is_empty() {
+        return Ok(());
+    }
+    let malformed = |message: String| MetricsError::Malformed {
+        path: path.to_path_buf(),
+        message,
+    };
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        malformed(format!(
+            "expected a JSON object of metric name → number: {e}"
+        ))
+    })?;
+    let Value::Object(map) = value else {
+        let kind = match value {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Number(_) => "a number",
+            Value::String(_) => "a string",
+            Value::Array(_) => "an array",
+            Value::Object(_) => "an object",
+        };
+        return Err(malformed(format!(
+            "expected a JSON object of metric name → number, found {kind}"
+        )));
+    };
+    for (name, value) in map {
+        match value.as_f64() {
+            Some(x) if x.is_finite() => {
+                out.insert(name, x);
+            }
+            _ => tracing::warn!(
+                file = %path.display(),
+                metric = %name,
+                "ignoring a metric whose value is not a finite number"
+            ),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines() {
+        let text = "noise\n  METRIC a=1\nMETRIC b = 2.5e3 \r\nMETRICc=3\nMETRIC a=4\n\
+                    METRIC bad name=1\nMETRIC n=nan\nMETRIC i=inf\nMETRIC x=12ms\n\tMETRIC y=-.5";
+        let m = parse_metric_lines(text);
+        assert_eq!(
+            m,
+            BTreeMap::from([
+                ("a".to_string(), 4.0),
+                ("b".to_string(), 2500.0),
+                ("y".to_string(), -0.5)
+            ])
+        );
+    }
+
+    #[test]
+    fn long_lines_and_split_buffers() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Vec::new();
+        log.extend(std::iter::repeat_n(b'x', 200_000));
+        log.extend_from_slice(b" METRIC hidden=1\n");
+        log.extend_from_slice(b"\xff\xfe METRIC bin=1\n");
+        // A metric line straddling the 64 KiB buffer boundary.
+        log.extend(std::iter::repeat_n(b'y', 65_536 - (log.len() % 65_536) - 5));
+        log.extend_from_slice(b"\nMETRIC straddle=7\nprogress 1%\rMETRIC cr=2");
+        std::fs::write(dir.path().join("stdout.log"), &log).unwrap();
+        let m = collect(dir.path()).unwrap();
+        assert_eq!(
+            m,
+            BTreeMap::from([("cr".to_string(), 2.0), ("straddle".to_string(), 7.0)])
+        );
+    }
+}

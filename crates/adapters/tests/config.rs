@@ -1,0 +1,575 @@
+//! Configuration: defaults, JSON/TOML equivalence, error messages naming the file and the field
+//! path, resume rules, and shell-safe command rendering.
+
+use std::path::Path;
+use std::process::Command;
+
+use autoresearch_adapters::config::{
+    Config, ConfigError, Direction, ExecutorKind, NumType, Param, PlannerKind, Scale,
+    canonical_params_key, param_env, render_command,
+};
+use serde_json::{Map, Value, json};
+
+const DESIGN_JSON: &str = r#"{
+  "objective": { "metric": "throughput", "direction": "maximize", "min_improvement": 0.01 },
+  "job": { "command": "sh bench.sh --workers {workers} --chunk {chunk}", "cwd": ".",
+           "timeout_s": 600, "env": {} },
+  "search_space": { "workers": [1, 2, 4, 8],
+                    "chunk": { "min": 16, "max": 4096, "scale": "log", "type": "int" } },
+  "baseline": { "workers": 1, "chunk": 64 },
+  "seeds": [ { "name": "big_chunks", "params": { "workers": 2, "chunk": 1024 }, "priority": -10 } ],
+  "planner": { "kind": "search" },
+  "executor": { "kind": "local" },
+  "limits": { "max_experiments": 40, "patience": 8, "time_budget_s": null, "max_concurrency": 2 }
+}"#;
+
+const DESIGN_TOML: &str = r#"
+[objective]
+metric = "throughput"
+direction = "maximize"
+min_improvement = 0.01
+
+[job]
+command = "sh bench.sh --workers {workers} --chunk {chunk}"
+cwd = "."
+timeout_s = 600
+env = {}
+
+[search_space]
+workers = [1, 2, 4, 8]
+chunk = { min = 16, max = 4096, scale = "log", type = "int" }
+
+[baseline]
+workers = 1
+chunk = 64
+
+[[seeds]]
+name = "big_chunks"
+params = { workers = 2, chunk = 1024 }
+priority = -10
+
+[planner]
+kind = "search"
+
+[executor]
+kind = "local"
+
+[limits]
+max_experiments = 40
+patience = 8
+max_concurrency = 2
+"#;
+
+const MINIMAL: &str = r#"{
+  "objective": { "metric": "loss", "direction": "minimize" },
+  "job": { "command": "python train.py --lr {lr}" },
+  "search_space": { "lr": { "min": 0.0001, "max": 1, "scale": "log" } },
+  "baseline": { "lr": 0.01 }
+}"#;
+
+fn json_origin() -> &'static Path {
+    Path::new("/runs/exp/config.json")
+}
+
+/// Parses `DESIGN_JSON` with `edit` applied to its value.
+fn with_edit(edit: impl FnOnce(&mut Value)) -> Result<Config, ConfigError> {
+    let mut v: Value = serde_json::from_str(DESIGN_JSON).unwrap();
+    edit(&mut v);
+    Config::from_json_str(&serde_json::to_string_pretty(&v).unwrap(), json_origin())
+}
+
+/// Asserts that `result` is an error whose text names the file and contains every `needle`.
+fn assert_err(result: Result<Config, ConfigError>, needles: &[&str]) -> String {
+    let err = match result {
+        Ok(c) => panic!("expected an error containing {needles:?}, got {c:?}"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("config.json") || err.contains("config.toml"),
+        "error does not name the file: {err}"
+    );
+    for needle in needles {
+        assert!(
+            err.contains(needle),
+            "error {err:?} does not contain {needle:?}"
+        );
+    }
+    err
+}
+
+#[test]
+fn defaults_are_applied() {
+    let c = Config::from_json_str(MINIMAL, json_origin()).unwrap();
+    assert_eq!(c.objective.direction, Direction::Minimize);
+    assert_eq!(c.objective.min_improvement, 0.01);
+    assert_eq!(c.job.cwd, Path::new("."));
+    assert_eq!(c.job.timeout_s, Some(600.0));
+    assert!(c.job.env.is_empty());
+    assert!(c.seeds.is_empty());
+    assert_eq!(c.planner.kind, PlannerKind::Search);
+    assert_eq!(c.planner.seed, 0);
+    assert_eq!(c.planner.batch, None);
+    assert_eq!(c.batch(), 2, "batch defaults to limits.max_concurrency");
+    assert_eq!(c.executor.kind, ExecutorKind::Local);
+    assert!(!c.executor.cancel_jobs_on_stop);
+    assert_eq!(c.executor.slurm, Default::default());
+    assert_eq!(c.limits.max_experiments, 40);
+    assert_eq!(c.limits.patience, 8);
+    assert_eq!(c.limits.time_budget_s, None);
+    assert_eq!(c.limits.max_concurrency, 2);
+    match c.search_space.get("lr") {
+        Some(Param::Range(r)) => {
+            assert_eq!(r.scale, Scale::Log);
+            assert_eq!(r.kind, NumType::Float);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(c.origin, json_origin());
+}
+
+#[test]
+fn explicit_values_and_null_timeout() {
+    let c = with_edit(|v| {
+        v["job"]["timeout_s"] = Value::Null;
+        v["planner"]["batch"] = json!(5);
+        v["limits"]["max_concurrency"] = json!(3);
+        v["limits"]["time_budget_s"] = json!("2h");
+    })
+    .unwrap();
+    assert_eq!(c.job.timeout_s, None);
+    assert_eq!(c.job.timeout(), None);
+    assert_eq!(c.batch(), 5);
+    assert_eq!(c.limits.time_budget_s, Some(7200.0));
+    assert_eq!(c.seeds[0].priority, -10.0);
+    assert_eq!(c.seeds[0].hypothesis, None);
+}
+
+#[test]
+fn json_and_toml_give_equal_configs() {
+    let a = Config::from_json_str(DESIGN_JSON, json_origin()).unwrap();
+    let b = Config::from_toml_str(DESIGN_TOML, Path::new("/runs/exp/config.toml")).unwrap();
+    assert_eq!(a, b);
+    let names: Vec<&str> = b.search_space.names().collect();
+    assert_eq!(names, ["workers", "chunk"], "declaration order is kept");
+}
+
+#[test]
+fn pretty_json_round_trips() {
+    let a = Config::from_toml_str(DESIGN_TOML, Path::new("config.toml")).unwrap();
+    let text = a.to_json_pretty();
+    let b = Config::from_json_str(&text, Path::new("config.json")).unwrap();
+    assert_eq!(a, b);
+    // Integral numbers are written as integers, no timeout is written as null.
+    assert!(text.contains("\"timeout_s\": 600,"), "{text}");
+    assert!(text.contains("\"min\": 16,"), "{text}");
+    let none = with_edit(|v| v["job"]["timeout_s"] = Value::Null).unwrap();
+    let back = Config::from_json_str(&none.to_json_pretty(), json_origin()).unwrap();
+    assert_eq!(back.job.timeout_s, None);
+}
+
+#[test]
+fn load_by_extension() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("config.json");
+    let toml = dir.path().join("config.toml");
+    std::fs::write(&json, DESIGN_JSON).unwrap();
+    std::fs::write(&toml, DESIGN_TOML).unwrap();
+    assert_eq!(Config::load(&json).unwrap(), Config::load(&toml).unwrap());
+    let yaml = dir.path().join("config.yaml");
+    std::fs::write(&yaml, "x: 1").unwrap();
+    let err = Config::load(&yaml).unwrap_err().to_string();
+    assert!(
+        err.contains("config.yaml") && err.contains(".json"),
+        "{err}"
+    );
+    let missing = Config::load(&dir.path().join("nope.json"))
+        .unwrap_err()
+        .to_string();
+    assert!(missing.contains("nope.json"), "{missing}");
+}
+
+#[test]
+fn unknown_top_level_key() {
+    let err = assert_err(
+        with_edit(|v| v["limts"] = json!({})),
+        &["limts", "objective", "search_space", "limits"],
+    );
+    assert!(err.contains("did you mean `limits`"), "{err}");
+}
+
+#[test]
+fn unknown_nested_key() {
+    assert_err(
+        with_edit(|v| v["limits"]["max_concurency"] = json!(3)),
+        &["limits.max_concurency", "max_concurrency"],
+    );
+    assert_err(
+        with_edit(|v| v["search_space"]["chunk"]["step"] = json!(3)),
+        &["search_space.chunk.step", "scale"],
+    );
+}
+
+#[test]
+fn wrong_type() {
+    assert_err(
+        with_edit(|v| v["limits"]["max_concurrency"] = json!("two")),
+        &["limits.max_concurrency", "\"two\"", "line"],
+    );
+    assert_err(
+        with_edit(|v| v["search_space"]["chunk"]["min"] = json!("small")),
+        &["search_space.chunk.min", "small"],
+    );
+    assert_err(
+        with_edit(|v| v["search_space"]["workers"] = json!("1,2")),
+        &["search_space.workers", "array of choices"],
+    );
+}
+
+#[test]
+fn wrong_type_in_toml_names_path_and_line() {
+    let text = DESIGN_TOML.replace("patience = 8", "patience = \"eight\"");
+    let err = Config::from_toml_str(&text, Path::new("exp/config.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("exp/config.toml"), "{err}");
+    assert!(err.contains("limits.patience"), "{err}");
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("patience"))
+        .unwrap()
+        + 1;
+    assert!(err.contains(&format!("line {line}, column 12")), "{err}");
+}
+
+#[test]
+fn direction_up() {
+    assert_err(
+        with_edit(|v| v["objective"]["direction"] = json!("up")),
+        &["objective.direction", "up", "maximize", "minimize"],
+    );
+}
+
+#[test]
+fn empty_choices() {
+    assert_err(
+        with_edit(|v| v["search_space"]["workers"] = json!([])),
+        &["search_space.workers", "non-empty"],
+    );
+}
+
+#[test]
+fn duplicate_and_bad_choices() {
+    assert_err(
+        with_edit(|v| v["search_space"]["workers"] = json!([1, 2, 2.0])),
+        &["search_space.workers[2]", "distinct"],
+    );
+    assert_err(
+        with_edit(|v| v["search_space"]["workers"] = json!([1, null])),
+        &["search_space.workers[1]", "null"],
+    );
+}
+
+#[test]
+fn min_greater_than_max() {
+    assert_err(
+        with_edit(|v| v["search_space"]["chunk"]["min"] = json!(5000)),
+        &["search_space.chunk.min", "min < max", "5000", "4096"],
+    );
+}
+
+#[test]
+fn log_with_min_zero() {
+    assert_err(
+        with_edit(|v| v["search_space"]["chunk"]["min"] = json!(0)),
+        &["search_space.chunk.min", "log", "> 0", "found 0"],
+    );
+}
+
+#[test]
+fn baseline_outside_range() {
+    assert_err(
+        with_edit(|v| v["baseline"]["chunk"] = json!(8192)),
+        &["baseline.chunk", "16", "4096", "8192"],
+    );
+    assert_err(
+        with_edit(|v| v["baseline"]["chunk"] = json!(64.5)),
+        &["baseline.chunk", "integer", "64.5"],
+    );
+    assert_err(
+        with_edit(|v| v["baseline"]["workers"] = json!(3)),
+        &["baseline.workers", "one of [1, 2, 4, 8]", "3"],
+    );
+}
+
+#[test]
+fn baseline_missing_or_extra_param() {
+    assert_err(
+        with_edit(|v| {
+            v["baseline"].as_object_mut().unwrap().remove("chunk");
+        }),
+        &["baseline.chunk", "missing"],
+    );
+    assert_err(
+        with_edit(|v| v["baseline"]["threads"] = json!(1)),
+        &["baseline.threads", "unknown parameter", "workers, chunk"],
+    );
+}
+
+#[test]
+fn seed_params_are_checked() {
+    assert_err(
+        with_edit(|v| v["seeds"][0]["params"]["chunk"] = json!(1)),
+        &["seeds[0].params.chunk", "16"],
+    );
+    // Partial seeds are fine.
+    let c = with_edit(|v| v["seeds"][0]["params"] = json!({ "workers": 8 })).unwrap();
+    let full = c.complete_params(&c.seeds[0].params);
+    assert_eq!(Value::Object(full), json!({ "workers": 8, "chunk": 64 }));
+}
+
+#[test]
+fn placeholder_not_in_search_space() {
+    assert_err(
+        with_edit(|v| v["job"]["command"] = json!("sh bench.sh {workers} {threads}")),
+        &["job.command", "{threads}", "workers, chunk"],
+    );
+    // Escaped braces and non-name braces are not placeholders.
+    with_edit(|v| v["job"]["command"] = json!("awk '{{threads}}' ${1} {workers}")).unwrap();
+}
+
+#[test]
+fn bad_param_name() {
+    assert_err(
+        with_edit(|v| {
+            v["search_space"]["bad-name"] = json!([1, 2]);
+            v["baseline"]["bad-name"] = json!(1);
+        }),
+        &["search_space.bad-name", "[A-Za-z_]"],
+    );
+}
+
+#[test]
+fn max_concurrency_zero_and_other_limits() {
+    assert_err(
+        with_edit(|v| v["limits"]["max_concurrency"] = json!(0)),
+        &["limits.max_concurrency", "1 to 1024", "found 0"],
+    );
+    assert_err(
+        with_edit(|v| v["limits"]["max_concurrency"] = json!(2000)),
+        &["limits.max_concurrency", "2000"],
+    );
+    assert_err(
+        with_edit(|v| v["limits"]["patience"] = json!(0)),
+        &["limits.patience"],
+    );
+    assert_err(
+        with_edit(|v| v["limits"]["time_budget_s"] = json!(-1)),
+        &["limits.time_budget_s", "-1"],
+    );
+    assert_err(
+        with_edit(|v| v["objective"]["min_improvement"] = json!(-0.5)),
+        &["objective.min_improvement", "-0.5"],
+    );
+    assert_err(
+        with_edit(|v| v["job"]["timeout_s"] = json!(0)),
+        &["job.timeout_s", "found 0"],
+    );
+}
+
+#[test]
+fn agent_planner_is_refused() {
+    assert_err(
+        with_edit(|v| v["planner"]["kind"] = json!("agent")),
+        &[
+            "planner.kind",
+            "not available in this build",
+            "\"search\"",
+            "\"none\"",
+        ],
+    );
+}
+
+#[test]
+fn json_syntax_error_has_line_and_column() {
+    let text = "{\n  \"objective\": { \"metric\": \"x\",, }\n}";
+    let err = Config::from_json_str(text, json_origin()).unwrap_err();
+    match &err {
+        ConfigError::Syntax { line, column, .. } => {
+            assert_eq!(*line, 2);
+            assert!(*column > 0);
+        }
+        other => panic!("expected a syntax error, got {other:?}"),
+    }
+    let msg = err.to_string();
+    assert!(
+        msg.contains("config.json") && msg.contains("line 2, column"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn toml_syntax_error_has_line_and_column() {
+    let text = "[objective]\nmetric = \"x\"\ndirection = maximize\n";
+    let err = Config::from_toml_str(text, Path::new("a/config.toml")).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("a/config.toml"), "{msg}");
+    assert!(msg.contains("line 3, column 13"), "{msg}");
+}
+
+#[test]
+fn top_level_not_an_object() {
+    assert_err(
+        Config::from_json_str("[1, 2]", json_origin()),
+        &["(top level)", "object", "array"],
+    );
+}
+
+#[test]
+fn merge_for_resume_accepts_limits_and_slurm() {
+    let stored = Config::from_json_str(DESIGN_JSON, json_origin()).unwrap();
+    let given = with_edit(|v| {
+        v["limits"]["max_experiments"] = json!(100);
+        v["limits"]["max_concurrency"] = json!(8);
+        v["executor"]["slurm"] = json!({ "partition": "gpu", "sbatch_args": ["--gres=gpu:1"] });
+    })
+    .unwrap();
+    let merged = Config::merge_for_resume(&stored, &given).unwrap();
+    assert_eq!(merged.limits.max_experiments, 100);
+    assert_eq!(merged.limits.max_concurrency, 8);
+    assert_eq!(merged.batch(), 8);
+    assert_eq!(merged.executor.slurm.partition.as_deref(), Some("gpu"));
+    assert_eq!(merged.job, stored.job);
+    assert_eq!(merged.origin, stored.origin);
+}
+
+#[test]
+fn merge_for_resume_refuses_other_changes() {
+    let stored = with_edit(|v| v["job"]["command"] = json!("sh a.sh {workers} {chunk}")).unwrap();
+    let given = with_edit(|v| {
+        v["job"]["command"] = json!("sh b.sh {workers} {chunk}");
+        v["search_space"]["workers"] = json!([1, 2, 4, 8, 16]);
+        v["limits"]["patience"] = json!(3);
+    })
+    .unwrap();
+    let err = Config::merge_for_resume(&stored, &given).unwrap_err();
+    let ConfigError::ForbiddenChange { diff } = &err else {
+        panic!("expected ForbiddenChange, got {err:?}");
+    };
+    let paths: Vec<&str> = diff.iter().map(|d| d.path.as_str()).collect();
+    assert_eq!(paths, ["job.command", "search_space.workers[4]"]);
+    let msg = err.to_string();
+    assert!(
+        msg.contains(
+            r#"job.command: stored "sh a.sh {workers} {chunk}", given "sh b.sh {workers} {chunk}""#
+        ),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("new workdir") && msg.contains("limits"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn merge_treats_equal_numbers_as_equal() {
+    let stored = Config::from_json_str(DESIGN_JSON, json_origin()).unwrap();
+    let given = with_edit(|v| v["search_space"]["workers"] = json!([1.0, 2, 4, 8])).unwrap();
+    Config::merge_for_resume(&stored, &given).unwrap();
+}
+
+const NASTY: &[&str] = &[
+    "two words",
+    "it's",
+    "say \"hi\"",
+    "a; touch /tmp/PWNED",
+    "$(touch PWNED)",
+    "`touch PWNED`",
+    "'; touch PWNED; echo '",
+    "\\n and \\",
+    "",
+    "  leading and trailing  ",
+    "ünïcödé * ? [a] ~ # &",
+];
+
+#[test]
+fn render_command_passes_values_verbatim() {
+    let dir = tempfile::tempdir().unwrap();
+    for raw in NASTY {
+        let mut params = Map::new();
+        params.insert("v".into(), Value::String(raw.to_string()));
+        params.insert("n".into(), json!(8.0));
+        let cmd = render_command("printf '%s\\n' {v} {n}", &params).unwrap();
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(&cmd)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{cmd}: {out:?}");
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            format!("{raw}\n8\n"),
+            "command: {cmd}"
+        );
+    }
+    let created: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(created.is_empty(), "a value was executed: {created:?}");
+    assert!(!Path::new("/tmp/PWNED").exists());
+}
+
+#[test]
+fn render_command_numbers_and_escapes() {
+    let c = Config::from_json_str(DESIGN_JSON, json_origin()).unwrap();
+    let params = c.complete_params(&serde_json::from_str(r#"{"chunk": 256.0}"#).unwrap());
+    assert_eq!(
+        c.render(&params).unwrap(),
+        "sh bench.sh --workers 1 --chunk 256"
+    );
+    let lr: Map<String, Value> = serde_json::from_str(r#"{"lr": 0.001, "b": true}"#).unwrap();
+    assert_eq!(
+        render_command("x {{lr}} {lr} {b} }}", &lr).unwrap(),
+        "x {lr} 0.001 true }"
+    );
+    let err = render_command("x {missing}", &lr).unwrap_err().to_string();
+    assert!(
+        err.contains("{missing}") && err.contains("job.command"),
+        "{err}"
+    );
+}
+
+#[test]
+fn param_env_uses_raw_values() {
+    let params: Map<String, Value> =
+        serde_json::from_str(r#"{"workers": 4, "mode": "it's fast", "lr": 1e-7}"#).unwrap();
+    assert_eq!(
+        param_env(&params),
+        vec![
+            ("AUTORESEARCH_PARAM_WORKERS".to_string(), "4".to_string()),
+            (
+                "AUTORESEARCH_PARAM_MODE".to_string(),
+                "it's fast".to_string()
+            ),
+            ("AUTORESEARCH_PARAM_LR".to_string(), "1e-7".to_string()),
+        ]
+    );
+}
+
+#[test]
+fn canonical_keys_ignore_order_and_number_form() {
+    let a: Map<String, Value> = serde_json::from_str(r#"{"a": 8, "b": "x"}"#).unwrap();
+    let b: Map<String, Value> = serde_json::from_str(r#"{"b": "x", "a": 8.0}"#).unwrap();
+    let c: Map<String, Value> = serde_json::from_str(r#"{"b": "x", "a": "8"}"#).unwrap();
+    assert_eq!(canonical_params_key(&a), canonical_params_key(&b));
+    assert_ne!(canonical_params_key(&a), canonical_params_key(&c));
+}
+
+#[test]
+fn improvement_is_relative() {
+    let c = Config::from_json_str(DESIGN_JSON, json_origin()).unwrap();
+    assert!(c.objective.is_improvement(1.0, None));
+    assert!(c.objective.is_improvement(102.0, Some(100.0)));
+    assert!(!c.objective.is_improvement(100.5, Some(100.0)));
+    let m = Config::from_json_str(MINIMAL, json_origin()).unwrap();
+    assert!(m.objective.is_improvement(0.5, Some(1.0)));
+    assert!(!m.objective.is_improvement(0.995, Some(1.0)));
+}
