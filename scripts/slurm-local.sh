@@ -58,6 +58,16 @@ pid_alive() {
 	[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$comm" ]
 }
 
+# pids_named <comm>: pids of the processes with this command name (no procps needed: a fresh
+# Debian container has no pgrep).
+pids_named() {
+	local d
+	for d in /proc/[0-9]*; do
+		[ "$(cat "$d/comm" 2>/dev/null)" = "$1" ] && printf '%s\n' "${d#/proc/}"
+	done
+	return 0
+}
+
 pid_of() { tr -dc '0-9' <"$1" 2>/dev/null || true; }
 
 # stop_pid <pidfile> <comm> <label>: SIGTERM, wait up to 15 s, then SIGKILL.
@@ -161,7 +171,7 @@ start_munge() {
 	install -d -m 0700 -o munge -g munge /var/lib/munge
 	install -d -m 0700 -o munge -g munge /var/log/munge
 	# A stale socket/lock left by a killed munged makes the new one refuse to start.
-	if ! pgrep -x munged >/dev/null 2>&1; then
+	if [ -z "$(pids_named munged)" ]; then
 		rm -f /run/munge/munge.socket.2 /run/munge/munge.socket.2.lock
 	fi
 	log "starting munged"
@@ -181,7 +191,7 @@ start_munge() {
 		die "munged did not start (see the logs above)"
 	}
 	# runuser may exec or fork munged; record the munged process itself.
-	pid="$(pgrep -x -u munge munged | head -n 1 || true)"
+	pid="$(pids_named munged | head -n 1)"
 	printf '%s\n' "${pid:-$launcher}" >"$RUN/munged.pid"
 	log "munged running (pid $(pid_of "$RUN/munged.pid"))"
 }
@@ -285,8 +295,10 @@ start_daemon() {
 		return 0
 	fi
 	# A daemon started otherwise (e.g. by systemd) would hold the port.
-	if pgrep -x "$name" >/dev/null 2>&1; then
-		die "a $name not started by this script is running (pid $(pgrep -x "$name" | tr '\n' ' ')); stop it first"
+	local others
+	others="$(pids_named "$name" | tr '\n' ' ')"
+	if [ -n "$others" ]; then
+		die "a $name not started by this script is running (pid $others); stop it first"
 	fi
 	log "starting $name"
 	if [ "$name" = slurmd ]; then SLURMD_STARTED_AT="$(date +%s)"; fi
