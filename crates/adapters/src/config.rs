@@ -674,8 +674,8 @@ impl Config {
         let value: Value = serde_json::from_str(text).map_err(|e| ConfigError::Syntax {
             origin: origin.to_path_buf(),
             format: "JSON",
-            line: e.line(),
-            column: e.column(),
+            line: e.line().max(1),
+            column: e.column().max(1),
             message: strip_json_location(&e.to_string()),
         })?;
         Self::check_root(&value, origin, "a JSON object")?;
@@ -688,7 +688,7 @@ impl Config {
                 path,
                 message: strip_json_location(&inner.to_string()),
                 line: (inner.line() > 0).then_some(inner.line()),
-                column: (inner.line() > 0).then_some(inner.column()),
+                column: (inner.line() > 0).then_some(inner.column().max(1)),
             }
         })?;
         Self::finish(config, origin)

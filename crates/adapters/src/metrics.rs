@@ -235,4 +235,59 @@ mod tests {
             BTreeMap::from([("cr".to_string(), 2.0), ("straddle".to_string(), 7.0)])
         );
     }
+
+    #[test]
+    fn sources_in_order_later_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(
+            collect(dir.path()).unwrap().is_empty(),
+            "no files, no metrics"
+        );
+        std::fs::write(
+            dir.path().join("stdout.log"),
+            "METRIC a=1\nMETRIC b=1\nMETRIC c=1\nMETRIC a=1.5\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("stderr.log"),
+            "warn\nMETRIC b=2\nMETRIC c=2\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("metrics.json"),
+            r#"{"c": 3, "d": 4e2, "note": "text", "nested": {"x": 1}}"#,
+        )
+        .unwrap();
+        let m = collect(dir.path()).unwrap();
+        assert_eq!(
+            m,
+            BTreeMap::from([
+                ("a".to_string(), 1.5),
+                ("b".to_string(), 2.0),
+                ("c".to_string(), 3.0),
+                ("d".to_string(), 400.0),
+            ])
+        );
+    }
+
+    #[test]
+    fn malformed_metrics_json_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.json");
+        std::fs::write(&path, "{\"a\": 1,").unwrap();
+        let err = collect(dir.path()).unwrap_err().to_string();
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(err.contains("line 1"), "{err}");
+        std::fs::write(&path, "[1, 2]").unwrap();
+        let err = collect(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("metrics.json") && err.contains("an array"),
+            "{err}"
+        );
+        std::fs::write(&path, "  \n").unwrap();
+        assert!(
+            collect(dir.path()).unwrap().is_empty(),
+            "an empty file is no metrics"
+        );
+    }
 }

@@ -145,6 +145,16 @@ fn explicit_values_and_null_timeout() {
 }
 
 #[test]
+fn toml_can_say_no_timeout() {
+    let text = DESIGN_TOML.replace("timeout_s = 600", "timeout_s = \"none\"");
+    let c = Config::from_toml_str(&text, Path::new("config.toml")).unwrap();
+    assert_eq!(c.job.timeout_s, None);
+    let text = DESIGN_TOML.replace("timeout_s = 600", "timeout_s = \"90s\"");
+    let c = Config::from_toml_str(&text, Path::new("config.toml")).unwrap();
+    assert_eq!(c.job.timeout_s, Some(90.0));
+}
+
+#[test]
 fn json_and_toml_give_equal_configs() {
     let a = Config::from_json_str(DESIGN_JSON, json_origin()).unwrap();
     let b = Config::from_toml_str(DESIGN_TOML, Path::new("/runs/exp/config.toml")).unwrap();
@@ -489,6 +499,8 @@ const NASTY: &[&str] = &[
     "",
     "  leading and trailing  ",
     "ünïcödé * ? [a] ~ # &",
+    "$(touch /tmp/autoresearch-render-test-x)",
+    "a\nb",
 ];
 
 #[test]
@@ -515,6 +527,7 @@ fn render_command_passes_values_verbatim() {
     let created: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert!(created.is_empty(), "a value was executed: {created:?}");
     assert!(!Path::new("/tmp/PWNED").exists());
+    assert!(!Path::new("/tmp/autoresearch-render-test-x").exists());
 }
 
 #[test]
@@ -572,4 +585,43 @@ fn improvement_is_relative() {
     let m = Config::from_json_str(MINIMAL, json_origin()).unwrap();
     assert!(m.objective.is_improvement(0.5, Some(1.0)));
     assert!(!m.objective.is_improvement(0.995, Some(1.0)));
+}
+
+mod no_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
+
+        /// Damaged files give errors (naming the file), never panics.
+        #[test]
+        fn damaged_files_give_errors(cut in 0usize..2000, len in 0usize..40, junk in "\\PC{0,8}") {
+            for (text, name) in [(DESIGN_JSON, "config.json"), (DESIGN_TOML, "config.toml")] {
+                let mut chars: Vec<char> = text.chars().collect();
+                let at = cut % chars.len();
+                let end = (at + len).min(chars.len());
+                chars.splice(at..end, junk.chars());
+                let damaged: String = chars.into_iter().collect();
+                let origin = Path::new(name);
+                let result = if name.ends_with("json") {
+                    Config::from_json_str(&damaged, origin)
+                } else {
+                    Config::from_toml_str(&damaged, origin)
+                };
+                if let Err(e) = result {
+                    prop_assert!(e.to_string().contains(name), "{}", e);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn toml_datetime_is_a_type_error() {
+        let text = DESIGN_TOML.replace("metric = \"throughput\"", "metric = 1979-05-27");
+        let err = Config::from_toml_str(&text, Path::new("config.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("objective.metric"), "{err}");
+    }
 }
