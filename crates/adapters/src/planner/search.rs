@@ -1,12 +1,23 @@
 //! The built-in search planner (design §3 "Planners"): deterministic for a given seed and
 //! history, no network. It ranks the completed experiments by the primary metric and proposes
 //! coordinate neighbours of the best ones (the best first, then the next best, up to the top
-//! three): the adjacent choice of a choice parameter, an additive step of (max − min)/8 on a
-//! linear range, a factor of 2 on a log range. Steps grow with the plateau counter (×2 every two
-//! experiments without improvement, up to ×8), and from a plateau of 3 on some proposals are
-//! random points of the space. A parameter set already in the history (any state) is never
-//! proposed again. It answers "stop" when patience is spent or when the best experiment has no
-//! untried neighbour at any step size.
+//! three; before anything completed, neighbours of the baseline): the adjacent choice of a
+//! choice parameter, an additive step of (max − min)/8 on a linear range (at least 1 for ints),
+//! a factor of 2 on a log range.
+//!
+//! - Each coordinate direction tries its basic step first. Once that is tried, larger steps
+//!   follow, starting at ×2^max(1, plateau/2) (capped at ×8): larger moves after failures to
+//!   improve. When the basic step failed both ways (the parameter's optimum is bracketed),
+//!   finer steps (÷2, ÷4, ÷8 of a numeric step) come first.
+//! - Across coordinates, moves of less-explored directions come first, so every parameter gets
+//!   its turn before one of them is pushed further.
+//! - From a plateau of 3 on, about a quarter of the proposals (every third round with one
+//!   proposal per round) are random points of the space, seeded by `seed` and the history
+//!   length.
+//! - A parameter set already in the history (any state; `8` equals `8.0`) is never proposed,
+//!   nor twice in one answer.
+//! - It answers "stop" when patience is spent or when the best experiment has no untried
+//!   neighbour at any step size.
 
 use std::collections::HashSet;
 
