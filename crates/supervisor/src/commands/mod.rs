@@ -1,0 +1,34 @@
+//! The subcommands of `supervisor`, each in its own module. Functions return values or
+//! messages; printing and exit codes are decided in `main.rs`.
+
+pub mod launch;
+pub mod list;
+pub mod queue;
+pub mod repair;
+pub mod run;
+pub mod status;
+pub mod stop;
+pub mod table;
+pub mod tree;
+
+use std::path::Path;
+
+use anyhow::{Result, bail};
+
+/// Fails with a clear message unless `workdir` looks like an autoresearch workdir.
+pub fn require_workdir(workdir: &Path) -> Result<()> {
+    if !workdir.exists() {
+        bail!(
+            "{} does not exist: start a run there first (`supervisor run {} --config FILE`)",
+            workdir.display(),
+            workdir.display()
+        );
+    }
+    if !workdir.join("config.json").is_file() && !workdir.join("engine").is_dir() {
+        bail!(
+            "{} is not an autoresearch workdir (no config.json or engine/ inside)",
+            workdir.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! `supervisor queue`: list, bump and drop queued experiments — through `engine/control/` when
+//! an engine runs, by an atomic checkpoint edit when none does. A dropped node is also marked
+//! (`engine/nodes/<id>/dropped`) so a resume never re-derives it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use autoresearch_adapters::workdir::Workdir;
+use autoresearch_adapters::workflow::DROPPED_MARKER;
+use autoresearch_engine::control::{self, ControlCommand};
+use serde_json::Value;
+
+/// One queued experiment.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QueueEntry {
+    /// Node id.
+    pub id: String,
+    /// Priority (lower runs first).
+    pub priority: f64,
+}
+
+/// The queue in run order.
+pub fn list(workdir: &Path) -> Result<Vec<QueueEntry>> {
+    super::require_workdir(workdir)?;
+    let engine = autoresearch_engine::paths::EnginePaths::new(workdir);
+    if autoresearch_engine::lock::holder(workdir)?.is_some() {
+        if let Ok(bytes) = std::fs::read(engine.queue_view()) {
+            let v: Value = serde_json::from_slice(&bytes)
+                .with_context(|| format!("{}", engine.queue_view().display()))?;
+            return Ok(v
+                .get("queued")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|e| {
+                            Some(QueueEntry {
+                                id: e.get("id")?.as_str()?.to_string(),
+                                priority: e.get("priority")?.as_f64()?,
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default());
+        }
+    }
+    let cp = autoresearch_engine::checkpoint::load(&engine.checkpoint())?;
+    let mut queued: Vec<QueueEntry> = cp
+        .map(|c| c.queued)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| QueueEntry {
+            id: s.id,
+            priority: s.priority,
+        })
+        .collect();
+    queued.sort_by(|a, b| a.priority.total_cmp(&b.priority));
+    Ok(queued)
+}
+
+/// The queue as text.
+pub fn format_list(entries: &[QueueEntry]) -> String {
+    if entries.is_empty() {
+        return "the queue is empty\n".into();
+    }
+    let mut out = format!("{:>4}  {:>10}  {}\n", "#", "priority", "node");
+    for (i, e) in entries.iter().enumerate() {
+        out.push_str(&format!("{:>4}  {:>10}  {}\n", i + 1, e.priority, e.id));
+    }
+    out
+}
+
+fn apply(workdir: &Path, cmd: ControlCommand) -> Result<String> {
+    super::require_workdir(workdir)?;
+    if autoresearch_engine::lock::holder(workdir)?.is_some() {
+        let ticket = control::submit(workdir, &cmd).context("writing the command to engine/control/")?;
+        return match control::wait_result(workdir, &ticket, Duration::from_secs(15))? {
+            Some(r) if r.ok => Ok(r.message),
+            Some(r) => bail!("{}", r.message),
+            None => bail!(
+                "the engine did not answer within 15 s; the command stays in engine/control/ and will be applied when it does"
+            ),
+        };
+    }
+    match autoresearch_engine::checkpoint::edit_offline(workdir, std::slice::from_ref(&cmd)) {
+        Ok(mut msgs) => Ok(msgs.pop().unwrap_or_default()),
+        // An engine started meanwhile: go through it.
+        Err(autoresearch_engine::EngineError::Locked { .. }) => apply(workdir, cmd),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Sets a queued experiment's priority.
+pub fn bump(workdir: &Path, id: &str, priority: f64) -> Result<String> {
+    if !priority.is_finite() {
+        bail!("priority must be a finite number, found {priority}");
+    }
+    apply(
+        workdir,
+        ControlCommand::Bump {
+            id: id.to_string(),
+            priority,
+        },
+    )
+}
+
+/// Removes a queued experiment (it will not be re-derived on resume).
+pub fn drop(workdir: &Path, id: &str) -> Result<String> {
+    let msg = apply(workdir, ControlCommand::Drop { id: id.to_string() })?;
+    let node_dir = Workdir::new(workdir).node_dir(id);
+    if node_dir.is_dir() {
+        autoresearch_engine::atomic::write_atomic(&node_dir.join(DROPPED_MARKER), b"dropped from the queue\n")
+            .with_context(|| format!("marking {} as dropped", node_dir.display()))?;
+    }
+    Ok(msg)
+}

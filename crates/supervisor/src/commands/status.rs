@@ -1,0 +1,229 @@
+//! `supervisor status`: status, counts, best, running jobs, crash detection. Reads only a few
+//! small files (`engine_state.json`, `state.json`, `active.json`; the checkpoint only when the
+//! engine is not running), so it answers quickly on any workdir size.
+
+use std::path::Path;
+
+use anyhow::Result;
+use autoresearch_adapters::model::{JobRecord, RunState};
+use autoresearch_adapters::workdir::Workdir;
+use autoresearch_engine::EngineStatus;
+use serde::Serialize;
+use serde_json::Value;
+
+/// Spec counts.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CountsInfo {
+    /// Waiting in the queue.
+    pub queued: u64,
+    /// Running now (or left running by an interrupt).
+    pub running: u64,
+    /// Experiments completed.
+    pub completed: u64,
+    /// Experiments failed.
+    pub failed: u64,
+}
+
+/// The best (or baseline) result.
+#[derive(Debug, Clone, Serialize)]
+pub struct BestInfo {
+    /// Node id.
+    pub node_id: String,
+    /// Metric name.
+    pub metric: String,
+    /// Value.
+    pub value: f64,
+}
+
+/// A running experiment.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunningInfo {
+    /// Node id.
+    pub node_id: String,
+    /// Executor job id, when known.
+    pub job_id: Option<String>,
+}
+
+/// Everything `status` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    /// The workdir.
+    pub workdir: String,
+    /// `new`, `running`, `interrupted`, `stopped` or `crashed`.
+    pub status: String,
+    /// Pid of the engine (running) or of the last engine.
+    pub pid: Option<u32>,
+    /// Host of the engine.
+    pub host: Option<String>,
+    /// Last heartbeat of the engine.
+    pub heartbeat_at: Option<String>,
+    /// Counts.
+    pub counts: CountsInfo,
+    /// Best result so far.
+    pub best: Option<BestInfo>,
+    /// Baseline result.
+    pub baseline: Option<BestInfo>,
+    /// Running experiments with job ids.
+    pub running: Vec<RunningInfo>,
+    /// Experiments started (counts against max_experiments).
+    pub experiments_started: u64,
+    /// Experiments in a row without improvement.
+    pub plateau: u32,
+    /// Wall time used over all resumes.
+    pub time_used_s: f64,
+    /// Limits from config.json.
+    pub limits: Option<Value>,
+    /// Why the run stopped.
+    pub stop_reason: Option<String>,
+    /// A human note, e.g. `crashed (pid 123 gone)`.
+    pub message: Option<String>,
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+}
+
+/// Gathers the status of a workdir.
+pub fn gather(workdir: &Path) -> Result<StatusReport> {
+    super::require_workdir(workdir)?;
+    let wd = Workdir::new(workdir);
+    let holder = autoresearch_engine::lock::holder(workdir).unwrap_or(None);
+    let engine = autoresearch_engine::state::read_state(workdir).ok().flatten();
+    let run: Option<RunState> = read_json(&wd.state());
+    let config: Option<Value> = read_json(&wd.config());
+    let (status, message) = match (&holder, &engine) {
+        (Some(_), _) => ("running", None),
+        (None, None) => ("new", None),
+        (None, Some(e)) => match e.status {
+            EngineStatus::Running | EngineStatus::Failed => (
+                "crashed",
+                Some(format!("crashed (pid {} gone)", e.pid)),
+            ),
+            EngineStatus::Interrupted => ("interrupted", None),
+            EngineStatus::Stopped => ("stopped", None),
+        },
+    };
+    let metric = run.as_ref().map(|r| r.metric.clone()).unwrap_or_default();
+    let best = run.as_ref().and_then(|r| {
+        Some(BestInfo {
+            node_id: r.best_node.clone()?,
+            metric: metric.clone(),
+            value: r.best_value?,
+        })
+    });
+    let baseline = run.as_ref().and_then(|r| {
+        Some(BestInfo {
+            node_id: r.baseline_node.clone()?,
+            metric: metric.clone(),
+            value: r.baseline_value?,
+        })
+    });
+    let running: Vec<RunningInfo> = if holder.is_some() {
+        let active: Option<Value> = read_json(&wd.engine_dir().join("active.json"));
+        active
+            .as_ref()
+            .and_then(|a| a.get("running"))
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .filter_map(|r| {
+                        Some(RunningInfo {
+                            node_id: r.get("id")?.as_str()?.to_string(),
+                            job_id: r
+                                .get("annotation")
+                                .and_then(|a| a.get("job_id"))
+                                .and_then(Value::as_str)
+                                .map(str::to_string),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        // Not running: what the checkpoint kept as running (their jobs may still be alive).
+        let cp = autoresearch_engine::checkpoint::load(&wd.engine_dir().join("checkpoint.json"))
+            .ok()
+            .flatten();
+        cp.map(|c| c.running)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| RunningInfo {
+                job_id: read_json::<JobRecord>(&wd.run_dir(&s.id).join("job.json"))
+                    .map(|j| j.job_id),
+                node_id: s.id,
+            })
+            .collect()
+    };
+    let counts = CountsInfo {
+        queued: engine.as_ref().map(|e| e.counts.queued).unwrap_or(0),
+        running: running.len() as u64,
+        completed: run.as_ref().map(|r| r.experiments_completed).unwrap_or(0),
+        failed: run.as_ref().map(|r| r.experiments_failed).unwrap_or(0),
+    };
+    let time_used_s = run.as_ref().map(|r| r.time_used_s).unwrap_or(0.0);
+    Ok(StatusReport {
+        workdir: workdir.display().to_string(),
+        status: status.to_string(),
+        pid: holder.or(engine.as_ref().map(|e| e.pid)),
+        host: engine.as_ref().map(|e| e.host.clone()),
+        heartbeat_at: engine.as_ref().map(|e| e.heartbeat_at.clone()),
+        counts,
+        best,
+        baseline,
+        running,
+        experiments_started: run.as_ref().map(|r| r.experiments_started).unwrap_or(0),
+        plateau: run.as_ref().map(|r| r.plateau).unwrap_or(0),
+        time_used_s,
+        limits: config.as_ref().and_then(|c| c.get("limits").cloned()),
+        stop_reason: run.as_ref().and_then(|r| r.stop_reason.clone()),
+        message,
+    })
+}
+
+/// The report as a few lines of text.
+pub fn format_human(r: &StatusReport) -> String {
+    let mut out = String::new();
+    let status = r.message.clone().unwrap_or_else(|| r.status.clone());
+    let pid = r.pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+    out.push_str(&format!("{}: {status}{pid}\n", r.workdir));
+    let limit = r
+        .limits
+        .as_ref()
+        .and_then(|l| l.get("max_experiments"))
+        .and_then(Value::as_u64)
+        .map(|m| format!("/{m}"))
+        .unwrap_or_default();
+    out.push_str(&format!(
+        "experiments: {} started{limit}, {} completed, {} failed, {} queued, {} running\n",
+        r.experiments_started, r.counts.completed, r.counts.failed, r.counts.queued, r.counts.running
+    ));
+    match (&r.best, &r.baseline) {
+        (Some(b), Some(base)) => {
+            let pct = if base.value != 0.0 {
+                format!(" ({:+.1}% vs baseline {})", (b.value - base.value) / base.value.abs() * 100.0, base.value)
+            } else {
+                String::new()
+            };
+            out.push_str(&format!("best: {} {} = {}{pct}\n", b.node_id, b.metric, b.value));
+        }
+        (Some(b), None) => out.push_str(&format!("best: {} {} = {}\n", b.node_id, b.metric, b.value)),
+        _ => out.push_str("best: none yet\n"),
+    }
+    out.push_str(&format!(
+        "plateau: {} · time used: {:.0} s\n",
+        r.plateau, r.time_used_s
+    ));
+    for run in &r.running {
+        out.push_str(&format!(
+            "running: {} {}\n",
+            run.node_id,
+            run.job_id.as_deref().unwrap_or("")
+        ));
+    }
+    if let Some(reason) = &r.stop_reason {
+        out.push_str(&format!("stopped because: {reason}\n"));
+    }
+    out
+}
