@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The project's test command: does all set-up on a fresh machine, then runs every test.
+#
+#   bash scripts/test.sh            # all tests, with a local single-node Slurm
+#
+# - starts a local Slurm (scripts/slurm-local.sh up: installs slurm-wlm + munge with apt-get if
+#   missing; needs root), and stops it again at the end;
+# - runs `cargo test --workspace` with AUTORESEARCH_REQUIRE_SLURM=1, so Slurm tests fail rather
+#   than skip when Slurm is not usable. Set AUTORESEARCH_SKIP_SLURM=1 to run without Slurm (its
+#   tests then skip with a visible message).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+started_slurm=0
+if [ "${AUTORESEARCH_SKIP_SLURM:-0}" != 1 ]; then
+  if ! bash scripts/slurm-local.sh status >/dev/null 2>&1; then
+    bash scripts/slurm-local.sh up
+    started_slurm=1
+  fi
+  export AUTORESEARCH_REQUIRE_SLURM=1
+fi
+cleanup() {
+  if [ "$started_slurm" = 1 ]; then
+    bash scripts/slurm-local.sh down || true
+  fi
+}
+trap cleanup EXIT
+
+cargo test --workspace --all-targets -- --test-threads=2
