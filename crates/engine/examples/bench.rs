@@ -10,7 +10,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use autoresearch_engine::{AsyncWorkEngine, EngineConfig, StartInfo, WorkError, WorkSpec, Workflow};
+use autoresearch_engine::{
+    AsyncWorkEngine, EngineConfig, StartInfo, WorkError, WorkSpec, Workflow,
+};
 
 struct NoOp {
     shape: String,
@@ -67,9 +69,11 @@ fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
         })
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
@@ -106,13 +110,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if shape != "flat" && shape != "tree" {
         return Err(format!("--shape: expected flat or tree, found {shape}").into());
     }
-    let total: u64 = arg(&args, "--specs").unwrap_or_else(|| "100000".into()).parse()?;
-    let concurrency: usize = arg(&args, "--concurrency").unwrap_or_else(|| "8".into()).parse()?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let total: u64 = arg(&args, "--specs")
+        .unwrap_or_else(|| "100000".into())
+        .parse()?;
+    let concurrency: usize = arg(&args, "--concurrency")
+        .unwrap_or_else(|| "8".into())
+        .parse()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let mut config = EngineConfig::new(&dir);
     config.max_concurrency = concurrency;
     config.handle_signals = false;
-    let wf = NoOp { shape, total, created: AtomicU64::new(0) };
+    let wf = NoOp {
+        shape,
+        total,
+        created: AtomicU64::new(0),
+    };
     let t = Instant::now();
     let report = rt.block_on(async { AsyncWorkEngine::open(config, wf)?.run().await })?;
     let wall = t.elapsed().as_secs_f64();

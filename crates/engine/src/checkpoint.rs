@@ -92,14 +92,12 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Checkpoint, CheckpointError> {
             let field = e.path().to_string();
             let inner = e.into_inner();
             // serde_path_to_error writes `?` for a position it could not name (syntax errors).
-            let field = field.trim_end_matches(".?").trim_end_matches('?').to_string();
+            let field = field
+                .trim_end_matches(".?")
+                .trim_end_matches('?')
+                .to_string();
             let field = if field == "." { String::new() } else { field };
-            return Err(err(
-                inner.line(),
-                inner.column(),
-                &field,
-                humanize(&inner),
-            ));
+            return Err(err(inner.line(), inner.column(), &field, humanize(&inner)));
         }
     };
     if let Err(e) = de.end() {
@@ -108,7 +106,12 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Checkpoint, CheckpointError> {
     let text = String::from_utf8_lossy(bytes);
     let position_of = |needle: &str, nth: usize| locate(&text, needle, nth);
     let Some(version) = raw.schema_version else {
-        return Err(err(1, 1, "schema_version", format!("missing; expected {SCHEMA_VERSION}")));
+        return Err(err(
+            1,
+            1,
+            "schema_version",
+            format!("missing; expected {SCHEMA_VERSION}"),
+        ));
     };
     if version != SCHEMA_VERSION {
         let (l, c) = position_of("\"schema_version\"", 0);
@@ -116,11 +119,18 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Checkpoint, CheckpointError> {
             l,
             c,
             "schema_version",
-            format!("expected {SCHEMA_VERSION}, found {version} (written by another version of the engine?)"),
+            format!(
+                "expected {SCHEMA_VERSION}, found {version} (written by another version of the engine?)"
+            ),
         ));
     }
     let Some(status) = raw.status else {
-        return Err(err(1, 1, "status", "missing; expected one of running, interrupted, stopped".into()));
+        return Err(err(
+            1,
+            1,
+            "status",
+            "missing; expected one of running, interrupted, stopped".into(),
+        ));
     };
     // Ids must be unique across both lists.
     let mut seen: HashSet<&str> = HashSet::with_capacity(raw.queued.len() + raw.running.len());
@@ -183,10 +193,10 @@ fn humanize(e: &serde_json::Error) -> String {
     };
     let msg = msg.replace("expected a map", "expected a JSON object");
     for prefix in ["invalid type: ", "invalid value: "] {
-        if let Some(rest) = msg.strip_prefix(prefix) {
-            if let Some((found, expected)) = rest.split_once(", expected ") {
-                return format!("expected {expected}, found {found}");
-            }
+        if let Some(rest) = msg.strip_prefix(prefix)
+            && let Some((found, expected)) = rest.split_once(", expected ")
+        {
+            return format!("expected {expected}, found {found}");
         }
     }
     if msg.starts_with("EOF while parsing") {
@@ -315,7 +325,11 @@ impl<'de> de::Deserialize<'de> for RawSpec {
                         }
                     }
                 }
-                let id = id.ok_or_else(|| de::Error::custom("missing field `id`; expected a spec id such as \"007_workers_8\""))?;
+                let id = id.ok_or_else(|| {
+                    de::Error::custom(
+                        "missing field `id`; expected a spec id such as \"007_workers_8\"",
+                    )
+                })?;
                 Ok(RawSpec {
                     spec: WorkSpec {
                         id,
@@ -460,28 +474,50 @@ pub fn edit_offline(
     let path = crate::paths::EnginePaths::new(workdir).checkpoint();
     let mut cp = load(&path)?.ok_or_else(|| crate::EngineError::Io {
         path: path.clone(),
-        source: std::io::Error::new(std::io::ErrorKind::NotFound, "no checkpoint yet: start the run first"),
+        source: std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no checkpoint yet: start the run first",
+        ),
     })?;
     let mut messages = Vec::new();
     for cmd in commands {
         let msg = match cmd {
             ControlCommand::Bump { id, priority } => {
                 if !priority.is_finite() {
-                    return Err(crate::EngineError::Config(format!("priority for {id} must be a finite number")));
+                    return Err(crate::EngineError::Config(format!(
+                        "priority for {id} must be a finite number"
+                    )));
                 }
-                let spec = cp.queued.iter_mut().find(|s| &s.id == id).ok_or_else(|| not_queued(id))?;
+                let spec = cp
+                    .queued
+                    .iter_mut()
+                    .find(|s| &s.id == id)
+                    .ok_or_else(|| not_queued(id))?;
                 spec.priority = *priority;
                 format!("{id}: priority set to {priority}")
             }
             ControlCommand::Drop { id } => {
-                let pos = cp.queued.iter().position(|s| &s.id == id).ok_or_else(|| not_queued(id))?;
+                let pos = cp
+                    .queued
+                    .iter()
+                    .position(|s| &s.id == id)
+                    .ok_or_else(|| not_queued(id))?;
                 cp.queued.remove(pos);
                 format!("{id}: dropped from the queue")
             }
             ControlCommand::Add { spec } => {
-                spec.validate().map_err(|e| crate::EngineError::Config(e.to_string()))?;
-                if cp.queued.iter().chain(cp.running.iter()).any(|s| s.id == spec.id) {
-                    return Err(crate::EngineError::Config(format!("{}: id already queued or running", spec.id)));
+                spec.validate()
+                    .map_err(|e| crate::EngineError::Config(e.to_string()))?;
+                if cp
+                    .queued
+                    .iter()
+                    .chain(cp.running.iter())
+                    .any(|s| s.id == spec.id)
+                {
+                    return Err(crate::EngineError::Config(format!(
+                        "{}: id already queued or running",
+                        spec.id
+                    )));
                 }
                 cp.queued.push(spec.clone());
                 format!("{}: added", spec.id)

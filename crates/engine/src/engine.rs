@@ -171,7 +171,9 @@ fn spawn_signal_handler(
             if cancel.is_cancelled() {
                 again.notify_one();
             } else {
-                tracing::warn!("signal received: interrupting (send again to shorten the grace period)");
+                tracing::warn!(
+                    "signal received: interrupting (send again to shorten the grace period)"
+                );
                 cancel.cancel();
             }
         }
@@ -412,13 +414,11 @@ impl<W: Workflow> Scheduler<W> {
             } else {
                 break;
             };
-            if !resumed {
-                if let Admission::Stop(reason) = self.workflow.admit(&entry.spec) {
-                    tracing::info!(%reason, "workflow asked to stop");
-                    self.queue.push_front(entry);
-                    self.stop_reason = Some(reason);
-                    break;
-                }
+            if !resumed && let Admission::Stop(reason) = self.workflow.admit(&entry.spec) {
+                tracing::info!(%reason, "workflow asked to stop");
+                self.queue.push_front(entry);
+                self.stop_reason = Some(reason);
+                break;
             }
             self.start(entry, resumed);
         }
@@ -506,11 +506,11 @@ impl<W: Workflow> Scheduler<W> {
         for child in decision.enqueue {
             self.enqueue(child);
         }
-        if let Some(reason) = decision.stop {
-            if self.stop_reason.is_none() {
-                tracing::info!(%reason, "workflow asked to stop");
-                self.stop_reason = Some(reason);
-            }
+        if let Some(reason) = decision.stop
+            && self.stop_reason.is_none()
+        {
+            tracing::info!(%reason, "workflow asked to stop");
+            self.stop_reason = Some(reason);
         }
     }
 
@@ -649,8 +649,9 @@ impl<W: Workflow> Scheduler<W> {
         for file in files {
             let result = match std::fs::read(&file)
                 .map_err(|e| e.to_string())
-                .and_then(|b| serde_json::from_slice::<ControlCommand>(&b).map_err(|e| e.to_string()))
-            {
+                .and_then(|b| {
+                    serde_json::from_slice::<ControlCommand>(&b).map_err(|e| e.to_string())
+                }) {
                 Ok(cmd) => self.apply_command(cmd),
                 Err(e) => ControlResult {
                     ok: false,
@@ -682,7 +683,8 @@ impl<W: Workflow> Scheduler<W> {
                 } else if self.queue.bump(&id, priority) {
                     let mut extra = Map::new();
                     extra.insert("priority".into(), json!(priority));
-                    self.events().push(names::NODE_BUMPED, Some(&id), Some(&extra));
+                    self.events()
+                        .push(names::NODE_BUMPED, Some(&id), Some(&extra));
                     (true, format!("{id}: priority set to {priority}"))
                 } else if self.running.contains_key(id.as_str()) {
                     (false, format!("{id} is already running"))
@@ -695,7 +697,10 @@ impl<W: Workflow> Scheduler<W> {
                     self.events().push(names::NODE_DROPPED, Some(&id), None);
                     (true, format!("{id}: dropped from the queue"))
                 } else if self.running.contains_key(id.as_str()) {
-                    (false, format!("{id} is already running; it cannot be dropped"))
+                    (
+                        false,
+                        format!("{id} is already running; it cannot be dropped"),
+                    )
                 } else {
                     (false, format!("{id} is not in the queue"))
                 }

@@ -27,5 +27,5 @@ pub use engine::{AsyncWorkEngine, EngineConfig, RunReport};
 pub use error::EngineError;
 pub use spec::{SpecError, WorkSpec};
 pub use state::EngineStatus;
-pub use workflow::{Admission, Decision, Outcome, RunContext, StartInfo, WorkError, Workflow};
 pub use tokio_util::sync::CancellationToken;
+pub use workflow::{Admission, Decision, Outcome, RunContext, StartInfo, WorkError, Workflow};

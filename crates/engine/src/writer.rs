@@ -203,7 +203,10 @@ fn write_snapshot(
     }
     if let Some(cp) = snap.checkpoint {
         let path = paths.checkpoint();
-        let mut stamp = shared.stamp.lock().map_err(|_| "stamp lock poisoned".to_string())?;
+        let mut stamp = shared
+            .stamp
+            .lock()
+            .map_err(|_| "stamp lock poisoned".to_string())?;
         let mut written = 0u64;
         let replaced = replace_checkpoint(&path, &mut stamp, |w| {
             let mut counter = CountingWriter { inner: w, n: 0 };
@@ -228,7 +231,11 @@ fn write_snapshot(
         drop(stamp);
         let qpath = paths.queue_view();
         crate::atomic::write_atomic_with(&qpath, |w| {
-            write!(w, "{{\n  \"updated_at\": \"{}\",\n  \"queued\": [", snap.updated_at)?;
+            write!(
+                w,
+                "{{\n  \"updated_at\": \"{}\",\n  \"queued\": [",
+                snap.updated_at
+            )?;
             for (i, e) in cp.queued.iter().enumerate() {
                 w.write_all(if i == 0 { b"\n    " } else { b",\n    " })?;
                 write!(w, "{{\"id\":")?;

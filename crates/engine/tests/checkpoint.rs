@@ -3,14 +3,20 @@
 
 use std::path::Path;
 
-use autoresearch_engine::{AsyncWorkEngine, EngineConfig, EngineError, StartInfo, WorkError, WorkSpec, Workflow};
+use autoresearch_engine::{
+    AsyncWorkEngine, EngineConfig, EngineError, StartInfo, WorkError, WorkSpec, Workflow,
+};
 
 struct Nothing;
 impl Workflow for Nothing {
     async fn initial_specs(&self, _: &StartInfo) -> Result<Vec<WorkSpec>, WorkError> {
         Ok(vec![])
     }
-    async fn run(&self, _: WorkSpec, _: autoresearch_engine::RunContext) -> Result<Vec<WorkSpec>, WorkError> {
+    async fn run(
+        &self,
+        _: WorkSpec,
+        _: autoresearch_engine::RunContext,
+    ) -> Result<Vec<WorkSpec>, WorkError> {
         Ok(vec![])
     }
 }
@@ -25,7 +31,11 @@ fn open_bad(text: &str) -> (String, usize, usize, String) {
     let err = AsyncWorkEngine::open(EngineConfig::new(dir.path()), Nothing)
         .err()
         .expect("bad checkpoint must be refused");
-    assert_eq!(std::fs::read(&path).expect("read"), text.as_bytes(), "file left byte-identical");
+    assert_eq!(
+        std::fs::read(&path).expect("read"),
+        text.as_bytes(),
+        "file left byte-identical"
+    );
     let names: Vec<String> = std::fs::read_dir(&engine_dir)
         .expect("dir")
         .filter_map(Result::ok)
@@ -36,14 +46,18 @@ fn open_bad(text: &str) -> (String, usize, usize, String) {
     match err {
         EngineError::Checkpoint(e) => {
             let msg = e.to_string();
-            assert!(msg.contains(&path.display().to_string()), "names the file: {msg}");
+            assert!(
+                msg.contains(&path.display().to_string()),
+                "names the file: {msg}"
+            );
             (msg, e.line, e.column, e.field)
         }
         other => panic!("expected a checkpoint error, got {other}"),
     }
 }
 
-const HEAD: &str = "{\n  \"schema_version\": 1,\n  \"status\": \"interrupted\",\n  \"updated_at\": \"x\",\n";
+const HEAD: &str =
+    "{\n  \"schema_version\": 1,\n  \"status\": \"interrupted\",\n  \"updated_at\": \"x\",\n";
 
 fn with_queued(entries: &str) -> String {
     format!("{HEAD}  \"queued\": [\n{entries}\n  ],\n  \"running\": []\n}}\n")
@@ -51,7 +65,8 @@ fn with_queued(entries: &str) -> String {
 
 #[test]
 fn invalid_json() {
-    let (msg, line, col, _) = open_bad("{\n  \"schema_version\": 1,\n  \"status\": \"stopped\" oops\n}");
+    let (msg, line, col, _) =
+        open_bad("{\n  \"schema_version\": 1,\n  \"status\": \"stopped\" oops\n}");
     assert_eq!((line, col), (3, 23), "{msg}");
     assert!(!msg.contains("?:"), "no placeholder field path: {msg}");
     assert!(msg.contains("expected"), "{msg}");
@@ -59,7 +74,8 @@ fn invalid_json() {
 
 #[test]
 fn truncated_file() {
-    let full = with_queued("    {\"id\": \"a\", \"priority\": 1, \"kind\": \"k\", \"payload\": {}}");
+    let full =
+        with_queued("    {\"id\": \"a\", \"priority\": 1, \"kind\": \"k\", \"payload\": {}}");
     let cut = &full[..full.len() / 2];
     let (msg, line, _, _) = open_bad(cut);
     assert!(msg.contains("truncated"), "{msg}");
@@ -75,11 +91,16 @@ fn empty_file() {
 
 #[test]
 fn string_priority() {
-    let text = with_queued("    {\"id\": \"a\", \"priority\": 0, \"payload\": {}},\n    {\"id\": \"b\", \"priority\": \"high\", \"payload\": {}}");
+    let text = with_queued(
+        "    {\"id\": \"a\", \"priority\": 0, \"payload\": {}},\n    {\"id\": \"b\", \"priority\": \"high\", \"payload\": {}}",
+    );
     let (msg, line, _, field) = open_bad(&text);
     assert_eq!(field, "queued[1].priority");
     assert_eq!(line, 7);
-    assert!(msg.contains("queued[1].priority: expected a finite number, found string \"high\""), "{msg}");
+    assert!(
+        msg.contains("queued[1].priority: expected a finite number, found string \"high\""),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -88,7 +109,10 @@ fn non_finite_priority() {
     let text = with_queued("    {\"id\": \"a\", \"priority\": 1e999, \"payload\": {}}");
     let (msg, _, _, field) = open_bad(&text);
     assert!(field.is_empty() || field == "queued[0].priority", "{msg}");
-    assert!(msg.contains("out of range") || msg.contains("finite"), "{msg}");
+    assert!(
+        msg.contains("out of range") || msg.contains("finite"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -96,7 +120,10 @@ fn wrong_type_for_payload() {
     let text = with_queued("    {\"id\": \"a\", \"priority\": 1, \"payload\": \"x\"}");
     let (msg, _, _, field) = open_bad(&text);
     assert_eq!(field, "queued[0].payload");
-    assert!(msg.contains("expected a JSON object, found string \"x\""), "{msg}");
+    assert!(
+        msg.contains("expected a JSON object, found string \"x\""),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -121,11 +148,16 @@ fn duplicate_ids_across_queued_and_running() {
 #[test]
 fn id_outside_pattern() {
     for bad in ["has space", "", "slash/x", &"x".repeat(129)] {
-        let text = with_queued(&format!("    {{\"id\": \"{bad}\", \"priority\": 1, \"payload\": {{}}}}"));
+        let text = with_queued(&format!(
+            "    {{\"id\": \"{bad}\", \"priority\": 1, \"payload\": {{}}}}"
+        ));
         let (msg, line, _, field) = open_bad(&text);
         assert_eq!(field, "queued[0].id", "{msg}");
         assert_eq!(line, 6);
-        assert!(msg.contains("expected an id of 1 to 128 characters"), "{msg}");
+        assert!(
+            msg.contains("expected an id of 1 to 128 characters"),
+            "{msg}"
+        );
     }
 }
 
@@ -143,7 +175,12 @@ fn unknown_status() {
     let (msg, line, _, field) = open_bad(text);
     assert_eq!(field, "status");
     assert_eq!(line, 3);
-    assert!(msg.contains("expected one of \"running\", \"interrupted\", \"stopped\", found string \"paused\""), "{msg}");
+    assert!(
+        msg.contains(
+            "expected one of \"running\", \"interrupted\", \"stopped\", found string \"paused\""
+        ),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -159,9 +196,12 @@ fn wrong_schema_version() {
 fn unknown_keys_in_a_spec_are_warned_about_not_fatal() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("checkpoint.json");
-    let text = with_queued("    {\"id\": \"a\", \"priority\": 1, \"payload\": {}, \"colour\": \"red\"}");
+    let text =
+        with_queued("    {\"id\": \"a\", \"priority\": 1, \"payload\": {}, \"colour\": \"red\"}");
     std::fs::write(&path, &text).expect("write");
-    let cp = autoresearch_engine::checkpoint::load(&path).expect("valid").expect("exists");
+    let cp = autoresearch_engine::checkpoint::load(&path)
+        .expect("valid")
+        .expect("exists");
     assert_eq!(cp.queued.len(), 1);
     assert_eq!(cp.warnings.len(), 1);
     assert!(cp.warnings[0].contains("queued[0].colour"));

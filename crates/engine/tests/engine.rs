@@ -115,13 +115,19 @@ fn resume_starts_running_specs_first_and_marks_them_resumed() {
         ]
     );
     let text = std::fs::read_to_string(dir.path().join("engine/checkpoint.json")).expect("read");
-    assert!(text.contains("\"note\": \"kept\""), "unknown top-level keys are kept: {text}");
+    assert!(
+        text.contains("\"note\": \"kept\""),
+        "unknown top-level keys are kept: {text}"
+    );
 }
 
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while !cond() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -149,7 +155,9 @@ fn spawn_engine(
 fn a_live_hand_edit_is_applied_and_an_invalid_one_set_aside() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let specs: Vec<WorkSpec> = (0..5).map(|i| sleeper(&format!("s{i}"), i as f64, 400)).collect();
+    let specs: Vec<WorkSpec> = (0..5)
+        .map(|i| sleeper(&format!("s{i}"), i as f64, 400))
+        .collect();
     let (handle, token) = spawn_engine(d, specs);
     wait_until("first start", || lines(d, "starts.log").len() == 1);
     let path = d.join("engine/checkpoint.json");
@@ -163,46 +171,84 @@ fn a_live_hand_edit_is_applied_and_an_invalid_one_set_aside() {
     }
     checkpoint::save(&path, &cp).expect("edit");
     wait_until("second start", || lines(d, "starts.log").len() >= 2);
-    assert_eq!(lines(d, "starts.log")[1], "s4", "the edit changed what runs next");
+    assert_eq!(
+        lines(d, "starts.log")[1],
+        "s4",
+        "the edit changed what runs next"
+    );
     // Invalid edit: it is set aside, never silently overwritten, and the engine goes on.
-    std::fs::write(&path, b"{ \"schema_version\": 1, \"status\": \"running\", \"queued\": [ {\"id\": \"x y\"} ] }")
-        .expect("write invalid");
+    std::fs::write(
+        &path,
+        b"{ \"schema_version\": 1, \"status\": \"running\", \"queued\": [ {\"id\": \"x y\"} ] }",
+    )
+    .expect("write invalid");
     wait_until("rejected file", || {
         std::fs::read_dir(d.join("engine"))
             .expect("dir")
             .filter_map(Result::ok)
-            .any(|e| e.file_name().to_string_lossy().starts_with("checkpoint.rejected-"))
+            .any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("checkpoint.rejected-")
+            })
     });
     wait_until("checkpoint rewritten", || {
-        checkpoint::load(&path).map(|c| c.is_some()).unwrap_or(false)
+        checkpoint::load(&path)
+            .map(|c| c.is_some())
+            .unwrap_or(false)
     });
     token.cancel();
     let report = handle.join().expect("engine thread");
     assert_eq!(report.status, EngineStatus::Interrupted);
     let starts = lines(d, "starts.log");
-    assert!(!starts.contains(&"s1".to_string()), "dropped by the edit: {starts:?}");
+    assert!(
+        !starts.contains(&"s1".to_string()),
+        "dropped by the edit: {starts:?}"
+    );
     let events = std::fs::read_to_string(d.join("engine/events.jsonl")).expect("events");
     assert!(events.contains("\"result\":\"applied\""));
     assert!(events.contains("\"result\":\"rejected\""));
     let rejected = std::fs::read_dir(d.join("engine"))
         .expect("dir")
         .filter_map(Result::ok)
-        .find(|e| e.file_name().to_string_lossy().starts_with("checkpoint.rejected-"))
+        .find(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("checkpoint.rejected-")
+        })
         .expect("rejected file");
     let bytes = std::fs::read(rejected.path()).expect("read");
-    assert!(bytes.starts_with(b"{ \"schema_version\": 1"), "set aside byte for byte");
+    assert!(
+        bytes.starts_with(b"{ \"schema_version\": 1"),
+        "set aside byte for byte"
+    );
 }
 
 #[test]
 fn live_control_commands_bump_drop_and_add() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let specs: Vec<WorkSpec> = (0..4).map(|i| sleeper(&format!("s{i}"), i as f64, 300)).collect();
+    let specs: Vec<WorkSpec> = (0..4)
+        .map(|i| sleeper(&format!("s{i}"), i as f64, 300))
+        .collect();
     let (handle, token) = spawn_engine(d, specs);
     wait_until("first start", || lines(d, "starts.log").len() == 1);
-    let t1 = control::submit(d, &ControlCommand::Bump { id: "s3".into(), priority: -5.0 }).expect("submit");
+    let t1 = control::submit(
+        d,
+        &ControlCommand::Bump {
+            id: "s3".into(),
+            priority: -5.0,
+        },
+    )
+    .expect("submit");
     let t2 = control::submit(d, &ControlCommand::Drop { id: "s1".into() }).expect("submit");
-    let t3 = control::submit(d, &ControlCommand::Add { spec: sleeper("new", -1.0, 10) }).expect("submit");
+    let t3 = control::submit(
+        d,
+        &ControlCommand::Add {
+            spec: sleeper("new", -1.0, 10),
+        },
+    )
+    .expect("submit");
     let t4 = control::submit(d, &ControlCommand::Drop { id: "nope".into() }).expect("submit");
     let wait = |t: &str| {
         control::wait_result(d, t, Duration::from_secs(10))
@@ -230,7 +276,11 @@ fn offline_edit_rewrites_a_valid_checkpoint_and_refuses_unknown_ids() {
         schema_version: 1,
         status: EngineStatus::Interrupted,
         updated_at: String::new(),
-        queued: vec![sleeper("a", 1.0, 1), sleeper("b", 2.0, 1), sleeper("c", 3.0, 1)],
+        queued: vec![
+            sleeper("a", 1.0, 1),
+            sleeper("b", 2.0, 1),
+            sleeper("c", 3.0, 1),
+        ],
         running: vec![],
         extra: Default::default(),
         warnings: vec![],
@@ -238,7 +288,13 @@ fn offline_edit_rewrites_a_valid_checkpoint_and_refuses_unknown_ids() {
     checkpoint::save(&path, &cp).expect("save");
     let msgs = checkpoint::edit_offline(
         d,
-        &[ControlCommand::Drop { id: "b".into() }, ControlCommand::Bump { id: "c".into(), priority: 0.0 }],
+        &[
+            ControlCommand::Drop { id: "b".into() },
+            ControlCommand::Bump {
+                id: "c".into(),
+                priority: 0.0,
+            },
+        ],
     )
     .expect("edit");
     assert_eq!(msgs.len(), 2);
@@ -249,5 +305,9 @@ fn offline_edit_rewrites_a_valid_checkpoint_and_refuses_unknown_ids() {
     let err = checkpoint::edit_offline(d, &[ControlCommand::Drop { id: "zzz".into() }])
         .expect_err("unknown id");
     assert!(err.to_string().contains("zzz"));
-    assert_eq!(std::fs::read(&path).expect("read"), before, "unchanged on error");
+    assert_eq!(
+        std::fs::read(&path).expect("read"),
+        before,
+        "unchanged on error"
+    );
 }

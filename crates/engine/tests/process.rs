@@ -135,7 +135,10 @@ fn interrupt_then_resume_restarts_running_first_and_loses_nothing() {
     assert_eq!(cp.status, EngineStatus::Interrupted);
     assert_eq!(ids(&cp.running), vec!["s000", "s001"]);
     assert_eq!(ids(&cp.queued), vec!["s002", "s003", "s004", "s005"]);
-    assert!(lines(d, "done.log").is_empty(), "nothing finished before the interrupt");
+    assert!(
+        lines(d, "done.log").is_empty(),
+        "nothing finished before the interrupt"
+    );
     let state: serde_json::Value =
         serde_json::from_slice(&std::fs::read(d.join("engine/engine_state.json")).expect("state"))
             .expect("state json");
@@ -144,7 +147,11 @@ fn interrupt_then_resume_restarts_running_first_and_loses_nothing() {
     let mut child = spawn_child(d, &env);
     assert_eq!(wait_exit(&mut child, Duration::from_secs(60)), 0);
     let starts = lines(d, "starts.log");
-    assert_eq!(&starts[2..4], &["s000", "s001"], "running specs restart first");
+    assert_eq!(
+        &starts[2..4],
+        &["s000", "s001"],
+        "running specs restart first"
+    );
     let mut done = lines(d, "done.log");
     done.sort();
     assert_eq!(done, vec!["s000", "s001", "s002", "s003", "s004", "s005"]);
@@ -174,16 +181,26 @@ fn second_signal_shortens_grace_but_keeps_final_checkpoint() {
     });
     signal(&child, SIGINT);
     std::thread::sleep(Duration::from_millis(300));
-    assert!(child.try_wait().expect("try_wait").is_none(), "still in its 60 s grace");
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "still in its 60 s grace"
+    );
     let t = Instant::now();
     signal(&child, SIGINT);
     assert_eq!(wait_exit(&mut child, Duration::from_secs(20)), 130);
-    assert!(t.elapsed() < Duration::from_secs(15), "second signal shortened the grace");
+    assert!(
+        t.elapsed() < Duration::from_secs(15),
+        "second signal shortened the grace"
+    );
     let cp = checkpoint::load(&d.join("engine/checkpoint.json"))
         .expect("valid")
         .expect("exists");
     assert_eq!(cp.status, EngineStatus::Interrupted);
-    assert_eq!(ids(&cp.running), vec!["s000", "s001"], "aborted specs kept as running");
+    assert_eq!(
+        ids(&cp.running),
+        vec!["s000", "s001"],
+        "aborted specs kept as running"
+    );
     assert_eq!(ids(&cp.queued), vec!["s002"]);
 }
 
@@ -191,7 +208,10 @@ fn second_signal_shortens_grace_but_keeps_final_checkpoint() {
 fn second_engine_on_same_workdir_is_refused_with_holder_pid() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let mut child = spawn_child(d, &[("ENGINE_CHILD_SPECS", "2"), ("ENGINE_CHILD_MS", "30000")]);
+    let mut child = spawn_child(
+        d,
+        &[("ENGINE_CHILD_SPECS", "2"), ("ENGINE_CHILD_MS", "30000")],
+    );
     wait_for("first start", Duration::from_secs(20), || {
         !lines(d, "starts.log").is_empty()
     });

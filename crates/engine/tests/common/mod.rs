@@ -60,7 +60,11 @@ pub fn sleeper(id: &str, priority: f64, ms: u64) -> WorkSpec {
 
 impl Workflow for TestFlow {
     async fn initial_specs(&self, start: &StartInfo) -> Result<Vec<WorkSpec>, WorkError> {
-        Ok(if start.resumed { Vec::new() } else { self.initial.clone() })
+        Ok(if start.resumed {
+            Vec::new()
+        } else {
+            self.initial.clone()
+        })
     }
 
     async fn run(&self, spec: WorkSpec, ctx: RunContext) -> Result<Vec<WorkSpec>, WorkError> {
@@ -96,9 +100,7 @@ impl Workflow for TestFlow {
         let depth = p.get("depth").and_then(Value::as_u64).unwrap_or(0);
         Ok((0..children)
             .filter(|_| depth > 0)
-            .map(|i| {
-                spec_child(&spec.id, i, ms, children, depth - 1)
-            })
+            .map(|i| spec_child(&spec.id, i, ms, children, depth - 1))
             .collect())
     }
 
@@ -112,7 +114,10 @@ impl Workflow for TestFlow {
         if let Ok(mut o) = self.outcomes.lock() {
             o.push((spec.id.clone(), kind.to_string()));
         }
-        Decision { enqueue, stop: None }
+        Decision {
+            enqueue,
+            stop: None,
+        }
     }
 }
 
