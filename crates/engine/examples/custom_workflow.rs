@@ -1,23 +1,21 @@
-//! A custom workflow in a few lines: explore the Collatz tree backwards from 1, as a tree of
-//! specs, with at most 4 running at once and a durable, resumable checkpoint in `./collatz-run`.
+//! A custom workflow: explore the Collatz tree backwards from 1 as a tree of specs, at most 4
+//! running at once, with a durable, resumable checkpoint in `./collatz-run/engine/`.
 //! Interrupt it with Ctrl+C and run it again: it resumes where it stopped.
 //!
 //! `cargo run -p autoresearch-engine --example custom_workflow -- [workdir] [max_value]`
 
 use autoresearch_engine::{
-    AsyncWorkEngine, Decision, EngineConfig, Outcome, RunContext, StartInfo, WorkError, WorkSpec,
-    Workflow,
+    AsyncWorkEngine, EngineConfig, RunContext, StartInfo, WorkError, WorkSpec, Workflow,
 };
-use serde_json::{Map, json};
+use serde_json::json;
 
 struct Collatz {
     max: u64,
 }
 
+/// One spec per number; smaller numbers first (priority = value).
 fn number(n: u64) -> WorkSpec {
-    let mut payload = Map::new();
-    payload.insert("n".into(), json!(n));
-    // Smaller numbers first: priority is the value itself.
+    let payload = json!({ "n": n }).as_object().cloned().unwrap_or_default();
     WorkSpec {
         id: format!("n{n}"),
         priority: n as f64,
@@ -45,31 +43,18 @@ impl Workflow for Collatz {
             _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
             _ = ctx.cancel.cancelled() => return Err(WorkError::Interrupted),
         }
-        // Predecessors of n in the Collatz graph: 2n, and (n-1)/3 when that is an odd integer > 1.
+        // Predecessors of n: 2n, and (n-1)/3 when that is an odd integer greater than 1.
         let mut next = vec![2 * n];
         if n > 4 && (n - 1) % 3 == 0 && ((n - 1) / 3) % 2 == 1 {
             next.push((n - 1) / 3);
         }
+        println!("{} -> {next:?}", spec.id);
+        // Returned children enter the queue (the default `on_outcome` enqueues them).
         Ok(next
             .into_iter()
             .filter(|&m| m <= self.max)
             .map(number)
             .collect())
-    }
-
-    async fn on_outcome(&self, spec: &WorkSpec, outcome: &Outcome) -> Decision {
-        if let Outcome::Completed { children } = outcome {
-            println!(
-                "{} -> {:?}",
-                spec.id,
-                children.iter().map(|c| &c.id).collect::<Vec<_>>()
-            );
-            return Decision {
-                enqueue: children.clone(),
-                stop: None,
-            };
-        }
-        Decision::default()
     }
 }
 
@@ -84,7 +69,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .run()
         .await?;
     println!(
-        "{:?}: {} specs completed ({workdir}/engine/)",
+        "{:?}: {} specs completed",
         report.status, report.counts.completed
     );
     Ok(())
