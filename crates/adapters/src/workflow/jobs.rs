@@ -123,19 +123,12 @@ impl ExperimentWorkflow {
                 }
                 None
             }
-            Exec::Slurm(s) => match s.find_by_name(id).await {
-                Ok(Some(job)) => Some(JobRecord {
-                    job_id: format!("slurm:{job}"),
-                    executor: "slurm".into(),
-                    pid: None,
-                    pid_start_ticks: None,
-                    slurm_id: Some(job),
-                    host: autoresearch_engine::state::hostname(),
-                    started_at: now_millis(),
-                    attempt,
-                }),
-                _ => None,
-            },
+            // Exact match on this run dir and attempt (node ids repeat across workdirs).
+            Exec::Slurm(s) => s
+                .recover(&self.request(spec, attempt))
+                .await
+                .ok()
+                .flatten(),
         }
     }
 
