@@ -1,0 +1,349 @@
+//! Streaming `engine/events.jsonl` into the session: a tail that starts at the end of the file
+//! (only what happens from now on is shown), one formatted line per interesting event, and a
+//! background thread that prints them above the prompt and notices an engine that went away
+//! without saying so.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use autoresearch_adapters::config::format_number;
+use autoresearch_adapters::model::{Failure, NodeResult};
+use autoresearch_adapters::workdir::Workdir;
+use autoresearch_engine::events::{names, read_events};
+use serde_json::{Map, Value};
+
+use super::style;
+
+/// How often the tail looks for new events.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(150);
+/// How often the thread checks that the engine still holds its lock.
+const LIVENESS_INTERVAL: Duration = Duration::from_secs(2);
+
+/// An incremental reader of `engine/events.jsonl`.
+#[derive(Debug, Clone)]
+pub struct EventTail {
+    path: PathBuf,
+    offset: u64,
+}
+
+impl EventTail {
+    /// A tail that will only report events appended after now.
+    pub fn from_end(path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        let offset = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        EventTail { path, offset }
+    }
+
+    /// Events appended since the last call (a torn last line waits for the next call).
+    pub fn poll(&mut self) -> std::io::Result<Vec<Map<String, Value>>> {
+        let (events, offset) = read_events(&self.path, self.offset)?;
+        self.offset = offset;
+        Ok(events)
+    }
+}
+
+/// The path of the event log of a workdir.
+pub fn events_path(workdir: &Path) -> PathBuf {
+    workdir.join("engine").join("events.jsonl")
+}
+
+fn str_field<'a>(ev: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    ev.get(key).and_then(Value::as_str)
+}
+
+/// `HH:MM:SS` of an RFC 3339 timestamp (UTC), or empty.
+fn clock(ts: Option<&str>) -> &str {
+    ts.and_then(|t| t.get(11..19)).unwrap_or("")
+}
+
+/// One line for an event, or `None` for events not worth showing (queued, phase changes).
+/// `metric` names the primary metric (for completed nodes).
+pub fn format_event(wd: &Workdir, metric: &str, ev: &Map<String, Value>) -> Option<String> {
+    let event = str_field(ev, "event")?;
+    let id = str_field(ev, "id").unwrap_or("?");
+    let time = clock(str_field(ev, "ts"));
+    let body = match event {
+        names::ENGINE_STARTED => {
+            let pid = ev.get("pid").and_then(Value::as_u64);
+            let resumed = ev.get("resumed").and_then(Value::as_bool).unwrap_or(false);
+            let what = if resumed {
+                "engine resumed"
+            } else {
+                "engine started"
+            };
+            match pid {
+                Some(pid) => format!("{what} (pid {pid})"),
+                None => what.to_string(),
+            }
+        }
+        names::ENGINE_STOPPED => match str_field(ev, "reason") {
+            Some(r) => format!("engine stopped: {r}"),
+            None => "engine stopped".to_string(),
+        },
+        names::ENGINE_INTERRUPTED => {
+            "engine interrupted (running jobs keep going; `start` resumes)".to_string()
+        }
+        names::NODE_STARTED => {
+            let resumed = ev.get("resumed").and_then(Value::as_bool).unwrap_or(false);
+            if resumed {
+                format!("▶ {id} started (resumed)")
+            } else {
+                format!("▶ {id} started")
+            }
+        }
+        names::NODE_COMPLETED => completed_line(wd, metric, id),
+        names::NODE_FAILED => failed_line(wd, id, str_field(ev, "error")),
+        names::NODE_CANCELLED => format!("■ {id} interrupted (it resumes with the engine)"),
+        names::NODE_BUMPED => match ev.get("priority").and_then(Value::as_f64) {
+            Some(p) => format!("{id}: priority set to {}", format_number(p)),
+            None => format!("{id}: priority changed"),
+        },
+        names::NODE_DROPPED => format!("{id}: dropped from the queue"),
+        names::CHECKPOINT_EDIT => format!(
+            "checkpoint edit {}: {}",
+            str_field(ev, "result").unwrap_or("seen"),
+            str_field(ev, "message").unwrap_or("")
+        ),
+        names::WARNING => style::yellow(&format!(
+            "warning: {}",
+            str_field(ev, "message").unwrap_or("")
+        )),
+        _ => return None,
+    };
+    Some(if time.is_empty() {
+        body
+    } else {
+        format!("{} {body}", style::dim(time))
+    })
+}
+
+fn completed_line(wd: &Workdir, metric: &str, id: &str) -> String {
+    let result: Option<NodeResult> = std::fs::read(wd.node_result(id))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let Some(result) = result else {
+        return format!("✓ {id} completed");
+    };
+    let value = result
+        .primary
+        .map(format_number)
+        .unwrap_or_else(|| "?".to_string());
+    let mut line = format!(
+        "✓ {id} completed: {metric}={value} in {:.1}s",
+        result.duration_s
+    );
+    if result.improved {
+        line = format!("{line}  {}", style::green("★ new best"));
+    }
+    line
+}
+
+fn failed_line(wd: &Workdir, id: &str, error: Option<&str>) -> String {
+    let failure: Option<Failure> = std::fs::read(wd.node_failure(id))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let reason = match &failure {
+        Some(f) => format!("{}: {}", f.kind.as_str(), one_line(&f.message)),
+        None => one_line(error.unwrap_or("no reason recorded")),
+    };
+    style::red(&format!("✗ {id} failed ({reason})"))
+}
+
+/// The first line of a message, shortened to 200 characters.
+fn one_line(s: &str) -> String {
+    let first = s.lines().next().unwrap_or("").trim();
+    if first.chars().count() > 200 {
+        let cut: String = first.chars().take(199).collect();
+        format!("{cut}…")
+    } else {
+        first.to_string()
+    }
+}
+
+/// Prints a line above the prompt (rustyline's external printer) or on stdout.
+pub type Printer = Box<dyn FnMut(String) + Send>;
+
+/// The streaming thread; dropped or [`stop`](Streamer::stop)ped, it ends within one poll.
+pub struct Streamer {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Streamer {
+    /// Starts tailing `tail` in a thread, printing each event line with `print`. `metric` is
+    /// the primary metric's name. The thread also reports an engine that stopped holding the
+    /// workdir's lock without writing a final event (it crashed or was killed).
+    pub fn start(workdir: &Path, metric: String, mut tail: EventTail, mut print: Printer) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let root = workdir.to_path_buf();
+        let handle = std::thread::Builder::new()
+            .name("event-stream".into())
+            .spawn(move || {
+                let wd = Workdir::new(&root);
+                let mut up = engine_alive(&root);
+                let mut last_check = Instant::now();
+                while !flag.load(Ordering::Acquire) {
+                    let mut emit = |events: Vec<Map<String, Value>>, up: &mut bool| {
+                        for ev in events {
+                            match str_field(&ev, "event") {
+                                Some(names::ENGINE_STARTED) => *up = true,
+                                Some(names::ENGINE_STOPPED | names::ENGINE_INTERRUPTED) => {
+                                    *up = false
+                                }
+                                _ => {}
+                            }
+                            if let Some(line) = format_event(&wd, &metric, &ev) {
+                                print(line + "\n");
+                            }
+                        }
+                    };
+                    if let Ok(events) = tail.poll() {
+                        emit(events, &mut up);
+                    }
+                    if last_check.elapsed() >= LIVENESS_INTERVAL {
+                        last_check = Instant::now();
+                        if up && !engine_alive(&root) {
+                            // The final event is written before the lock is released: read
+                            // once more before calling it a crash.
+                            if let Ok(events) = tail.poll() {
+                                emit(events, &mut up);
+                            }
+                            if up {
+                                up = false;
+                                print(
+                                    style::red(
+                                        "the engine is gone without a final event (crashed or killed?); see logs/engine.log — `start` resumes the run",
+                                    ) + "\n",
+                                );
+                            }
+                        } else if !up && engine_alive(&root) {
+                            up = true;
+                        }
+                    }
+                    std::thread::sleep(POLL_INTERVAL);
+                }
+            })
+            .ok();
+        Streamer { stop, handle }
+    }
+
+    /// Stops the thread and waits for it.
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Streamer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+/// Whether an engine holds the workdir's lock.
+pub fn engine_alive(workdir: &Path) -> bool {
+    matches!(autoresearch_engine::lock::holder(workdir), Ok(Some(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn ev(text: &str) -> Map<String, Value> {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn tail_starts_at_the_end_and_waits_for_whole_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        std::fs::write(&path, "{\"ts\":\"t\",\"event\":\"old\"}\n").unwrap();
+        let mut tail = EventTail::from_end(&path);
+        assert!(tail.poll().unwrap().is_empty());
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        write!(f, "{{\"ts\":\"t\",\"event\":\"new\"}}\n{{\"ts\":\"t\",\"ev").unwrap();
+        let got = tail.poll().unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0]["event"], "new");
+        writeln!(f, "ent\":\"third\"}}").unwrap();
+        let got = tail.poll().unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0]["event"], "third");
+    }
+
+    #[test]
+    fn tail_of_a_missing_file_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut tail = EventTail::from_end(dir.path().join("nope.jsonl"));
+        assert!(tail.poll().unwrap().is_empty());
+    }
+
+    #[test]
+    fn formats_node_events_from_their_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let wd = Workdir::new(dir.path());
+        std::fs::create_dir_all(wd.node_dir("001_a")).unwrap();
+        std::fs::create_dir_all(wd.node_dir("002_b")).unwrap();
+        let result = NodeResult {
+            primary: Some(12.5),
+            improved: true,
+            duration_s: 1.25,
+            ..Default::default()
+        };
+        std::fs::write(
+            wd.node_result("001_a"),
+            serde_json::to_vec(&result).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(
+            wd.node_failure("002_b"),
+            r#"{"kind":"nonzero_exit","phase":"running","message":"the job exited with status 3","retryable":false,"details":null,"created_at":"x"}"#,
+        )
+        .unwrap();
+        let ts = "\"ts\":\"2026-01-02T03:04:05.678Z\"";
+        let line = |s: &str| format_event(&wd, "score", &ev(s));
+        let started = line(&format!(r#"{{{ts},"event":"node_started","id":"001_a"}}"#)).unwrap();
+        assert!(
+            started.contains("03:04:05") && started.contains("001_a started"),
+            "{started}"
+        );
+        let done = line(&format!(
+            r#"{{{ts},"event":"node_completed","id":"001_a"}}"#
+        ))
+        .unwrap();
+        assert!(
+            done.contains("001_a completed: score=12.5 in 1.2s"),
+            "{done}"
+        );
+        assert!(done.contains("new best"), "{done}");
+        let failed = line(&format!(
+            r#"{{{ts},"event":"node_failed","id":"002_b","error":"boom"}}"#
+        ))
+        .unwrap();
+        assert!(
+            failed.contains("002_b failed (nonzero_exit: the job exited with status 3)"),
+            "{failed}"
+        );
+        let failed = line(&format!(
+            r#"{{{ts},"event":"node_failed","id":"003_c","error":"boom\nmore"}}"#
+        ))
+        .unwrap();
+        assert!(failed.contains("003_c failed (boom)"), "{failed}");
+        assert!(line(&format!(r#"{{{ts},"event":"node_queued","id":"001_a"}}"#)).is_none());
+        let started = line(&format!(
+            r#"{{{ts},"event":"engine_started","pid":42,"resumed":true}}"#
+        ))
+        .unwrap();
+        assert!(started.contains("engine resumed (pid 42)"), "{started}");
+    }
+}
