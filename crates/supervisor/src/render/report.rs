@@ -1,0 +1,238 @@
+//! `report.md`: the final report. Best configuration and the exact command that reproduces it,
+//! the path from the baseline to the best, the table of all nodes, failures by kind.
+
+use std::fmt::Write as _;
+
+use autoresearch_adapters::model::NodeStatus;
+use serde_json::Value;
+
+use super::load::RunView;
+use super::summary::{best_line, elide_chars, md_cell, md_code, write_failures};
+use super::{fmt_secs, fmt_value, pct_change};
+
+/// Quotes `s` for a POSIX shell when it contains anything but safe characters.
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c))
+    {
+        return s.to_owned();
+    }
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The shell command that reproduces node `i`: `cd <job.cwd> && [env K=V …] <spec.command>`.
+pub fn reproduce_command(view: &RunView, i: usize) -> Option<String> {
+    let spec = view.nodes[i].spec.as_ref()?;
+    let mut cmd = String::new();
+    if let Some(cwd) = view.config_str("/job/cwd").filter(|c| !c.is_empty()) {
+        let _ = write!(cmd, "cd {} && ", shell_quote(cwd));
+    }
+    if let Some(env) = view
+        .config
+        .as_ref()
+        .and_then(|c| c.pointer("/job/env"))
+        .and_then(Value::as_object)
+        .filter(|e| !e.is_empty())
+    {
+        cmd.push_str("env");
+        for (k, v) in env {
+            let v = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let _ = write!(cmd, " {}", shell_quote(&format!("{k}={v}")));
+        }
+        cmd.push(' ');
+    }
+    cmd.push_str(&spec.command);
+    Some(cmd)
+}
+
+/// Renders `report.md`.
+pub fn render_report_md(view: &RunView) -> String {
+    let mut out = String::with_capacity(4096 + 200 * view.nodes.len());
+    let name = view
+        .root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| view.root.display().to_string());
+    let c = view.counts();
+    let _ = writeln!(out, "# autoresearch report: {}\n", md_cell(&name));
+    let _ = writeln!(
+        out,
+        "_Rendered {} from `{}`. Objective: {} {}. {} nodes: {} completed ({} improved), {} failed, {} running, {} queued. Engine: {}._\n",
+        humantime::format_rfc3339_seconds(view.loaded_at),
+        view.root.display(),
+        view.direction.as_str(),
+        md_code(&view.metric),
+        c.total,
+        c.completed,
+        c.improved,
+        c.failed,
+        c.running,
+        c.queued,
+        view.engine_status()
+    );
+    if let Some(reason) = view.state.as_ref().and_then(|s| s.stop_reason.as_deref()) {
+        let _ = writeln!(out, "Stopped because: {}\n", md_cell(reason));
+    }
+
+    out.push_str("## Best configuration\n\n");
+    match (view.best, best_line(view)) {
+        (Some(bi), Some(line)) => {
+            let n = &view.nodes[bi];
+            let _ = writeln!(out, "- Node: {line}");
+            if let Some(spec) = &n.spec {
+                let _ = writeln!(
+                    out,
+                    "- Params: {}",
+                    md_code(&serde_json::to_string(&spec.params).unwrap_or_default())
+                );
+                if !spec.hypothesis.trim().is_empty() {
+                    let _ = writeln!(out, "- Hypothesis: {}", md_cell(&spec.hypothesis));
+                }
+            }
+            if let Some(r) = &n.result {
+                let others: Vec<String> = r
+                    .metrics
+                    .iter()
+                    .filter(|(k, _)| **k != view.metric)
+                    .map(|(k, v)| format!("{k}={}", fmt_value(*v)))
+                    .collect();
+                if !others.is_empty() {
+                    let _ = writeln!(out, "- Other metrics: {}", others.join(", "));
+                }
+                let _ = writeln!(out, "- Duration: {}", fmt_secs(r.duration_s));
+            }
+            out.push_str("\n### Reproduce\n\n");
+            match reproduce_command(view, bi) {
+                Some(cmd) => {
+                    out.push_str("```sh\n");
+                    out.push_str(&cmd);
+                    out.push_str("\n```\n\n");
+                    let mut notes = Vec::new();
+                    if view
+                        .config_str("/job/cwd")
+                        .is_some_and(|c| !c.starts_with('/'))
+                    {
+                        notes.push(
+                            "`job.cwd` is relative: run from the folder the experiment run was \
+                             started in."
+                                .to_owned(),
+                        );
+                    }
+                    if let Some(ch) = n.spec.as_ref().and_then(|s| s.changes.as_deref()) {
+                        notes.push(format!(
+                            "This experiment also changed code ({}); its commit is on branch \
+                             `autoresearch/{}` (worktree `engine/worktrees/{}`): check it out \
+                             first.",
+                            md_cell(&elide_chars(ch, 200)),
+                            n.id,
+                            n.id
+                        ));
+                    }
+                    let script = view.root.join("runs").join(&n.id).join("command.sh");
+                    if script.is_file() {
+                        notes.push(format!(
+                            "Exactly what ran: `runs/{}/command.sh` (with parameters also given \
+                             as `AUTORESEARCH_PARAM_*` environment variables).",
+                            n.id
+                        ));
+                    }
+                    for note in notes {
+                        let _ = writeln!(out, "- {note}");
+                    }
+                }
+                None => out.push_str("The best node's spec.json is unreadable; no command.\n"),
+            }
+        }
+        _ => out.push_str("No completed experiment with a primary metric yet.\n"),
+    }
+    out.push('\n');
+
+    out.push_str("## Path from baseline to best\n\n");
+    match view.best {
+        Some(bi) => {
+            let path = view.path_to(bi);
+            let base = view.baseline_value();
+            if let Some(bl) = view.baseline
+                && path.first() != Some(&bl)
+            {
+                let _ = writeln!(
+                    out,
+                    "The best descends from root {}, not from the baseline {}.\n",
+                    md_code(&view.nodes[path[0]].id),
+                    md_code(&view.nodes[bl].id)
+                );
+            }
+            let _ = writeln!(
+                out,
+                "| step | node | change | {} | vs baseline | improved |\n|---:|---|---|---:|---:|---|",
+                md_cell(&view.metric)
+            );
+            for (k, &i) in path.iter().enumerate() {
+                let n = &view.nodes[i];
+                let v = view.primary(i);
+                let vs = match (v, base) {
+                    (Some(v), Some(b)) => pct_change(v, b)
+                        .map(|p| format!("{p:+.2} %"))
+                        .unwrap_or_default(),
+                    _ => String::new(),
+                };
+                let _ = writeln!(
+                    out,
+                    "| {k} | {} ({}) | {} | {} | {vs} | {} |",
+                    md_code(&n.id),
+                    md_cell(&elide_chars(n.name(), 40)),
+                    md_cell(&elide_chars(&view.change_label(i), 80)),
+                    v.map(fmt_value).unwrap_or_default(),
+                    if n.improved() { "yes" } else { "" }
+                );
+            }
+        }
+        None => out.push_str("No best node yet.\n"),
+    }
+    out.push('\n');
+
+    out.push_str("## All experiments\n\n");
+    let _ = writeln!(
+        out,
+        "| node | name | parent | status | {} | improved | duration | failure |\n|---|---|---|---|---:|---|---:|---|",
+        md_cell(&view.metric)
+    );
+    for (i, n) in view.nodes.iter().enumerate() {
+        let failure = match (&n.failure, n.status) {
+            (Some(f), _) => format!("{}: {}", f.kind.as_str(), elide_chars(&f.message, 80)),
+            (None, NodeStatus::Failed) => "unknown".to_owned(),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            md_code(&n.id),
+            md_cell(&elide_chars(n.name(), 40)),
+            n.parent_id().map(md_code).unwrap_or_default(),
+            n.status,
+            view.primary(i).map(fmt_value).unwrap_or_default(),
+            if n.improved() { "yes" } else { "" },
+            n.result
+                .as_ref()
+                .map(|r| fmt_secs(r.duration_s))
+                .unwrap_or_default(),
+            md_cell(&failure)
+        );
+    }
+    out.push('\n');
+
+    out.push_str("## Failures by kind\n\n");
+    write_failures(view, &mut out);
+    if !view.warnings.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n_{} file(s) were missing or unreadable and skipped; see summary.md._",
+            view.warnings.len()
+        );
+    }
+    out
+}
