@@ -250,23 +250,45 @@ impl ExperimentWorkflow {
         Ok(spec)
     }
 
-    /// Baseline and seeds of a fresh run.
+    /// Baseline and seeds of a fresh run. An engine killed while creating them (before its
+    /// first checkpoint) leaves only the first few on disk: those are kept and the missing
+    /// ones created, so no seed is lost. Returns the specs of the nodes created.
     fn fresh_specs(&self) -> Result<Vec<WorkSpec>, WorkError> {
+        let roots: Vec<String> = self
+            .nodes
+            .all()
+            .into_iter()
+            .filter(|n| n.spec.parent_id.is_none())
+            .map(|n| n.spec.node_id)
+            .collect();
+        let expected = 1 + self.config.seeds.len();
         let mut out = Vec::new();
-        let base = self.new_node(
-            "baseline",
-            None,
-            "the configuration as given".into(),
-            self.config.baseline.clone(),
-            None,
-            BASELINE_PRIORITY,
-        )?;
-        let base_id = base.node_id.clone();
-        self.ledger
-            .update(|s| s.baseline_node = Some(base_id))
-            .map_err(WorkError::msg)?;
-        out.push(Self::work_spec(&base));
-        for seed in &self.config.seeds {
+        let base_id = match roots.first() {
+            Some(id) => id.clone(),
+            None => {
+                let base = self.new_node(
+                    "baseline",
+                    None,
+                    "the configuration as given".into(),
+                    self.config.baseline.clone(),
+                    None,
+                    BASELINE_PRIORITY,
+                )?;
+                out.push(Self::work_spec(&base));
+                base.node_id
+            }
+        };
+        if self.ledger.snapshot().baseline_node.is_none() {
+            self.ledger
+                .update(|s| s.baseline_node = Some(base_id))
+                .map_err(WorkError::msg)?;
+        }
+        for seed in self
+            .config
+            .seeds
+            .iter()
+            .skip(roots.len().clamp(1, expected) - 1)
+        {
             let spec = self.new_node(
                 &seed.name,
                 None,
@@ -334,6 +356,17 @@ impl Workflow for ExperimentWorkflow {
         let fresh = !start.resumed && self.nodes.all().is_empty();
         if fresh {
             return self.fresh_specs();
+        }
+        if !start.resumed {
+            // No checkpoint yet: the first engine may have died while creating the baseline
+            // and seeds. The ones created now are queued, so `rederive` picks them up.
+            let created = self.fresh_specs()?;
+            if !created.is_empty() {
+                tracing::warn!(
+                    count = created.len(),
+                    "created the seeds a crash left uncreated"
+                );
+            }
         }
         let specs = self.rederive(start);
         if !specs.is_empty() {
