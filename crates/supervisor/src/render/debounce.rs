@@ -4,7 +4,8 @@
 //! [`RenderDebouncer::request`] as often as they like; it only sets a flag and wakes a background
 //! thread, never blocks on rendering. The thread renders at most once per interval, never two
 //! renders at a time, and coalesces every request made meanwhile into the next render.
-//! [`RenderDebouncer::flush`] renders once more and joins the thread (use it at the end of a run).
+//! [`RenderDebouncer::flush`] (or [`RenderDebouncer::finish`] through a shared reference, e.g.
+//! an `Arc`) renders once more and joins the thread: use it at the end of a run.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
@@ -45,7 +46,7 @@ pub type RenderFn = Box<dyn FnMut() -> Result<RenderReport, String> + Send + 'st
 /// (if any) without a final render, and does not wait for it.
 pub struct RenderDebouncer {
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl RenderDebouncer {
@@ -83,14 +84,17 @@ impl RenderDebouncer {
             .expect("spawning the render thread");
         RenderDebouncer {
             shared,
-            thread: Some(thread),
+            thread: Mutex::new(Some(thread)),
         }
     }
 
     /// Asks for a render soon. Returns at once; requests made while a render is pending or in
-    /// flight are coalesced into one.
+    /// flight are coalesced into one. Ignored after [`RenderDebouncer::finish`].
     pub fn request(&self) {
         let mut st = self.shared.lock();
+        if st.shutdown {
+            return;
+        }
         st.pending = true;
         drop(st);
         self.shared.wake.notify_one();
@@ -108,14 +112,22 @@ impl RenderDebouncer {
 
     /// Renders once more (after the render in flight, if any, without waiting for the interval)
     /// and joins the thread. Returns the outcome of that final render.
-    pub fn flush(mut self) -> Option<Result<RenderReport, String>> {
-        {
-            let mut st = self.shared.lock();
-            st.pending = true;
-            st.shutdown = true;
-        }
-        self.shared.wake.notify_one();
-        if let Some(t) = self.thread.take() {
+    pub fn flush(self) -> Option<Result<RenderReport, String>> {
+        self.finish()
+    }
+
+    /// Like [`RenderDebouncer::flush`], through a shared reference (for a debouncer in an `Arc`
+    /// that other tasks may still hold). The first call renders once more and joins the
+    /// thread; later calls only return the last outcome.
+    pub fn finish(&self) -> Option<Result<RenderReport, String>> {
+        let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = handle {
+            {
+                let mut st = self.shared.lock();
+                st.pending = true;
+                st.shutdown = true;
+            }
+            self.shared.wake.notify_one();
             let _ = t.join();
         }
         self.shared.lock().last.clone()
@@ -124,7 +136,8 @@ impl RenderDebouncer {
 
 impl Drop for RenderDebouncer {
     fn drop(&mut self) {
-        if self.thread.is_some() {
+        let running = self.thread.get_mut().map(|t| t.is_some()).unwrap_or(false);
+        if running {
             let mut st = self.shared.lock();
             st.shutdown = true;
             st.pending = false;

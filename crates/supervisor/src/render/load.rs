@@ -59,10 +59,12 @@ impl Direction {
 /// How the completion order of [`RunView::completion_order`] was established.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CompletionSource {
-    /// From the order of `completed`/`failed` events in `engine/events.jsonl` (it named every
-    /// finished node).
+    /// From the order of the first `node_completed`/`node_failed` event per node in
+    /// `engine/events.jsonl`; finished nodes without an event yet (the engine buffers events)
+    /// follow, by file time.
     Events,
-    /// From the modification times of `result.json` / `failure.json` (ties by node id).
+    /// From the modification times of `result.json` / `failure.json` (ties by creation order),
+    /// when the event log names no finished node.
     Mtime,
 }
 
@@ -774,64 +776,71 @@ fn completion_order(
     let finished: Vec<usize> = (0..nodes.len())
         .filter(|&i| nodes[i].status.is_terminal())
         .collect();
-    if let Some(order) = events_order(wd, by_id, &finished, warnings) {
-        return (order, CompletionSource::Events);
+    let by_mtime = |a: &usize, b: &usize| {
+        nodes[*a]
+            .finished_at
+            .cmp(&nodes[*b].finished_at)
+            .then_with(|| a.cmp(b))
+    };
+    let pos = events_positions(wd, by_id, warnings);
+    if finished.iter().any(|i| pos.contains_key(i)) {
+        // Nodes named by a completion event in log order, then the others (their events are
+        // still buffered by the engine, so they are the most recent) by file time.
+        let (mut logged, mut rest): (Vec<usize>, Vec<usize>) =
+            finished.into_iter().partition(|i| pos.contains_key(i));
+        logged.sort_by_key(|i| (pos[i], *i));
+        rest.sort_by(by_mtime);
+        logged.extend(rest);
+        return (logged, CompletionSource::Events);
     }
     let mut order = finished;
-    order.sort_by(|&a, &b| {
-        nodes[a]
-            .finished_at
-            .cmp(&nodes[b].finished_at)
-            .then_with(|| a.cmp(&b))
-    });
+    order.sort_by(by_mtime);
     (order, CompletionSource::Mtime)
 }
 
-/// The order of the last `completed`/`failed` event per finished node in `engine/events.jsonl`,
-/// if the log names every finished node.
-fn events_order(
+/// Line number of the first completion event (`node_completed`/`node_failed`, also accepted
+/// without the `node_` prefix) per node in `engine/events.jsonl`. Unparseable lines (a torn
+/// last line) are skipped.
+fn events_positions(
     wd: &Workdir,
     by_id: &HashMap<String, usize>,
-    finished: &[usize],
     warnings: &mut Vec<String>,
-) -> Option<Vec<usize>> {
+) -> HashMap<usize, usize> {
+    let mut pos: HashMap<usize, usize> = HashMap::new();
     let path = wd.engine_dir().join("events.jsonl");
     let text = match fs::read(&path) {
         Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return pos,
         Err(e) => {
             warnings.push(format!(
                 "engine/events.jsonl: {e}; completion order from file times"
             ));
-            return None;
+            return pos;
         }
     };
-    let mut pos: HashMap<usize, usize> = HashMap::new();
     for (line_no, line) in text.split(|&b| b == b'\n').enumerate() {
         // Cheap prefilter: only lines about completion are parsed.
         if !contains(line, b"completed") && !contains(line, b"failed") {
             continue;
         }
         let Ok(v) = serde_json::from_slice::<Value>(line) else {
-            continue; // torn last line or garbage: tolerated
+            continue;
         };
         let ev = v.get("event").and_then(Value::as_str).unwrap_or("");
-        if ev != "completed" && ev != "failed" {
+        if !matches!(
+            ev,
+            "node_completed" | "node_failed" | "completed" | "failed"
+        ) {
             continue;
         }
-        let id = ["id", "node_id", "node", "spec_id"]
+        let id = ["id", "node_id"]
             .iter()
             .find_map(|k| v.get(*k).and_then(Value::as_str));
         if let Some(&i) = id.and_then(|id| by_id.get(id)) {
-            pos.insert(i, line_no);
+            pos.entry(i).or_insert(line_no);
         }
     }
-    if finished.iter().any(|i| !pos.contains_key(i)) {
-        return None;
-    }
-    let mut order = finished.to_vec();
-    order.sort_by_key(|i| (pos[i], *i));
-    Some(order)
+    pos
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {

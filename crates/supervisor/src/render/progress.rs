@@ -1,7 +1,8 @@
 //! `progress.png`: the primary metric per finished experiment in completion order.
 //!
 //! Improvements are green dots labelled with their names (a label that would overlap another
-//! one is left out), the best value so far is a dark green step line, other completed
+//! one, a dot or the best line is left out), the best so far (the value of the latest
+//! improvement) is a dark green step line, other completed
 //! experiments are grey dots and failures are red crosses along the bottom of the axis. One
 //! smaller panel follows per other metric (the first three by name). The title gives the counts.
 
@@ -292,9 +293,17 @@ fn draw_panel(
     )?;
     let mut step: Vec<(f64, f64)> = Vec::new();
     if primary && !s.points.is_empty() {
+        // The engine's notion of best: it moves only at improvements (a result better by less
+        // than `min_improvement` does not count). Runs without improvement flags fall back to
+        // the best value so far.
+        let by_flag = s.points.iter().any(|p| p.2);
         let mut best: Option<f64> = None;
         for p in &s.points {
-            let better = best.is_none_or(|b| direction.better(p.1, b));
+            let better = if by_flag {
+                p.2
+            } else {
+                best.is_none_or(|b| direction.better(p.1, b))
+            };
             if better {
                 if let Some(b) = best {
                     step.push((p.0, b));
