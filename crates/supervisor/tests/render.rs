@@ -548,6 +548,50 @@ fn torn_and_missing_files_are_skipped_with_warnings() {
 }
 
 #[test]
+fn a_workdir_written_concurrently_still_renders() {
+    let wd = mixed_run();
+    let root = wd.root.clone();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = Arc::clone(&stop);
+    // A writer that creates nodes and rewrites files in place (not atomically), so the renderer
+    // sees missing, empty and half-written files.
+    let writer = std::thread::spawn(move || {
+        let mut k = 10u64;
+        while !stop2.load(Ordering::SeqCst) && k < 300 {
+            let id = format!("{k:03}_live");
+            let dir = root.join("engine/nodes").join(&id);
+            fs::create_dir_all(&dir).unwrap();
+            let spec = serde_json::to_vec(&json!({
+                "node_id": id, "name": "live", "parent_id": "001_workers_2",
+                "hypothesis": "h", "params": {"workers": k}, "changes": null,
+                "command": "true", "priority": 0.0, "created_at": "2026-01-01T00:00:00Z"
+            }))
+            .unwrap();
+            fs::write(dir.join("spec.json"), &spec[..spec.len() / 2]).unwrap();
+            fs::write(dir.join("spec.json"), &spec).unwrap();
+            fs::write(dir.join("status.txt"), "").unwrap();
+            fs::write(dir.join("status.txt"), "completed\n").unwrap();
+            let result = br#"{"metrics":{"throughput":120.0},"primary":120.0,"improved":false,"duration_s":1.0,"exit_code":0,"children":[],"analysis":""}"#;
+            fs::write(dir.join("result.json"), &result[..result.len() / 3]).unwrap();
+            fs::write(dir.join("result.json"), result).unwrap();
+            fs::write(root.join("state.json"), b"{\"schema_vers").unwrap();
+            k += 1;
+        }
+        k - 10
+    });
+    for _ in 0..8 {
+        let report = render_all(&wd.root).unwrap();
+        let (_, rows) = read_tsv(&wd.path("master_table.tsv"));
+        assert_eq!(rows.len(), report.nodes);
+    }
+    stop.store(true, Ordering::SeqCst);
+    let written = writer.join().unwrap();
+    assert!(written > 0);
+    let report = render_all(&wd.root).unwrap();
+    assert_eq!(report.nodes as u64, 6 + written);
+}
+
+#[test]
 fn a_folder_that_is_not_a_workdir_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     match render_all(dir.path()) {
