@@ -19,12 +19,17 @@ pub struct Exit {
 impl Exit {
     /// Bad input: exit 2.
     pub fn bad_input(message: impl Into<String>) -> anyhow::Error {
-        Exit { code: 2, message: message.into() }.into()
+        Exit {
+            code: 2,
+            message: message.into(),
+        }
+        .into()
     }
 
-    /// Bad input from any error: exit 2.
+    /// Bad input from any error: exit 2. The alternate form keeps an `anyhow` error's causes
+    /// (`reading DIR: No such file or directory`), not only its outermost context.
     pub fn bad_input_err(e: impl std::fmt::Display) -> anyhow::Error {
-        Self::bad_input(e.to_string())
+        Self::bad_input(format!("{e:#}"))
     }
 
     /// Locked by another engine: exit 3.
@@ -49,7 +54,11 @@ impl Exit {
             SessionError::Engine(EngineError::Config(_)) => 2,
             _ => 1,
         };
-        Exit { code, message: e.to_string() }.into()
+        Exit {
+            code,
+            message: e.to_string(),
+        }
+        .into()
     }
 }
 

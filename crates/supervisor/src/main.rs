@@ -18,6 +18,14 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if !matches!(cli.command, None | Some(Command::Run(_))) {
+        // Printing commands end quietly when the reader goes away (`supervisor status wd | head`)
+        // instead of panicking in `println!`. `run` and the session keep SIGPIPE ignored.
+        // SAFETY: restoring a signal's default disposition before any thread is started.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
@@ -54,26 +62,36 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 Ok(0)
             }
             QueueAction::Bump { id, priority } => {
-                println!("{}", queue::bump(&workdir, &id, priority).map_err(Exit::bad_input_err)?);
+                println!(
+                    "{}",
+                    queue::bump(&workdir, &id, priority).map_err(Exit::bad_input_err)?
+                );
                 Ok(0)
             }
             QueueAction::Drop { id } => {
-                println!("{}", queue::drop(&workdir, &id).map_err(Exit::bad_input_err)?);
+                println!(
+                    "{}",
+                    queue::drop(&workdir, &id).map_err(Exit::bad_input_err)?
+                );
                 Ok(0)
             }
         },
         Command::Stop { workdir, timeout_s } => {
+            autoresearch_supervisor::commands::require_workdir(&workdir)
+                .map_err(Exit::bad_input_err)?;
             println!("{}", stop::stop(&workdir, Duration::from_secs(timeout_s))?);
             Ok(0)
         }
         Command::Report { workdir } => {
-            autoresearch_supervisor::commands::require_workdir(&workdir).map_err(Exit::bad_input_err)?;
+            autoresearch_supervisor::commands::require_workdir(&workdir)
+                .map_err(Exit::bad_input_err)?;
             let path = autoresearch_supervisor::render::render_report(&workdir)?;
             println!("wrote {}", path.display());
             Ok(0)
         }
         Command::Render { workdir } => {
-            autoresearch_supervisor::commands::require_workdir(&workdir).map_err(Exit::bad_input_err)?;
+            autoresearch_supervisor::commands::require_workdir(&workdir)
+                .map_err(Exit::bad_input_err)?;
             let report = autoresearch_supervisor::render::render_all(&workdir)?;
             for w in &report.warnings {
                 eprintln!("warning: {w}");
@@ -89,13 +107,17 @@ fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Repair { workdir, dry_run } => {
-            autoresearch_supervisor::commands::require_workdir(&workdir).map_err(Exit::bad_input_err)?;
+            autoresearch_supervisor::commands::require_workdir(&workdir)
+                .map_err(Exit::bad_input_err)?;
             print!("{}", repair::repair(&workdir, dry_run)?);
             Ok(0)
         }
         Command::List { dir } => {
             let dir = dir.unwrap_or_else(|| ".".into());
-            print!("{}", list::format_list(&list::list(&dir).map_err(Exit::bad_input_err)?));
+            print!(
+                "{}",
+                list::format_list(&list::list(&dir).map_err(Exit::bad_input_err)?)
+            );
             Ok(0)
         }
     }

@@ -24,25 +24,25 @@ pub struct QueueEntry {
 pub fn list(workdir: &Path) -> Result<Vec<QueueEntry>> {
     super::require_workdir(workdir)?;
     let engine = autoresearch_engine::paths::EnginePaths::new(workdir);
-    if autoresearch_engine::lock::holder(workdir)?.is_some() {
-        if let Ok(bytes) = std::fs::read(engine.queue_view()) {
-            let v: Value = serde_json::from_slice(&bytes)
-                .with_context(|| format!("{}", engine.queue_view().display()))?;
-            return Ok(v
-                .get("queued")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|e| {
-                            Some(QueueEntry {
-                                id: e.get("id")?.as_str()?.to_string(),
-                                priority: e.get("priority")?.as_f64()?,
-                            })
+    if autoresearch_engine::lock::holder(workdir)?.is_some()
+        && let Ok(bytes) = std::fs::read(engine.queue_view())
+    {
+        let v: Value = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{}", engine.queue_view().display()))?;
+        return Ok(v
+            .get("queued")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| {
+                        Some(QueueEntry {
+                            id: e.get("id")?.as_str()?.to_string(),
+                            priority: e.get("priority")?.as_f64()?,
                         })
-                        .collect()
-                })
-                .unwrap_or_default());
-        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default());
     }
     let cp = autoresearch_engine::checkpoint::load(&engine.checkpoint())?;
     let mut queued: Vec<QueueEntry> = cp
@@ -73,7 +73,8 @@ pub fn format_list(entries: &[QueueEntry]) -> String {
 fn apply(workdir: &Path, cmd: ControlCommand) -> Result<String> {
     super::require_workdir(workdir)?;
     if autoresearch_engine::lock::holder(workdir)?.is_some() {
-        let ticket = control::submit(workdir, &cmd).context("writing the command to engine/control/")?;
+        let ticket =
+            control::submit(workdir, &cmd).context("writing the command to engine/control/")?;
         return match control::wait_result(workdir, &ticket, Duration::from_secs(15))? {
             Some(r) if r.ok => Ok(r.message),
             Some(r) => bail!("{}", r.message),
@@ -81,6 +82,17 @@ fn apply(workdir: &Path, cmd: ControlCommand) -> Result<String> {
                 "the engine did not answer within 15 s; the command stays in engine/control/ and will be applied when it does"
             ),
         };
+    }
+    // Without a checkpoint there is no queue to edit; say so before `edit_offline` takes the
+    // lock, which would create `engine/` in a workdir that has never run.
+    let checkpoint = autoresearch_engine::paths::EnginePaths::new(workdir).checkpoint();
+    if !checkpoint.is_file() {
+        bail!(
+            "{} has no queue yet ({} does not exist): start the run first (`supervisor run {}`)",
+            workdir.display(),
+            checkpoint.display(),
+            workdir.display()
+        );
     }
     match autoresearch_engine::checkpoint::edit_offline(workdir, std::slice::from_ref(&cmd)) {
         Ok(mut msgs) => Ok(msgs.pop().unwrap_or_default()),
@@ -109,8 +121,11 @@ pub fn drop(workdir: &Path, id: &str) -> Result<String> {
     let msg = apply(workdir, ControlCommand::Drop { id: id.to_string() })?;
     let node_dir = Workdir::new(workdir).node_dir(id);
     if node_dir.is_dir() {
-        autoresearch_engine::atomic::write_atomic(&node_dir.join(DROPPED_MARKER), b"dropped from the queue\n")
-            .with_context(|| format!("marking {} as dropped", node_dir.display()))?;
+        autoresearch_engine::atomic::write_atomic(
+            &node_dir.join(DROPPED_MARKER),
+            b"dropped from the queue\n",
+        )
+        .with_context(|| format!("marking {} as dropped", node_dir.display()))?;
     }
     Ok(msg)
 }

@@ -90,17 +90,18 @@ pub fn gather(workdir: &Path) -> Result<StatusReport> {
     super::require_workdir(workdir)?;
     let wd = Workdir::new(workdir);
     let holder = autoresearch_engine::lock::holder(workdir).unwrap_or(None);
-    let engine = autoresearch_engine::state::read_state(workdir).ok().flatten();
+    let engine = autoresearch_engine::state::read_state(workdir)
+        .ok()
+        .flatten();
     let run: Option<RunState> = read_json(&wd.state());
     let config: Option<Value> = read_json(&wd.config());
     let (status, message) = match (&holder, &engine) {
         (Some(_), _) => ("running", None),
         (None, None) => ("new", None),
         (None, Some(e)) => match e.status {
-            EngineStatus::Running | EngineStatus::Failed => (
-                "crashed",
-                Some(format!("crashed (pid {} gone)", e.pid)),
-            ),
+            EngineStatus::Running | EngineStatus::Failed => {
+                ("crashed", Some(format!("crashed (pid {} gone)", e.pid)))
+            }
             EngineStatus::Interrupted => ("interrupted", None),
             EngineStatus::Stopped => ("stopped", None),
         },
@@ -186,7 +187,11 @@ pub fn gather(workdir: &Path) -> Result<StatusReport> {
 pub fn format_human(r: &StatusReport) -> String {
     let mut out = String::new();
     let status = r.message.clone().unwrap_or_else(|| r.status.clone());
-    let pid = r.pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+    // A message such as `crashed (pid N gone)` already names the pid.
+    let pid = match (&r.message, r.pid) {
+        (None, Some(p)) => format!(" (pid {p})"),
+        _ => String::new(),
+    };
     out.push_str(&format!("{}: {status}{pid}\n", r.workdir));
     let limit = r
         .limits
@@ -197,18 +202,31 @@ pub fn format_human(r: &StatusReport) -> String {
         .unwrap_or_default();
     out.push_str(&format!(
         "experiments: {} started{limit}, {} completed, {} failed, {} queued, {} running\n",
-        r.experiments_started, r.counts.completed, r.counts.failed, r.counts.queued, r.counts.running
+        r.experiments_started,
+        r.counts.completed,
+        r.counts.failed,
+        r.counts.queued,
+        r.counts.running
     ));
     match (&r.best, &r.baseline) {
         (Some(b), Some(base)) => {
             let pct = if base.value != 0.0 {
-                format!(" ({:+.1}% vs baseline {})", (b.value - base.value) / base.value.abs() * 100.0, base.value)
+                format!(
+                    " ({:+.1}% vs baseline {})",
+                    (b.value - base.value) / base.value.abs() * 100.0,
+                    base.value
+                )
             } else {
                 String::new()
             };
-            out.push_str(&format!("best: {} {} = {}{pct}\n", b.node_id, b.metric, b.value));
+            out.push_str(&format!(
+                "best: {} {} = {}{pct}\n",
+                b.node_id, b.metric, b.value
+            ));
         }
-        (Some(b), None) => out.push_str(&format!("best: {} {} = {}\n", b.node_id, b.metric, b.value)),
+        (Some(b), None) => {
+            out.push_str(&format!("best: {} {} = {}\n", b.node_id, b.metric, b.value))
+        }
         _ => out.push_str("best: none yet\n"),
     }
     out.push_str(&format!(
