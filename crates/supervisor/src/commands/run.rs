@@ -40,7 +40,8 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     } else {
         None
     };
-    let given = crate::flags::config_from_flags(&args.config, stored.as_ref()).map_err(Exit::bad_input_err)?;
+    let given = crate::flags::config_from_flags(&args.config, stored.as_ref())
+        .map_err(Exit::bad_input_err)?;
     let config = session::resolve_config(workdir, given).map_err(Exit::from_session)?;
     let _log_guard = crate::logging::init_file(workdir)?;
     let options = SessionOptions {
@@ -61,10 +62,9 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         let display = tokio::spawn(show_progress(workflow.clone(), debouncer.clone()));
         let report = session.run().await.map_err(Exit::from_session)?;
         display.abort();
-        if let Some(d) = debouncer.and_then(|d| Arc::try_unwrap(d).ok()) {
-            if let Some(Err(e)) = d.flush() {
-                eprintln!("warning: rendering the views failed: {e}");
-            }
+        // The aborted display task may still hold a clone: finish through the shared handle.
+        if let Some(Some(Err(e))) = debouncer.as_ref().map(|d| d.finish()) {
+            eprintln!("warning: rendering the views failed: {e}");
         }
         let state = workflow.state();
         let best = match (&state.best_node, state.best_value) {
@@ -84,7 +84,11 @@ pub fn run(args: &RunArgs) -> Result<i32> {
             state.experiments_failed,
             workdir.display()
         );
-        Ok(if report.status == EngineStatus::Interrupted { 130 } else { 0 })
+        Ok(if report.status == EngineStatus::Interrupted {
+            130
+        } else {
+            0
+        })
     })
 }
 
@@ -118,7 +122,11 @@ async fn show_progress(
                 running.push(id.clone());
                 format!("started   {id}")
             }
-            Notice::Completed { id, primary, improved } => {
+            Notice::Completed {
+                id,
+                primary,
+                improved,
+            } => {
                 running.retain(|r| r != id);
                 let mark = if *improved { "  ★ new best" } else { "" };
                 format!("completed {id}  {metric}={primary}{mark}")
