@@ -180,11 +180,13 @@ async fn reused_pid_is_not_mistaken_for_the_job() {
     assert!(!fx.run_dir(&base).join("exit_code").exists());
 
     // An unrelated live process takes the job's place in job.json.
-    let mut other = std::process::Command::new("sleep")
-        .arg("1000")
-        .spawn()
-        .unwrap();
-    let other_pid = other.id();
+    let other = common::ChildGuard(
+        std::process::Command::new("sleep")
+            .arg("1000")
+            .spawn()
+            .unwrap(),
+    );
+    let other_pid = other.0.id();
     let job_path = fx.run_dir(&base).join("job.json");
     let mut job = common::read_json(&job_path);
     let ticks = job["pid_start_ticks"].clone();
@@ -197,8 +199,7 @@ async fn reused_pid_is_not_mistaken_for_the_job() {
         .await
         .expect("the resumed engine waited on the unrelated process");
     let other_alive = alive(other_pid as i32);
-    let _ = other.kill();
-    let _ = other.wait();
+    drop(other);
     assert!(other_alive, "the unrelated process was signalled");
     assert_eq!(report.status, EngineStatus::Stopped);
     assert_eq!(fx.status(&base), "completed", "{}", fx.failure(&base));

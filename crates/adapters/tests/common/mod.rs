@@ -353,6 +353,16 @@ impl Drop for EngineChild {
     }
 }
 
+/// A plain child process (not a job) killed and reaped when dropped.
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Session options of the tests: no signal handlers, a short grace period.
 pub fn test_options() -> SessionOptions {
     SessionOptions {
