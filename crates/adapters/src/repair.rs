@@ -83,10 +83,14 @@ pub fn repair(root: &Path, dry_run: bool) -> Result<RepairReport, RepairError> {
         }
         let mut spec = ExperimentWorkflow::work_spec(&node.spec);
         // Keep a priority the user set in the old checkpoint.
-        if let Some(old) = &old {
-            if let Some(s) = old.queued.iter().chain(old.running.iter()).find(|s| s.id == id) {
-                spec.priority = s.priority;
-            }
+        if let Some(old) = &old
+            && let Some(s) = old
+                .queued
+                .iter()
+                .chain(old.running.iter())
+                .find(|s| s.id == id)
+        {
+            spec.priority = s.priority;
         }
         match node.status {
             NodeStatus::Queued => queued.push(spec),
@@ -99,7 +103,9 @@ pub fn repair(root: &Path, dry_run: bool) -> Result<RepairReport, RepairError> {
         for e in rd.filter_map(Result::ok) {
             let name = e.file_name().to_string_lossy().into_owned();
             if nodes.get(&name).is_none() {
-                report.skipped.push(format!("{name}: no readable spec.json"));
+                report
+                    .skipped
+                    .push(format!("{name}: no readable spec.json"));
             }
         }
     }

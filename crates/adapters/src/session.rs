@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use autoresearch_engine::{AsyncWorkEngine, CancellationToken, EngineConfig, EngineError, RunReport};
+use autoresearch_engine::{
+    AsyncWorkEngine, CancellationToken, EngineConfig, EngineError, RunReport,
+};
 
 use crate::config::{Config, ConfigError};
 use crate::workdir::Workdir;
@@ -131,7 +133,11 @@ pub struct Session {
 
 impl Session {
     /// Takes the workdir's lock and opens the workflow on it.
-    pub fn open(root: &Path, config: Config, options: &SessionOptions) -> Result<Session, SessionError> {
+    pub fn open(
+        root: &Path,
+        config: Config,
+        options: &SessionOptions,
+    ) -> Result<Session, SessionError> {
         let mut ec = EngineConfig::new(root);
         ec.max_concurrency = config.limits.max_concurrency;
         ec.grace_period = options.grace_period;

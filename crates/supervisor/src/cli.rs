@@ -7,7 +7,12 @@ use clap::{Args, Parser, Subcommand};
 /// Autoresearch: run experiments on a program, keep every result, plan follow-ups, resume
 /// after any interruption. `supervisor <workdir>` opens the interactive session.
 #[derive(Debug, Parser)]
-#[command(name = "supervisor", version, about, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "supervisor",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     /// Subcommand; without one, the interactive session on WORKDIR.
     #[command(subcommand)]
@@ -20,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the engine headless in the foreground (resumes when the workdir has a checkpoint).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Show status, counts, best result and running jobs.
     Status {
         /// The workdir.

@@ -33,9 +33,10 @@ pub fn config_from_flags(flags: &ConfigFlags, stored: Option<&Config>) -> Result
             if !any_flag(flags) {
                 return Ok(None);
             }
-            let command = flags.command.clone().context(
-                "--command is required for a new run (or give --config FILE)",
-            )?;
+            let command = flags
+                .command
+                .clone()
+                .context("--command is required for a new run (or give --config FILE)")?;
             let metric = flags
                 .metric
                 .clone()
@@ -187,10 +188,10 @@ fn scalar(s: &str) -> Value {
     if let Ok(i) = s.parse::<i64>() {
         return json!(i);
     }
-    if let Ok(f) = s.parse::<f64>() {
-        if f.is_finite() {
-            return json!(f);
-        }
+    if let Ok(f) = s.parse::<f64>()
+        && f.is_finite()
+    {
+        return json!(f);
     }
     match s {
         "true" => json!(true),
@@ -201,9 +202,9 @@ fn scalar(s: &str) -> Value {
 
 /// `name=1,2,4` → choices; `name=16..4096[:log][:int]` → range.
 pub fn parse_param(p: &str) -> Result<(String, Value)> {
-    let (name, spec) = p
-        .split_once('=')
-        .with_context(|| format!("--param {p:?}: expected NAME=1,2,4 or NAME=MIN..MAX[:log][:int]"))?;
+    let (name, spec) = p.split_once('=').with_context(|| {
+        format!("--param {p:?}: expected NAME=1,2,4 or NAME=MIN..MAX[:log][:int]")
+    })?;
     let name = name.trim().to_string();
     let spec = spec.trim();
     let mut parts = spec.split(':');
@@ -229,7 +230,9 @@ pub fn parse_param(p: &str) -> Result<(String, Value)> {
                 "float" => {
                     range.insert("type".into(), json!("float"));
                 }
-                other => bail!("--param {p:?}: unknown option {other:?}; expected log, linear, int or float"),
+                other => bail!(
+                    "--param {p:?}: unknown option {other:?}; expected log, linear, int or float"
+                ),
             }
         }
         if range.get("type") == Some(&json!("int")) {

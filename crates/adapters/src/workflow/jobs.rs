@@ -38,7 +38,13 @@ impl ExperimentWorkflow {
             ("AUTORESEARCH_NODE_ID".into(), spec.node_id.clone()),
         ];
         env.extend(crate::config::param_env(&spec.params));
-        env.extend(self.config.job.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env.extend(
+            self.config
+                .job
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
         JobRequest {
             node_id: spec.node_id.clone(),
             run_dir,
@@ -73,12 +79,12 @@ impl ExperimentWorkflow {
             .flatten()
             .and_then(|v| v.get("attempt").and_then(|a| a.as_u64()))
             .map(|a| a as u32);
-        if let Some(attempt) = attempt {
-            if let Some(record) = self.find_started(spec, attempt).await {
-                write_record(&run_dir, &record)?;
-                ctx.annotate(json!({ "job_id": record.job_id }));
-                return Ok(());
-            }
+        if let Some(attempt) = attempt
+            && let Some(record) = self.find_started(spec, attempt).await
+        {
+            write_record(&run_dir, &record)?;
+            ctx.annotate(json!({ "job_id": record.job_id }));
+            return Ok(());
         }
         self.launch(spec, attempt.unwrap_or(1), ctx).await
     }
@@ -124,11 +130,7 @@ impl ExperimentWorkflow {
                 None
             }
             // Exact match on this run dir and attempt (node ids repeat across workdirs).
-            Exec::Slurm(s) => s
-                .recover(&self.request(spec, attempt))
-                .await
-                .ok()
-                .flatten(),
+            Exec::Slurm(s) => s.recover(&self.request(spec, attempt)).await.ok().flatten(),
         }
     }
 
@@ -151,7 +153,14 @@ impl ExperimentWorkflow {
                     Ok(Probe::Ended(_)) => return Ok(None),
                     Ok(Probe::Dead(reason)) => WaitOutcome::Ended(JobEnd::Lost { reason }),
                     Ok(Probe::Running) => self.wait_once(&req, &record, ctx).await?,
-                    Err(e) => return Err(Fail::new(FailureKind::Unexpected, NodeStatus::Running, e.to_string()).into()),
+                    Err(e) => {
+                        return Err(Fail::new(
+                            FailureKind::Unexpected,
+                            NodeStatus::Running,
+                            e.to_string(),
+                        )
+                        .into());
+                    }
                 }
             } else {
                 self.wait_once(&req, &record, ctx).await?
@@ -159,7 +168,8 @@ impl ExperimentWorkflow {
             match outcome {
                 WaitOutcome::Detached => return Err(Stop::Interrupted),
                 WaitOutcome::Ended(JobEnd::Exited { code }) => {
-                    return Ok((read_exit_code(&req.run_dir) != Some(code)).then_some(JobEnding::Exited(code)));
+                    return Ok((read_exit_code(&req.run_dir) != Some(code))
+                        .then_some(JobEnding::Exited(code)));
                 }
                 WaitOutcome::Ended(JobEnd::TimedOut) => return Ok(Some(JobEnding::TimedOut)),
                 WaitOutcome::Ended(JobEnd::Cancelled) => {
@@ -177,8 +187,9 @@ impl ExperimentWorkflow {
                         ))));
                     }
                     tracing::warn!(node = id, attempt = record.attempt, %reason, "job is dead with no exit code: relaunching as a new attempt");
-                    archive_attempt(&req.run_dir, record.attempt)
-                        .map_err(|e| Fail::new(FailureKind::Unexpected, NodeStatus::Running, e.to_string()))?;
+                    archive_attempt(&req.run_dir, record.attempt).map_err(|e| {
+                        Fail::new(FailureKind::Unexpected, NodeStatus::Running, e.to_string())
+                    })?;
                     self.launch(spec, record.attempt + 1, ctx).await?;
                 }
             }
@@ -195,10 +206,16 @@ impl ExperimentWorkflow {
             .as_dyn()
             .wait(req, record, ctx.cancel.clone())
             .await
-            .map_err(|e| Fail::new(FailureKind::Unexpected, NodeStatus::Running, e.to_string()).into())
+            .map_err(|e| {
+                Fail::new(FailureKind::Unexpected, NodeStatus::Running, e.to_string()).into()
+            })
     }
 
-    pub(crate) fn write_ending(&self, id: &str, ending: &JobEnding) -> Result<(), super::nodes::NodeError> {
+    pub(crate) fn write_ending(
+        &self,
+        id: &str,
+        ending: &JobEnding,
+    ) -> Result<(), super::nodes::NodeError> {
         let value = match ending {
             JobEnding::Exited(code) => json!({ "kind": "exited", "code": code }),
             JobEnding::TimedOut => json!({ "kind": "timeout" }),
@@ -214,7 +231,11 @@ impl ExperimentWorkflow {
         let ending = super::nodes::read_json::<serde_json::Value>(&run_dir.join("ending.json"))
             .ok()
             .flatten();
-        match ending.as_ref().and_then(|v| v.get("kind")).and_then(|k| k.as_str()) {
+        match ending
+            .as_ref()
+            .and_then(|v| v.get("kind"))
+            .and_then(|k| k.as_str())
+        {
             Some("timeout") => JobEnding::TimedOut,
             Some("lost") => JobEnding::Lost(
                 ending
@@ -240,8 +261,14 @@ impl ExperimentWorkflow {
 }
 
 fn write_record(run_dir: &Path, record: &JobRecord) -> Result<(), Stop> {
-    autoresearch_engine::atomic::write_json_atomic(&run_dir.join("job.json"), record)
-        .map_err(|e| Fail::new(FailureKind::Unexpected, NodeStatus::Launching, e.to_string()).into())
+    autoresearch_engine::atomic::write_json_atomic(&run_dir.join("job.json"), record).map_err(|e| {
+        Fail::new(
+            FailureKind::Unexpected,
+            NodeStatus::Launching,
+            e.to_string(),
+        )
+        .into()
+    })
 }
 
 fn read_pid(run_dir: &Path) -> Option<u32> {
@@ -261,7 +288,14 @@ fn proc_start_ticks(pid: u32) -> Option<u64> {
 fn archive_attempt(run_dir: &Path, attempt: u32) -> std::io::Result<()> {
     let dest = run_dir.join(format!("attempt-{attempt}"));
     autoresearch_engine::atomic::create_dir_durable(&dest)?;
-    for name in ["job.json", "pid", "stdout.log", "stderr.log", "launch.json", "ending.json"] {
+    for name in [
+        "job.json",
+        "pid",
+        "stdout.log",
+        "stderr.log",
+        "launch.json",
+        "ending.json",
+    ] {
         let from = run_dir.join(name);
         if from.exists() {
             std::fs::rename(&from, dest.join(name))?;

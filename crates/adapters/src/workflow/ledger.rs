@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::model::{NodeResult, NodeStatus, RunState};
-use crate::workflow::nodes::{NodeError, NodeStore, read_json};
 use crate::workdir::Workdir;
+use crate::workflow::nodes::{NodeError, NodeStore, read_json};
 
 /// `state.json` as written: the public [`RunState`] plus the list of recorded nodes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -116,7 +116,10 @@ impl Ledger {
             }
             let result: Option<NodeResult> = read_json(&nodes.workdir().node_result(id))?;
             let mut g = self.begin();
-            match (node.status, result.and_then(|r| r.primary.map(|p| (p, r.improved)))) {
+            match (
+                node.status,
+                result.and_then(|r| r.primary.map(|p| (p, r.improved))),
+            ) {
                 (NodeStatus::Failed, _) | (_, None) => g.commit_failure(id)?,
                 (_, Some((primary, improved))) => {
                     g.commit_success(id, primary, improved, config)?
@@ -136,7 +139,8 @@ impl Ledger {
 
     fn persist(&self, file: &mut StateFile) -> Result<(), NodeError> {
         file.state.time_used_s = self.time_used_s();
-        file.state.updated_at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+        file.state.updated_at =
+            humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
         autoresearch_engine::atomic::write_json_atomic(&self.path, &*file).map_err(|source| {
             NodeError::Io {
                 path: self.path.clone(),

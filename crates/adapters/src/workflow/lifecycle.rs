@@ -25,7 +25,10 @@ impl Fail {
             kind,
             phase,
             message: message.into(),
-            retryable: matches!(kind, FailureKind::Timeout | FailureKind::Lost | FailureKind::Launch),
+            retryable: matches!(
+                kind,
+                FailureKind::Timeout | FailureKind::Lost | FailureKind::Launch
+            ),
             details: Value::Null,
         }
     }
@@ -99,7 +102,10 @@ impl ExperimentWorkflow {
         let node = NodeSpec {
             node_id: spec.id.clone(),
             name: name.to_string(),
-            parent_id: p.get("parent_id").and_then(Value::as_str).map(str::to_string),
+            parent_id: p
+                .get("parent_id")
+                .and_then(Value::as_str)
+                .map(str::to_string),
             hypothesis: p
                 .get("hypothesis")
                 .and_then(Value::as_str)
@@ -132,15 +138,20 @@ impl ExperimentWorkflow {
                     self.nodes
                         .set_status(id, NodeStatus::Preparing)
                         .map_err(unexpected(NodeStatus::Preparing))?;
-                    self.prepare(spec).map_err(unexpected(NodeStatus::Preparing))?;
+                    self.prepare(spec)
+                        .map_err(unexpected(NodeStatus::Preparing))?;
                     status = NodeStatus::Launching;
-                    self.nodes.set_status(id, status).map_err(unexpected(status))?;
+                    self.nodes
+                        .set_status(id, status)
+                        .map_err(unexpected(status))?;
                 }
                 NodeStatus::Launching => {
                     self.launch_or_recover(spec, ctx).await?;
                     self.notify(Notice::Started { id: id.to_string() });
                     status = NodeStatus::Running;
-                    self.nodes.set_status(id, status).map_err(unexpected(status))?;
+                    self.nodes
+                        .set_status(id, status)
+                        .map_err(unexpected(status))?;
                 }
                 NodeStatus::Running => {
                     let ending = self.wait_job(spec, ctx).await?;
@@ -149,7 +160,9 @@ impl ExperimentWorkflow {
                             .map_err(unexpected(NodeStatus::Running))?;
                     }
                     status = NodeStatus::Analyzing;
-                    self.nodes.set_status(id, status).map_err(unexpected(status))?;
+                    self.nodes
+                        .set_status(id, status)
+                        .map_err(unexpected(status))?;
                 }
                 NodeStatus::Analyzing => {
                     self.analyze(spec)?;
@@ -189,7 +202,11 @@ impl ExperimentWorkflow {
         let ending = self.read_ending(id);
         let duration_s = job_duration(&run_dir);
         let metrics = crate::metrics::collect(&run_dir).map_err(|e| {
-            Fail::new(FailureKind::Unexpected, phase, format!("cannot read metrics: {e}"))
+            Fail::new(
+                FailureKind::Unexpected,
+                phase,
+                format!("cannot read metrics: {e}"),
+            )
         });
         let exit_code = match &ending {
             JobEnding::Exited(code) => Some(*code),
@@ -269,7 +286,9 @@ impl ExperimentWorkflow {
             &run_dir.join("analysis.md"),
             format!("# {id}\n\n{analysis}\n").as_bytes(),
         );
-        self.nodes.write_result(id, &result).map_err(unexpected(phase))?;
+        self.nodes
+            .write_result(id, &result)
+            .map_err(unexpected(phase))?;
         self.nodes
             .set_status(id, NodeStatus::Planning)
             .map_err(unexpected(phase))?;
@@ -309,7 +328,12 @@ impl ExperimentWorkflow {
             tracing::error!("{id}: {e}");
         }
         drop(ledger);
-        tracing::warn!(node = id, kind = fail.kind.as_str(), "experiment failed: {}", fail.message);
+        tracing::warn!(
+            node = id,
+            kind = fail.kind.as_str(),
+            "experiment failed: {}",
+            fail.message
+        );
         self.notify(Notice::Failed {
             id: id.to_string(),
             message: fail.message.clone(),
@@ -320,7 +344,10 @@ impl ExperimentWorkflow {
     /// A panic inside the workflow: record it as an unexpected failure.
     pub(crate) fn record_unexpected(&self, id: &str, message: &str) {
         let status = self.nodes.get(id).map(|n| n.status);
-        if matches!(status, Some(NodeStatus::Completed | NodeStatus::Failed) | None) {
+        if matches!(
+            status,
+            Some(NodeStatus::Completed | NodeStatus::Failed) | None
+        ) {
             return;
         }
         self.record_failure(
@@ -350,8 +377,16 @@ fn analysis_text(
     match best {
         None => format!("{params}: {metric} = {primary} (first result)"),
         Some(b) => {
-            let pct = if b != 0.0 { (primary - b) / b.abs() * 100.0 } else { 0.0 };
-            let verdict = if improved { "new best" } else { "no improvement" };
+            let pct = if b != 0.0 {
+                (primary - b) / b.abs() * 100.0
+            } else {
+                0.0
+            };
+            let verdict = if improved {
+                "new best"
+            } else {
+                "no improvement"
+            };
             format!("{params}: {metric} = {primary} ({pct:+.1}% vs best {b}): {verdict}")
         }
     }
@@ -362,7 +397,11 @@ fn job_duration(run_dir: &Path) -> f64 {
     let started = std::fs::read(run_dir.join("job.json"))
         .ok()
         .and_then(|b| serde_json::from_slice::<Map<String, Value>>(&b).ok())
-        .and_then(|m| m.get("started_at").and_then(Value::as_str).map(str::to_string))
+        .and_then(|m| {
+            m.get("started_at")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
         .and_then(|s| humantime::parse_rfc3339_weak(&s).ok());
     let ended = std::fs::metadata(run_dir.join("exit_code"))
         .and_then(|m| m.modified())
@@ -383,4 +422,3 @@ pub(crate) fn tail(path: &Path, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
-

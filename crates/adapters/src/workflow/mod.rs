@@ -199,10 +199,10 @@ impl ExperimentWorkflow {
     }
 
     pub(crate) fn set_stop_reason(&self, reason: String) {
-        if let Ok(mut r) = self.stop_reason.lock() {
-            if r.is_none() {
-                *r = Some(reason);
-            }
+        if let Ok(mut r) = self.stop_reason.lock()
+            && r.is_none()
+        {
+            *r = Some(reason);
         }
     }
 
@@ -370,7 +370,10 @@ impl Workflow for ExperimentWorkflow {
         }
         let specs = self.rederive(start);
         if !specs.is_empty() {
-            tracing::info!(count = specs.len(), "re-derived nodes missing from the checkpoint");
+            tracing::info!(
+                count = specs.len(),
+                "re-derived nodes missing from the checkpoint"
+            );
         }
         Ok(specs)
     }
@@ -400,12 +403,15 @@ impl Workflow for ExperimentWorkflow {
             self.set_stop_reason(r.clone());
             return Admission::Stop(r);
         }
-        if let Some(budget) = limits.time_budget_s {
-            if state.time_used_s >= budget {
-                let r = format!("time budget used ({:.0} s of {budget:.0} s)", state.time_used_s);
-                self.set_stop_reason(r.clone());
-                return Admission::Stop(r);
-            }
+        if let Some(budget) = limits.time_budget_s
+            && state.time_used_s >= budget
+        {
+            let r = format!(
+                "time budget used ({:.0} s of {budget:.0} s)",
+                state.time_used_s
+            );
+            self.set_stop_reason(r.clone());
+            return Admission::Stop(r);
         }
         if !counted {
             admitted.insert(spec.id.clone());
@@ -433,10 +439,10 @@ impl Workflow for ExperimentWorkflow {
             // A bug, not the job: record it so the node does not stay "running" forever.
             self.record_unexpected(&spec.id, message);
         }
-        if !matches!(outcome, Outcome::Cancelled) {
-            if let Err(e) = self.nodes.write_tree() {
-                tracing::warn!("could not write tree.json: {e}");
-            }
+        if !matches!(outcome, Outcome::Cancelled)
+            && let Err(e) = self.nodes.write_tree()
+        {
+            tracing::warn!("could not write tree.json: {e}");
         }
         Decision {
             enqueue,

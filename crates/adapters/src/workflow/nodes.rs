@@ -137,7 +137,12 @@ impl NodeStore {
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .collect(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(NodeError::Io { path: dir, source: e }),
+            Err(e) => {
+                return Err(NodeError::Io {
+                    path: dir,
+                    source: e,
+                });
+            }
         };
         ids.sort_by_key(|id| (id_number(id).unwrap_or(u64::MAX), id.clone()));
         for id in ids {
@@ -290,7 +295,10 @@ impl NodeStore {
                         status: n.status,
                         primary: n.primary,
                         improved: n.improved,
-                        change: change_label(n, idx.nodes.get(n.spec.parent_id.as_deref().unwrap_or(""))),
+                        change: change_label(
+                            n,
+                            idx.nodes.get(n.spec.parent_id.as_deref().unwrap_or("")),
+                        ),
                     })
                     .collect(),
             }
@@ -304,10 +312,12 @@ impl NodeStore {
 pub fn read_status(wd: &Workdir, id: &str) -> NodeResultT<Option<NodeStatus>> {
     let path = wd.node_status(id);
     match std::fs::read_to_string(&path) {
-        Ok(s) => NodeStatus::parse(&s).map(Some).ok_or_else(|| NodeError::Invalid {
-            path,
-            message: format!("unknown status {:?}", s.trim()),
-        }),
+        Ok(s) => NodeStatus::parse(&s)
+            .map(Some)
+            .ok_or_else(|| NodeError::Invalid {
+                path,
+                message: format!("unknown status {:?}", s.trim()),
+            }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(NodeError::Io { path, source: e }),
     }
@@ -364,7 +374,9 @@ mod tests {
         ] {
             let got = sanitize_name(raw);
             assert_eq!(got, want, "{raw:?}");
-            assert!(autoresearch_engine::spec::is_valid_id(&format!("001_{got}")));
+            assert!(autoresearch_engine::spec::is_valid_id(&format!(
+                "001_{got}"
+            )));
             assert!(!got.contains(".."));
         }
         assert!(sanitize_name(&"x".repeat(500)).len() <= 100);

@@ -5,8 +5,8 @@
 
 use autoresearch_engine::WorkSpec;
 
-use super::lifecycle::{Fail, Stop};
 use super::ExperimentWorkflow;
+use super::lifecycle::{Fail, Stop};
 use crate::config::PlannerKind;
 use crate::model::{FailureKind, NodeResult, NodeStatus};
 use crate::planner::search::SearchPlanner;
@@ -14,7 +14,10 @@ use crate::planner::{Plan, PlanRequest, Trial, TrialState};
 
 impl ExperimentWorkflow {
     /// Plans children of a completed node, records them in its result and completes it.
-    pub(crate) fn plan_children(&self, spec: &crate::model::NodeSpec) -> Result<Vec<WorkSpec>, Stop> {
+    pub(crate) fn plan_children(
+        &self,
+        spec: &crate::model::NodeSpec,
+    ) -> Result<Vec<WorkSpec>, Stop> {
         let id = spec.node_id.as_str();
         let children = self.propose(id).map_err(Stop::Fail)?;
         let mut result: NodeResult = self
@@ -25,11 +28,21 @@ impl ExperimentWorkflow {
             .unwrap_or_default();
         result.children = children.iter().map(|c| c.id.clone()).collect();
         self.nodes.write_result(id, &result).map_err(|e| {
-            Stop::Fail(Fail::new(FailureKind::Unexpected, NodeStatus::Planning, e.to_string()))
+            Stop::Fail(Fail::new(
+                FailureKind::Unexpected,
+                NodeStatus::Planning,
+                e.to_string(),
+            ))
         })?;
-        self.nodes.set_status(id, NodeStatus::Completed).map_err(|e| {
-            Stop::Fail(Fail::new(FailureKind::Unexpected, NodeStatus::Planning, e.to_string()))
-        })?;
+        self.nodes
+            .set_status(id, NodeStatus::Completed)
+            .map_err(|e| {
+                Stop::Fail(Fail::new(
+                    FailureKind::Unexpected,
+                    NodeStatus::Planning,
+                    e.to_string(),
+                ))
+            })?;
         Ok(children)
     }
 
@@ -53,7 +66,13 @@ impl ExperimentWorkflow {
             .iter()
             .filter_map(|c| self.nodes.get(c))
             .filter(|n| n.status == NodeStatus::Queued)
-            .filter(|n| !self.wd.node_dir(&n.spec.node_id).join(super::DROPPED_MARKER).exists())
+            .filter(|n| {
+                !self
+                    .wd
+                    .node_dir(&n.spec.node_id)
+                    .join(super::DROPPED_MARKER)
+                    .exists()
+            })
             .map(|n| Self::work_spec(&n.spec))
             .collect()
     }
@@ -63,7 +82,10 @@ impl ExperimentWorkflow {
             return Ok(Vec::new());
         }
         let all = self.nodes.all();
-        let waiting = all.iter().filter(|n| n.status == NodeStatus::Queued).count();
+        let waiting = all
+            .iter()
+            .filter(|n| n.status == NodeStatus::Queued)
+            .count();
         let max_proposals = self.config.batch().saturating_sub(waiting);
         if max_proposals == 0 {
             return Ok(Vec::new());
@@ -118,7 +140,9 @@ impl ExperimentWorkflow {
                     p.changes,
                     p.priority.unwrap_or(0.0),
                 )
-                .map_err(|e| Fail::new(FailureKind::Planner, NodeStatus::Planning, e.to_string()))?;
+                .map_err(|e| {
+                    Fail::new(FailureKind::Planner, NodeStatus::Planning, e.to_string())
+                })?;
             out.push(Self::work_spec(&spec));
         }
         Ok(out)

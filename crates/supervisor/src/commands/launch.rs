@@ -38,7 +38,9 @@ pub fn spawn_background(workdir: &Path) -> Result<u32> {
             Ok(())
         });
     }
-    let mut child = cmd.spawn().context("starting `supervisor run` in the background")?;
+    let mut child = cmd
+        .spawn()
+        .context("starting `supervisor run` in the background")?;
     let pid = child.id();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -59,7 +61,10 @@ pub fn spawn_background(workdir: &Path) -> Result<u32> {
             );
         }
         if Instant::now() >= deadline {
-            bail!("the engine (pid {pid}) did not start within 20 s; see {}", log_path.display());
+            bail!(
+                "the engine (pid {pid}) did not start within 20 s; see {}",
+                log_path.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(25));
     }

@@ -32,7 +32,12 @@ pub fn list(dir: &Path) -> Result<Vec<Listed>> {
         if p.is_dir() {
             candidates.push(p.clone());
             if let Ok(inner) = std::fs::read_dir(&p) {
-                candidates.extend(inner.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()));
+                candidates.extend(
+                    inner
+                        .filter_map(Result::ok)
+                        .map(|e| e.path())
+                        .filter(|p| p.is_dir()),
+                );
             }
         }
     }
@@ -64,7 +69,9 @@ pub fn format_list(items: &[Listed]) -> String {
             "{:<28}  {:>5} exp  best {:<12}  {}\n",
             l.status,
             l.experiments,
-            l.best.map(crate::render::fmt_value).unwrap_or_else(|| "-".into()),
+            l.best
+                .map(crate::render::fmt_value)
+                .unwrap_or_else(|| "-".into()),
             l.path.display()
         ));
     }

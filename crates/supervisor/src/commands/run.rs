@@ -136,10 +136,10 @@ async fn show_progress(
                 format!("failed    {id}: {message}")
             }
         };
-        if !matches!(notice, Notice::Started { .. }) {
-            if let Some(d) = &debouncer {
-                d.request();
-            }
+        if !matches!(notice, Notice::Started { .. })
+            && let Some(d) = &debouncer
+        {
+            d.request();
         }
         let state = workflow.state();
         match &bar {

@@ -11,7 +11,11 @@ pub fn stop(workdir: &Path, timeout: Duration) -> Result<String> {
     super::require_workdir(workdir)?;
     let Some(pid) = autoresearch_engine::lock::holder(workdir)? else {
         let st = super::status::gather(workdir)?;
-        return Ok(format!("no engine is running on {} (status: {})", workdir.display(), st.status));
+        return Ok(format!(
+            "no engine is running on {} (status: {})",
+            workdir.display(),
+            st.status
+        ));
     };
     if pid == 0 {
         bail!("the engine's lock is held but its pid is unreadable; stop it by hand");

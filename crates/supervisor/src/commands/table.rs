@@ -14,11 +14,23 @@ pub fn format_table(workdir: &Path) -> Result<String> {
     if nodes.is_empty() {
         return Ok("no experiments yet\n".into());
     }
-    let width = nodes.iter().map(|n| n.spec.node_id.len()).max().unwrap_or(8).max(4);
-    let mut out = format!("{:<width$}  {:<10}  {:>14}  params\n", "node", "status", "primary");
+    let width = nodes
+        .iter()
+        .map(|n| n.spec.node_id.len())
+        .max()
+        .unwrap_or(8)
+        .max(4);
+    let mut out = format!(
+        "{:<width$}  {:<10}  {:>14}  params\n",
+        "node", "status", "primary"
+    );
     for n in nodes {
         let primary = match n.primary {
-            Some(v) => format!("{}{}", if n.improved { "★ " } else { "" }, crate::render::fmt_value(v)),
+            Some(v) => format!(
+                "{}{}",
+                if n.improved { "★ " } else { "" },
+                crate::render::fmt_value(v)
+            ),
             None => "-".into(),
         };
         let params = n
