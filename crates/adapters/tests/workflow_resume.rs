@@ -535,3 +535,42 @@ async fn reattached_job_still_times_out_and_its_group_is_killed() {
     assert_eq!(fx.launches_of(&base), 1);
     assert_once_each(&fx);
 }
+
+/// The engine died between spawning the job and writing `job.json` (status still `launching`):
+/// on resume the job is found through the wrapper's `pid` file and re-attached, not launched
+/// again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn death_between_spawn_and_job_record_does_not_relaunch() {
+    let fx = Fixture::new();
+    let cfg = fx.config(batch(&fx, &gated_job("5$1"), &[]));
+    fx.resolve(Some(cfg));
+    let mut child = fx.spawn_engine(CHILD);
+    let base = wait_running(&fx, "baseline");
+    child.kill9();
+    // What a death right after the spawn leaves: no job record, status `launching`.
+    std::fs::remove_file(fx.run_dir(&base).join("job.json")).unwrap();
+    std::fs::write(fx.node_dir(&base).join("status.txt"), "launching\n").unwrap();
+    assert!(fx.run_dir(&base).join("launch.json").is_file());
+    let pid = fx.job_pid(&base).unwrap();
+
+    let session = fx.session(None);
+    let handle = tokio::spawn(common::run_session(session));
+    assert!(
+        common::wait_until_async(Duration::from_secs(10), || fx
+            .run_dir(&base)
+            .join("job.json")
+            .is_file())
+        .await,
+        "the job record was not rebuilt"
+    );
+    std::fs::write(fx.work_file("release"), "").unwrap();
+    let report = handle.await.unwrap();
+    assert_eq!(report.status, EngineStatus::Stopped);
+    assert_eq!(fx.status(&base), "completed", "{}", fx.failure(&base));
+    assert_eq!(fx.result(&base)["primary"], json!(51.0));
+    assert_eq!(fx.launches_of(&base), 1, "relaunched");
+    let job = fx.job_record(&base);
+    assert_eq!(job["pid"], json!(pid), "{job}");
+    assert_eq!(job["attempt"], json!(1), "{job}");
+    assert_once_each(&fx);
+}
