@@ -3,7 +3,7 @@
 //! through `supervisor queue`'s code (the control inbox when live, a checkpoint edit when not).
 
 use std::fmt::Write as _;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -253,33 +253,35 @@ pub enum Flow {
     Quit,
 }
 
-/// Carries out `cmd` on `workdir`; the text to print goes to `out`.
-pub fn execute(workdir: &Path, cmd: &Command, out: &mut String) -> Result<Flow> {
+/// Carries out `cmd` on `workdir`, writing what it has to say to `out` as it goes (so `stop`
+/// says what it is doing before it waits).
+pub fn execute(workdir: &Path, cmd: &Command, out: &mut dyn Write) -> Result<Flow> {
     match cmd {
-        Command::Status => out.push_str(&status::format_human(&status::gather(workdir)?)),
-        Command::Table => out.push_str(&table::format_table(workdir)?),
-        Command::Tree => out.push_str(&tree::format_tree(workdir)?),
-        Command::Show(id) => out.push_str(&show(workdir, id)?),
-        Command::Logs(id, n) => out.push_str(&logs(workdir, id, *n)?),
-        Command::Queue => out.push_str(&queue::format_list(&queue::list(workdir)?)),
-        Command::Bump(id, p) => line(out, &queue::bump(workdir, id, *p)?),
-        Command::Drop(id) => line(out, &queue::drop(workdir, id)?),
+        Command::Status => put(out, &status::format_human(&status::gather(workdir)?)),
+        Command::Table => put(out, &table::format_table(workdir)?),
+        Command::Tree => put(out, &tree::format_tree(workdir)?),
+        Command::Show(id) => put(out, &show(workdir, id)?),
+        Command::Logs(id, n) => put(out, &logs(workdir, id, *n)?),
+        Command::Queue => put(out, &queue::format_list(&queue::list(workdir)?)),
+        Command::Bump(id, p) => put(out, &queue::bump(workdir, id, *p)?),
+        Command::Drop(id) => put(out, &queue::drop(workdir, id)?),
         Command::Stop => {
             if autoresearch_engine::lock::holder(workdir)?.is_none() {
-                line(
+                put(
                     out,
                     "no engine is running on this workdir (`start` starts one)",
                 );
             } else {
-                line(out, "stopping the engine (running jobs keep going)…");
-                line(out, &stop::stop(workdir, STOP_TIMEOUT)?);
+                put(out, "stopping the engine (running jobs keep going)…");
+                put(out, &stop::stop(workdir, STOP_TIMEOUT)?);
             }
         }
         Command::Start => match autoresearch_engine::lock::holder(workdir)? {
-            Some(pid) => line(out, &format!("the engine is already running (pid {pid})")),
+            Some(pid) => put(out, &format!("the engine is already running (pid {pid})")),
             None => {
+                put(out, "starting the engine…");
                 let pid = launch::spawn_background(workdir)?;
-                line(
+                put(
                     out,
                     &format!(
                         "engine started in the background (pid {pid}); its output goes to logs/engine.log"
@@ -290,27 +292,29 @@ pub fn execute(workdir: &Path, cmd: &Command, out: &mut String) -> Result<Flow> 
         Command::Render => {
             let report = crate::render::render_all(workdir)?;
             for w in &report.warnings {
-                line(out, &format!("warning: {w}"));
+                put(out, &format!("warning: {w}"));
             }
             for f in &report.written {
-                line(out, &format!("wrote {}", f.display()));
+                put(out, &format!("wrote {}", f.display()));
             }
         }
         Command::Report => {
             let path = crate::render::render_report(workdir)?;
-            line(out, &format!("wrote {}", path.display()));
+            put(out, &format!("wrote {}", path.display()));
         }
-        Command::Help => out.push_str(&help()),
+        Command::Help => put(out, &help()),
         Command::Quit => return Ok(Flow::Quit),
     }
     Ok(Flow::Continue)
 }
 
-fn line(out: &mut String, s: &str) {
-    out.push_str(s);
+/// Writes `s` and a newline if it lacks one, and flushes.
+fn put(out: &mut dyn Write, s: &str) {
+    let _ = out.write_all(s.as_bytes());
     if !s.ends_with('\n') {
-        out.push('\n');
+        let _ = out.write_all(b"\n");
     }
+    let _ = out.flush();
 }
 
 /// The list of commands.

@@ -124,12 +124,15 @@ pub fn run(workdir: &Path) -> Result<i32> {
     );
     loop {
         match editor.readline(&prompt) {
-            Ok(line) => {
-                let line = line.trim();
+            Ok(raw) => {
+                let line = raw.trim();
                 if line.is_empty() {
                     continue;
                 }
-                let _ = editor.add_history_entry(line);
+                // A line typed with a leading space stays out of the history (as in shells).
+                if !raw.starts_with(char::is_whitespace) {
+                    let _ = editor.add_history_entry(line);
+                }
                 if let Err(e) = save_history(&mut editor, &history) {
                     println!("(could not save the history {}: {e})", history.display());
                 }
@@ -141,10 +144,7 @@ pub fn run(workdir: &Path) -> Result<i32> {
                         continue;
                     }
                 };
-                let mut out = String::new();
-                let flow = commands::execute(&root, &cmd, &mut out);
-                print!("{out}");
-                match flow {
+                match commands::execute(&root, &cmd, &mut std::io::stdout()) {
                     Ok(Flow::Continue) => {}
                     Ok(Flow::Quit) => break,
                     Err(e) => println!("{}", style::red(&format!("error: {e:#}"))),

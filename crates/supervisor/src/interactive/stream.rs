@@ -98,10 +98,10 @@ pub fn format_event(wd: &Workdir, metric: &str, ev: &Map<String, Value>) -> Opti
         names::NODE_FAILED => failed_line(wd, id, str_field(ev, "error")),
         names::NODE_CANCELLED => format!("■ {id} interrupted (it resumes with the engine)"),
         names::NODE_BUMPED => match ev.get("priority").and_then(Value::as_f64) {
-            Some(p) => format!("{id}: priority set to {}", format_number(p)),
-            None => format!("{id}: priority changed"),
+            Some(p) => format!("queue: {id} now has priority {}", format_number(p)),
+            None => format!("queue: {id} has a new priority"),
         },
-        names::NODE_DROPPED => format!("{id}: dropped from the queue"),
+        names::NODE_DROPPED => format!("queue: {id} dropped"),
         names::CHECKPOINT_EDIT => format!(
             "checkpoint edit {}: {}",
             str_field(ev, "result").unwrap_or("seen"),
