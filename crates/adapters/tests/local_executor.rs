@@ -58,6 +58,16 @@ impl Drop for GroupGuard {
     }
 }
 
+/// Kills and reaps a process the test spawned directly, when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// (state, pgrp, session, start ticks) of a process, from `/proc/<pid>/stat`.
 fn stat(pid: u32) -> Option<(char, i32, i32, u64)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -380,11 +390,13 @@ async fn job_that_ended_unwatched_is_probed_ended() {
 async fn reused_pid_is_not_mistaken_for_the_job() {
     let j = job("exit 0\n");
     // A live process standing in for whoever got the job's pid after the job was gone.
-    let mut other = std::process::Command::new("sleep")
-        .arg("1000")
-        .spawn()
-        .expect("spawn sleep");
-    let other_pid = other.id();
+    let other = KillOnDrop(
+        std::process::Command::new("sleep")
+            .arg("1000")
+            .spawn()
+            .expect("spawn sleep"),
+    );
+    let other_pid = other.0.id();
     let (_, _, _, other_ticks) = stat(other_pid).expect("sleep is alive");
     let record = JobRecord {
         job_id: format!("local:{other_pid}"),
@@ -399,39 +411,34 @@ async fn reused_pid_is_not_mistaken_for_the_job() {
     let exec = LocalExecutor::new(true);
 
     let probe = exec.probe(&j.req, &record).await.expect("probe");
-    let check = async {
-        assert!(
-            matches!(&probe, Probe::Dead(reason) if reason.contains("another process")),
-            "{probe:?}"
-        );
-        let started = Instant::now();
-        let outcome = wait_job(&exec, &j.req, &record).await.expect("wait");
-        assert!(
-            matches!(outcome, WaitOutcome::Ended(JobEnd::Lost { .. })),
-            "{outcome:?}"
-        );
-        assert!(started.elapsed() < Duration::from_secs(1));
-        // Killing the job must not touch the process that now has its pid.
-        exec.kill(&record).await.expect("kill");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(pid_is_live(other_pid), "an unrelated process was killed");
+    assert!(
+        matches!(&probe, Probe::Dead(reason) if reason.contains("another process")),
+        "{probe:?}"
+    );
+    let started = Instant::now();
+    let outcome = wait_job(&exec, &j.req, &record).await.expect("wait");
+    assert!(
+        matches!(outcome, WaitOutcome::Ended(JobEnd::Lost { .. })),
+        "{outcome:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+    // Killing the job must not touch the process that now has its pid.
+    exec.kill(&record).await.expect("kill");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(pid_is_live(other_pid), "an unrelated process was killed");
 
-        // The test process itself, with a wrong start time, is not the job either.
-        let own_pid = std::process::id();
-        let (_, _, _, own_ticks) = stat(own_pid).expect("own stat");
-        let mine = JobRecord {
-            pid: Some(own_pid),
-            pid_start_ticks: Some(own_ticks + 1),
-            ..record.clone()
-        };
-        assert!(matches!(
-            exec.probe(&j.req, &mine).await.expect("probe"),
-            Probe::Dead(_)
-        ));
+    // The test process itself, with a wrong start time, is not the job either.
+    let own_pid = std::process::id();
+    let (_, _, _, own_ticks) = stat(own_pid).expect("own stat");
+    let mine = JobRecord {
+        pid: Some(own_pid),
+        pid_start_ticks: Some(own_ticks + 1),
+        ..record.clone()
     };
-    check.await;
-    let _ = other.kill();
-    let _ = other.wait();
+    assert!(matches!(
+        exec.probe(&j.req, &mine).await.expect("probe"),
+        Probe::Dead(_)
+    ));
 }
 
 #[tokio::test]

@@ -231,11 +231,12 @@ impl LocalExecutor {
             biased;
             status = own.child.wait() => {
                 let status = status.map_err(|e| io_err(proc_path(pid), e))?;
-                let reason = format!("the job wrapper (pid {pid}) ended ({status}) without an exit code");
+                let reason =
+                    format!("the job wrapper (pid {pid}) ended ({status}) without an exit code");
                 Ok(WaitOutcome::Ended(settle_exit(&req.run_dir, reason).await))
             }
             () = sleep_until_opt(deadline) => {
-                tracing::info!(node = %req.node_id, pid, "local job timed out; killing its process group");
+                tracing::info!(node = %req.node_id, pid, "local job timed out; killing its group");
                 procfs::kill_group(pgid, Some(&mut own.child), KILL_GRACE)
                     .await
                     .map_err(|e| io_err(proc_path(pid), e))?;
@@ -249,7 +250,7 @@ impl LocalExecutor {
                         .map_err(|e| io_err(proc_path(pid), e))?;
                     Ok(WaitOutcome::Ended(JobEnd::Cancelled))
                 } else {
-                    tracing::info!(node = %req.node_id, pid, "stopping: leaving local job running");
+                    tracing::info!(node = %req.node_id, pid, "stopping: leaving the job running");
                     self.put_back(&req.node_id, own);
                     Ok(WaitOutcome::Detached)
                 }
@@ -271,40 +272,12 @@ impl LocalExecutor {
         let (pid, ticks) = record_identity(&req.run_dir.join(JOB_RECORD), record)?;
         let pgid = procfs::pgid_of(pid).map_err(|e| io_err(proc_path(pid), e))?;
 
-        // Open the pidfd first, then check the start time: if the pid still belongs to the job
-        // after the pidfd was opened, the pidfd refers to the job.
-        let mut watch = match exitwatch::pidfd_open(pid) {
-            Ok(pidfd) => {
-                match procfs::pid_state(pid, ticks).map_err(|e| io_err(proc_path(pid), e))? {
-                    PidState::Running => {
-                        ExitWatch::from_pidfd(pidfd).map_err(|e| io_err(proc_path(pid), e))?
-                    }
-                    gone => {
-                        let reason = gone_reason(pid, ticks, &gone);
-                        return Ok(WaitOutcome::Ended(settle_exit(&req.run_dir, reason).await));
-                    }
-                }
-            }
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
-                let reason = gone_reason(pid, ticks, &PidState::Missing);
+        let mut watch = match watch_exit(pid, ticks).map_err(|e| io_err(proc_path(pid), e))? {
+            Ok(watch) => watch,
+            Err(gone) => {
+                let reason = gone_reason(pid, ticks, &gone);
                 return Ok(WaitOutcome::Ended(settle_exit(&req.run_dir, reason).await));
             }
-            Err(e) if exitwatch::pidfd_unsupported(&e) => {
-                static WARNED: AtomicBool = AtomicBool::new(false);
-                if !WARNED.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        "pidfd_open unavailable ({e}); re-attached local jobs are checked at an interval"
-                    );
-                }
-                match procfs::pid_state(pid, ticks).map_err(|e| io_err(proc_path(pid), e))? {
-                    PidState::Running => ExitWatch::fallback(pid, ticks),
-                    gone => {
-                        let reason = gone_reason(pid, ticks, &gone);
-                        return Ok(WaitOutcome::Ended(settle_exit(&req.run_dir, reason).await));
-                    }
-                }
-            }
-            Err(e) => return Err(io_err(proc_path(pid), e)),
         };
 
         let deadline = req
@@ -319,14 +292,14 @@ impl LocalExecutor {
             }
             () = sleep_until_opt(deadline) => {
                 drop(watch);
-                tracing::info!(node = %req.node_id, pid, "re-attached local job timed out; killing its process group");
+                tracing::info!(node = %req.node_id, pid, "re-attached job timed out; killing it");
                 kill_verified(pid, ticks, pgid).await?;
                 Ok(WaitOutcome::Ended(JobEnd::TimedOut))
             }
             () = stop.cancelled() => {
                 if self.cancel_jobs_on_stop {
                     drop(watch);
-                    tracing::info!(node = %req.node_id, pid, "stopping: killing re-attached local job");
+                    tracing::info!(node = %req.node_id, pid, "stopping: killing re-attached job");
                     kill_verified(pid, ticks, pgid).await?;
                     Ok(WaitOutcome::Ended(JobEnd::Cancelled))
                 } else {
@@ -396,6 +369,34 @@ impl Executor for LocalExecutor {
 
     fn kill<'a>(&'a self, record: &'a JobRecord) -> BoxFut<'a, Result<(), ExecError>> {
         Box::pin(self.kill_job(record))
+    }
+}
+
+/// Starts watching the exit of the job `(pid, ticks)`, or says why it is not running.
+///
+/// The pidfd is opened first and the start time checked after: if the pid still belongs to the
+/// job once the pidfd exists, the pidfd refers to the job (not to a later owner of the pid).
+fn watch_exit(pid: u32, ticks: u64) -> io::Result<Result<ExitWatch, PidState>> {
+    let pidfd = match exitwatch::pidfd_open(pid) {
+        Ok(pidfd) => Some(pidfd),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(Err(PidState::Missing)),
+        Err(e) if exitwatch::pidfd_unsupported(&e) => {
+            static WARNED: AtomicBool = AtomicBool::new(false);
+            if !WARNED.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "pidfd_open unavailable ({e}); re-attached jobs are checked at an interval"
+                );
+            }
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    match procfs::pid_state(pid, ticks)? {
+        PidState::Running => match pidfd {
+            Some(pidfd) => ExitWatch::from_pidfd(pidfd).map(Ok),
+            None => Ok(Ok(ExitWatch::fallback(pid, ticks))),
+        },
+        gone => Ok(Err(gone)),
     }
 }
 
