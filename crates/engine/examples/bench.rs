@@ -116,9 +116,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let concurrency: usize = arg(&args, "--concurrency")
         .unwrap_or_else(|| "8".into())
         .parse()?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = if std::env::var_os("BENCH_CURRENT_THREAD").is_some() {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+    };
     let mut config = EngineConfig::new(&dir);
     config.max_concurrency = concurrency;
     config.handle_signals = false;
