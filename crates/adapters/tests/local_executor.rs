@@ -427,6 +427,19 @@ async fn reused_pid_is_not_mistaken_for_the_job() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(pid_is_live(other_pid), "an unrelated process was killed");
 
+    // Without a recorded start time, a live process that is not the job's wrapper is not the job.
+    let unverifiable = JobRecord {
+        pid_start_ticks: None,
+        ..record.clone()
+    };
+    assert!(matches!(
+        exec.probe(&j.req, &unverifiable).await.expect("probe"),
+        Probe::Dead(_)
+    ));
+    exec.kill(&unverifiable).await.expect("kill");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(pid_is_live(other_pid), "an unrelated process was killed");
+
     // The test process itself, with a wrong start time, is not the job either.
     let own_pid = std::process::id();
     let (_, _, _, own_ticks) = stat(own_pid).expect("own stat");
@@ -527,6 +540,50 @@ async fn wrapper_killed_without_exit_code_is_lost() {
         exec.probe(&j.req, &record).await.expect("probe"),
         Probe::Dead(_)
     ));
+    let without_ticks = JobRecord {
+        pid_start_ticks: None,
+        ..record.clone()
+    };
+    assert!(matches!(
+        exec.probe(&j.req, &without_ticks).await.expect("probe"),
+        Probe::Dead(_)
+    ));
+}
+
+#[tokio::test]
+async fn record_rebuilt_from_pid_file_is_reattached_through_the_wrapper_command_line() {
+    // An engine that died between spawning the job and writing `job.json` leaves only the
+    // wrapper's `pid` file: the rebuilt record has no start time.
+    let j = job("sleep 1\nexit 6\n");
+    let launched = {
+        let first_engine = LocalExecutor::new(false);
+        first_engine.launch(&j.req).await.expect("launch")
+    };
+    let _guard = GroupGuard::of(&launched);
+    assert!(wait_for_file(&j.req.run_dir.join("pid"), Duration::from_secs(5)).await);
+    let pid: u32 = read(j.req.run_dir.join("pid"))
+        .trim()
+        .parse()
+        .expect("pid file");
+    let rebuilt = JobRecord {
+        pid: Some(pid),
+        pid_start_ticks: None,
+        ..launched.clone()
+    };
+    let restarted = LocalExecutor::new(false);
+    assert_eq!(
+        restarted.probe(&j.req, &rebuilt).await.expect("probe"),
+        Probe::Running
+    );
+    // The same pid under another run dir is not this job.
+    let mut elsewhere = j.req.clone();
+    elsewhere.run_dir = j.req.cwd.clone();
+    assert!(matches!(
+        restarted.probe(&elsewhere, &rebuilt).await.expect("probe"),
+        Probe::Dead(_)
+    ));
+    let outcome = wait_job(&restarted, &j.req, &rebuilt).await.expect("wait");
+    assert_eq!(outcome, WaitOutcome::Ended(JobEnd::Exited { code: 6 }));
 }
 
 #[tokio::test]

@@ -132,8 +132,10 @@ fn stop_interrupts_the_engine_and_run_exits_130() {
     let text = lab.sup(&["status", "wd"]);
     text.ok();
     assert!(
-        text.stdout
-            .contains(&format!("wd: interrupted (pid {})", engine.pid())),
+        text.stdout.contains(&format!(
+            "wd: interrupted (last engine: pid {})",
+            engine.pid()
+        )),
         "{}",
         text.stdout
     );

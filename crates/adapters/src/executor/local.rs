@@ -1,5 +1,5 @@
 //! Local executor: each job runs on this machine as a detached process in its own session and
-//! process group, through the shared [`wrapper`](super::wrapper) which records the job's pid first
+//! process group, through the shared [`wrapper`] which records the job's pid first
 //! and its exit code last into `runs/<id>/`.
 //!
 //! * Jobs survive the engine: they are not killed when it exits (no kill-on-drop), and being in
@@ -269,13 +269,19 @@ impl LocalExecutor {
         if let Some(code) = read_exit_code(&req.run_dir) {
             return Ok(WaitOutcome::Ended(JobEnd::Exited { code }));
         }
-        let (pid, ticks) = record_identity(&req.run_dir.join(JOB_RECORD), record)?;
+        let record_path = req.run_dir.join(JOB_RECORD);
+        let (pid, identity) = identify(record, Some(&req.run_dir), &record_path)?;
         let pgid = procfs::pgid_of(pid).map_err(|e| io_err(proc_path(pid), e))?;
-
-        let mut watch = match watch_exit(pid, ticks).map_err(|e| io_err(proc_path(pid), e))? {
-            Ok(watch) => watch,
+        let watched = match identity {
+            Ok(ticks) => watch_exit(pid, ticks)
+                .map_err(|e| io_err(proc_path(pid), e))?
+                .map(|watch| (watch, ticks)),
+            Err(gone) => Err(gone),
+        };
+        let (mut watch, ticks) = match watched {
+            Ok(watched) => watched,
             Err(gone) => {
-                let reason = gone_reason(pid, ticks, &gone);
+                let reason = gone_reason(pid, record.pid_start_ticks, &gone);
                 return Ok(WaitOutcome::Ended(settle_exit(&req.run_dir, reason).await));
             }
         };
@@ -313,12 +319,17 @@ impl LocalExecutor {
         if let Some(code) = read_exit_code(&req.run_dir) {
             return Ok(Probe::Ended(code));
         }
-        let (pid, ticks) = record_identity(&req.run_dir.join(JOB_RECORD), record)?;
-        match procfs::pid_state(pid, ticks).map_err(|e| io_err(proc_path(pid), e))? {
+        let record_path = req.run_dir.join(JOB_RECORD);
+        let (pid, identity) = identify(record, Some(&req.run_dir), &record_path)?;
+        let state = match identity {
+            Ok(ticks) => procfs::pid_state(pid, ticks).map_err(|e| io_err(proc_path(pid), e))?,
+            Err(gone) => gone,
+        };
+        match state {
             PidState::Running => Ok(Probe::Running),
             gone => {
                 // It may have ended between the first look at `exit_code` and now.
-                let reason = gone_reason(pid, ticks, &gone);
+                let reason = gone_reason(pid, record.pid_start_ticks, &gone);
                 match settle_exit(&req.run_dir, reason).await {
                     JobEnd::Exited { code } => Ok(Probe::Ended(code)),
                     JobEnd::Lost { reason } => Ok(Probe::Dead(reason)),
@@ -329,7 +340,7 @@ impl LocalExecutor {
     }
 
     async fn kill_job(&self, record: &JobRecord) -> Result<(), ExecError> {
-        let (pid, ticks) = record_identity(Path::new(JOB_RECORD), record)?;
+        let (pid, identity) = identify(record, None, Path::new(JOB_RECORD))?;
         let pgid = procfs::pgid_of(pid).map_err(|e| io_err(proc_path(pid), e))?;
         if let Some(mut own) = self.take_child_by_pid(pid) {
             tracing::info!(pid, "killing local job");
@@ -337,7 +348,15 @@ impl LocalExecutor {
                 .await
                 .map_err(|e| io_err(proc_path(pid), e));
         }
-        kill_verified(pid, ticks, pgid).await
+        match identity {
+            Ok(ticks) => kill_verified(pid, ticks, pgid).await,
+            // Another process has the pid: the job is long gone and that process is not ours.
+            Err(PidState::Reused { .. }) => Ok(()),
+            // The leader is gone or a zombie; members of its group may remain.
+            Err(_) => procfs::kill_group(pgid, None, KILL_GRACE)
+                .await
+                .map_err(|e| io_err(proc_path(pid), e)),
+        }
     }
 }
 
@@ -454,34 +473,76 @@ async fn settle_exit(run_dir: &Path, reason: String) -> JobEnd {
 }
 
 /// Why a recorded job is not running, in words.
-fn gone_reason(pid: u32, ticks: u64, state: &PidState) -> String {
-    match state {
-        PidState::Reused { start_ticks } => format!(
+fn gone_reason(pid: u32, ticks: Option<u64>, state: &PidState) -> String {
+    match (state, ticks) {
+        (PidState::Reused { start_ticks }, Some(ticks)) => format!(
             "pid {pid} now belongs to another process (started at tick {start_ticks}, \
              the job at tick {ticks}) and there is no exit code"
         ),
-        PidState::Exited => format!("the job (pid {pid}) exited without an exit code"),
-        PidState::Missing | PidState::Running => {
+        (PidState::Reused { .. }, None) => format!(
+            "pid {pid} now belongs to another process (not the job's wrapper) and there is \
+             no exit code"
+        ),
+        (PidState::Exited, _) => format!("the job (pid {pid}) exited without an exit code"),
+        (PidState::Missing | PidState::Running, _) => {
             format!("no process {pid} and no exit code")
         }
     }
 }
 
-/// The pid and start ticks of a local job record (`path` names the record for errors).
-fn record_identity(path: &Path, record: &JobRecord) -> Result<(u32, u64), ExecError> {
-    match (record.pid, record.pid_start_ticks) {
-        (Some(pid), Some(ticks)) => Ok((pid, ticks)),
-        _ => Err(io_err(
-            path,
+/// Identifies the job of a local record: its pid and start ticks, or why no process is the job.
+///
+/// Records written by [`LocalExecutor::launch`] carry both. A record rebuilt from the wrapper's
+/// `pid` file (an engine that died between spawning the job and writing `job.json`) may lack the
+/// start time; then the live process `pid` is the job only if it is the wrapper of the job's run
+/// dir (its command line says so and that run dir's `pid` file names it). `run_dir` is the job's
+/// run dir when known; `record_path` names the record in errors.
+fn identify(
+    record: &JobRecord,
+    run_dir: Option<&Path>,
+    record_path: &Path,
+) -> Result<(u32, Result<u64, PidState>), ExecError> {
+    let Some(pid) = record.pid else {
+        return Err(io_err(
+            record_path,
             io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!(
-                    "local job record {} lacks pid or pid_start_ticks",
-                    record.job_id
-                ),
+                format!("local job record {} has no pid", record.job_id),
             ),
-        )),
+        ));
+    };
+    if let Some(ticks) = record.pid_start_ticks {
+        return Ok((pid, Ok(ticks)));
     }
+    let proc_err = |e| io_err(proc_path(pid), e);
+    let Some(stat) = procfs::read_stat(pid).map_err(proc_err)? else {
+        return Ok((pid, Err(PidState::Missing)));
+    };
+    if stat.has_exited() {
+        return Ok((pid, Err(PidState::Exited)));
+    }
+    let is_job = procfs::wrapper_run_dir(pid)
+        .map_err(proc_err)?
+        .is_some_and(|dir| {
+            run_dir.is_none_or(|expected| expected == dir) && read_pid_file(&dir) == Some(pid)
+        });
+    if is_job {
+        Ok((pid, Ok(stat.start_ticks)))
+    } else {
+        Ok((
+            pid,
+            Err(PidState::Reused {
+                start_ticks: stat.start_ticks,
+            }),
+        ))
+    }
+}
+
+/// The pid the wrapper recorded in `<run_dir>/pid`.
+fn read_pid_file(run_dir: &Path) -> Option<u32> {
+    std::fs::read_to_string(run_dir.join("pid"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
 }
 
 /// The instant a re-attached job times out: `started_at + timeout`, counted on the wall clock.

@@ -41,6 +41,10 @@ pub struct Ledger {
     recorded: Mutex<std::collections::HashSet<String>>,
     base_time_s: f64,
     since: Instant,
+    /// Experiments started (kept by the workflow, written with every update).
+    pub(crate) started: std::sync::atomic::AtomicU64,
+    /// The next node index (kept by the node store, written with every update).
+    pub(crate) next_index: std::sync::atomic::AtomicU64,
 }
 
 /// A held ledger lock: decide, write node files, then commit, with no other result in between.
@@ -64,6 +68,8 @@ impl Ledger {
             file: Mutex::new(file),
             recorded: Mutex::new(recorded),
             since: Instant::now(),
+            started: Default::default(),
+            next_index: Default::default(),
         })
     }
 
@@ -73,8 +79,11 @@ impl Ledger {
 
     /// A copy of the current state.
     pub fn snapshot(&self) -> RunState {
+        use std::sync::atomic::Ordering::Relaxed;
         let mut s = self.file().state.clone();
         s.time_used_s = self.time_used_s();
+        s.experiments_started = self.started.load(Relaxed);
+        s.next_index = self.next_index.load(Relaxed);
         s
     }
 
@@ -138,7 +147,10 @@ impl Ledger {
     }
 
     fn persist(&self, file: &mut StateFile) -> Result<(), NodeError> {
+        use std::sync::atomic::Ordering::Relaxed;
         file.state.time_used_s = self.time_used_s();
+        file.state.experiments_started = self.started.load(Relaxed);
+        file.state.next_index = self.next_index.load(Relaxed);
         file.state.updated_at =
             humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
         autoresearch_engine::atomic::write_json_atomic(&self.path, &*file).map_err(|source| {

@@ -98,7 +98,10 @@ pub struct ExperimentWorkflow {
     pub(crate) ledger: Ledger,
     pub(crate) exec: Exec,
     admitted: Mutex<HashSet<String>>,
-    started: Mutex<u64>,
+    /// Serializes admission decisions (the count itself lives in the ledger).
+    admission: Mutex<()>,
+    /// When `tree.json` was last written (it is rewritten at most once a second).
+    tree_written: Mutex<Option<std::time::Instant>>,
     followups: Mutex<HashMap<String, Vec<WorkSpec>>>,
     stop_reason: Mutex<Option<String>>,
     planner_stop: Mutex<Option<String>>,
@@ -128,7 +131,12 @@ impl ExperimentWorkflow {
         };
         let nodes = NodeStore::load(&wd)?;
         let ledger = Ledger::load(&wd, &config)?;
-        let started = nodes.started_count();
+        ledger
+            .started
+            .store(nodes.started_count(), std::sync::atomic::Ordering::Relaxed);
+        ledger
+            .next_index
+            .store(nodes.next_index(), std::sync::atomic::Ordering::Relaxed);
         let (notices, _) = broadcast::channel(1024);
         Ok(ExperimentWorkflow {
             wd,
@@ -137,7 +145,8 @@ impl ExperimentWorkflow {
             ledger,
             exec,
             admitted: Mutex::new(HashSet::new()),
-            started: Mutex::new(started),
+            admission: Mutex::new(()),
+            tree_written: Mutex::new(None),
             followups: Mutex::new(HashMap::new()),
             stop_reason: Mutex::new(None),
             planner_stop: Mutex::new(None),
@@ -161,7 +170,9 @@ impl ExperimentWorkflow {
 
     /// Experiments started so far (over all resumes).
     pub fn experiments_started(&self) -> u64 {
-        self.started.lock().map(|s| *s).unwrap_or(0)
+        self.ledger
+            .started
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The run state (best, plateau, budgets).
@@ -171,7 +182,8 @@ impl ExperimentWorkflow {
         s
     }
 
-    /// Persists the final state after the engine returned: time used and why it stopped.
+    /// Persists the final state after the engine returned (time used, experiments started, why
+    /// it stopped) and the final `tree.json`.
     pub fn finish(&self, report: &RunReport) -> Result<(), WorkflowError> {
         let reason = self
             .stop_reason
@@ -180,14 +192,25 @@ impl ExperimentWorkflow {
             .and_then(|r| r.clone())
             .or_else(|| self.planner_stop.lock().ok().and_then(|r| r.clone()))
             .or_else(|| report.stop_reason.clone());
-        let started = self.experiments_started();
         let interrupted = report.status == autoresearch_engine::EngineStatus::Interrupted;
-        self.ledger.update(|s| {
-            s.experiments_started = started;
-            s.stop_reason = if interrupted { None } else { reason };
-        })?;
+        self.ledger
+            .update(|s| s.stop_reason = if interrupted { None } else { reason })?;
         self.nodes.write_tree()?;
         Ok(())
+    }
+
+    /// Rewrites `engine/tree.json` unless it was written less than a second ago (it is a view
+    /// of the node files, rewritten in full; `finish` writes it once more at the end).
+    fn write_tree_debounced(&self) {
+        let mut last = self.tree_written.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(1)) {
+            return;
+        }
+        *last = Some(std::time::Instant::now());
+        drop(last);
+        if let Err(e) = self.nodes.write_tree() {
+            tracing::warn!("could not write tree.json: {e}");
+        }
     }
 
     /// The planner's latest word: `Some(reason)` when it had nothing to propose, `None` when it
@@ -236,7 +259,14 @@ impl ExperimentWorkflow {
             .render(&params)
             .map_err(|e| WorkError::msg(format!("cannot build the command for {name}: {e}")))?;
         let spec = NodeSpec {
-            node_id: self.nodes.allocate_id(name),
+            node_id: {
+                let id = self.nodes.allocate_id(name);
+                self.ledger.next_index.store(
+                    self.nodes.next_index(),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                id
+            },
             name: name.to_string(),
             parent_id,
             hypothesis,
@@ -387,9 +417,10 @@ impl Workflow for ExperimentWorkflow {
             .is_some_and(|n| n.status != NodeStatus::Queued);
         let mut admitted = self.admitted.lock().unwrap_or_else(|p| p.into_inner());
         let counted = already || admitted.contains(&spec.id);
-        let mut started = self.started.lock().unwrap_or_else(|p| p.into_inner());
-        if !counted && *started >= limits.max_experiments {
-            let r = format!("max_experiments reached ({} started)", *started);
+        let _one_at_a_time = self.admission.lock().unwrap_or_else(|p| p.into_inner());
+        let started = self.experiments_started();
+        if !counted && started >= limits.max_experiments {
+            let r = format!("max_experiments reached ({started} started)");
             self.set_stop_reason(r.clone());
             return Admission::Stop(r);
         }
@@ -415,7 +446,9 @@ impl Workflow for ExperimentWorkflow {
         }
         if !counted {
             admitted.insert(spec.id.clone());
-            *started += 1;
+            self.ledger
+                .started
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         Admission::Start
     }
@@ -439,10 +472,8 @@ impl Workflow for ExperimentWorkflow {
             // A bug, not the job: record it so the node does not stay "running" forever.
             self.record_unexpected(&spec.id, message);
         }
-        if !matches!(outcome, Outcome::Cancelled)
-            && let Err(e) = self.nodes.write_tree()
-        {
-            tracing::warn!("could not write tree.json: {e}");
+        if !matches!(outcome, Outcome::Cancelled) {
+            self.write_tree_debounced();
         }
         Decision {
             enqueue,

@@ -269,6 +269,11 @@ impl NodeStore {
             .collect()
     }
 
+    /// The index the next node id will get.
+    pub fn next_index(&self) -> u64 {
+        self.lock().next_index
+    }
+
     /// How many nodes ever left `queued` (experiments started).
     pub fn started_count(&self) -> u64 {
         self.lock()

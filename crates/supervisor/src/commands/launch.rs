@@ -52,6 +52,10 @@ pub fn spawn_background(workdir: &Path) -> Result<u32> {
             return Ok(pid);
         }
         if let Some(status) = child.try_wait()? {
+            // Another engine took the workdir first (two sessions starting at once): use it.
+            if let Some(pid) = autoresearch_engine::lock::holder(workdir)? {
+                return Ok(pid);
+            }
             let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
             let tail: Vec<&str> = tail.lines().rev().take(5).collect();
             bail!(

@@ -189,7 +189,8 @@ pub fn format_human(r: &StatusReport) -> String {
     let status = r.message.clone().unwrap_or_else(|| r.status.clone());
     // A message such as `crashed (pid N gone)` already names the pid.
     let pid = match (&r.message, r.pid) {
-        (None, Some(p)) => format!(" (pid {p})"),
+        (None, Some(p)) if r.status == "running" => format!(" (pid {p})"),
+        (None, Some(p)) => format!(" (last engine: pid {p})"),
         _ => String::new(),
     };
     out.push_str(&format!("{}: {status}{pid}\n", r.workdir));

@@ -5,7 +5,10 @@
 //! `/proc/<pid>/stat`, in clock ticks since boot), which never changes for a process and differs
 //! for any later process that reuses the number.
 
+use std::ffi::OsStr;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::process::Child;
@@ -100,6 +103,25 @@ pub(super) fn pid_state(pid: u32, start_ticks: u64) -> io::Result<PidState> {
         Some(st) if st.has_exited() => PidState::Exited,
         Some(_) => PidState::Running,
     })
+}
+
+/// The run dir of the job wrapper running as `pid`, read from its command line
+/// (`/bin/sh <run_dir>/wrapper.sh <run_dir> <cwd>`); `None` if `pid` is not such a wrapper (or
+/// is gone, or is a zombie, whose command line is empty).
+pub(super) fn wrapper_run_dir(pid: u32) -> io::Result<Option<PathBuf>> {
+    let bytes = match std::fs::read(format!("/proc/{pid}/cmdline")) {
+        Ok(bytes) => bytes,
+        Err(e) if is_gone(&e) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut args = bytes.split(|&b| b == 0);
+    let (Some(_shell), Some(wrapper), Some(run_dir)) = (args.next(), args.next(), args.next())
+    else {
+        return Ok(None);
+    };
+    let run_dir = PathBuf::from(OsStr::from_bytes(run_dir));
+    let expected = run_dir.join(crate::executor::wrapper::WRAPPER_NAME);
+    Ok((Path::new(OsStr::from_bytes(wrapper)) == expected).then_some(run_dir))
 }
 
 /// Converts a recorded pid into a process group id that is safe to signal as `-pgid`.
