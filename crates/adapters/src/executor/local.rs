@@ -165,7 +165,7 @@ impl LocalExecutor {
                 pid_start_ticks: Some(stat.start_ticks),
                 slurm_id: None,
                 host: autoresearch_engine::state::hostname(),
-                started_at: humantime::format_rfc3339_seconds(started_at).to_string(),
+                started_at: humantime::format_rfc3339_millis(started_at).to_string(),
                 attempt: req.attempt,
             },
             other => {

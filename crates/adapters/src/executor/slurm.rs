@@ -1115,7 +1115,7 @@ fn deadline_of(started_at: &str, timeout: Duration) -> Instant {
 }
 
 fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
 fn hostname() -> String {

@@ -118,7 +118,10 @@ impl ExperimentWorkflow {
                             job_id: format!("local:{pid}"),
                             executor: "local".into(),
                             pid: Some(pid),
-                            pid_start_ticks: proc_start_ticks(pid),
+                            // Not read now: the pid may have been reused since. Without ticks
+                            // the executor accepts the process only if it is this run dir's
+                            // wrapper (its command line and `pid` file).
+                            pid_start_ticks: None,
                             slurm_id: None,
                             host: autoresearch_engine::state::hostname(),
                             started_at: now_millis(),
@@ -275,13 +278,6 @@ fn read_pid(run_dir: &Path) -> Option<u32> {
     std::fs::read_to_string(run_dir.join("pid"))
         .ok()
         .and_then(|s| s.trim().parse().ok())
-}
-
-/// Field 22 of `/proc/<pid>/stat` (start time in clock ticks since boot).
-fn proc_start_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// Moves a dead attempt's files to `runs/<id>/attempt-<n>/`.
