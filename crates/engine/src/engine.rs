@@ -3,6 +3,8 @@
 //! workflow, applies live queue commands and hand edits, and hands snapshots to the writer.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+
+use rustc_hash::FxHashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -223,11 +225,11 @@ struct Scheduler<W: Workflow> {
     reporter: Arc<EngineReporter>,
     queue: Queue,
     resume_first: VecDeque<Entry>,
-    running: HashMap<Arc<str>, Running>,
+    running: FxHashMap<Arc<str>, Running>,
     /// Specs cancelled by an interrupt, with their start sequence; they stay `running`.
     kept: Vec<(u64, Entry)>,
     tasks: JoinSet<TaskResult>,
-    task_ids: HashMap<tokio::task::Id, Arc<str>>,
+    task_ids: FxHashMap<tokio::task::Id, Arc<str>>,
     counts: Counts,
     extra: Map<String, Value>,
     loaded: Option<Checkpoint>,
@@ -259,10 +261,10 @@ impl<W: Workflow> Scheduler<W> {
             }),
             queue: Queue::default(),
             resume_first: VecDeque::new(),
-            running: HashMap::new(),
+            running: FxHashMap::default(),
             kept: Vec::new(),
             tasks: JoinSet::new(),
-            task_ids: HashMap::new(),
+            task_ids: FxHashMap::default(),
             counts: Counts {
                 completed: engine.prior.completed,
                 failed: engine.prior.failed,

@@ -3,7 +3,9 @@
 //! Each entry keeps its spec serialized once, so checkpoints are written by concatenation.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 use crate::spec::WorkSpec;
@@ -49,7 +51,7 @@ type Key = (Prio, u64);
 #[derive(Debug, Default)]
 pub(crate) struct Queue {
     order: BTreeMap<Key, Arc<Entry>>,
-    keys: HashMap<String, Key>,
+    keys: FxHashMap<String, Key>,
     seq: u64,
 }
 
