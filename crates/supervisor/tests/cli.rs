@@ -787,3 +787,49 @@ fn a_reader_that_goes_away_does_not_cause_a_panic() {
         }
     }
 }
+
+/// Regression: a relative workdir, with the job's cwd elsewhere, must still give the job (and its
+/// wrapper) usable paths. It used to fail every experiment as "ended without an exit code".
+#[test]
+fn relative_workdir_with_job_cwd_elsewhere_runs() {
+    let base = tempfile::tempdir().expect("tempdir");
+    let project = base.path().join("project");
+    std::fs::create_dir_all(&project).expect("mkdir");
+    std::fs::write(
+        project.join("job.sh"),
+        "printf 'METRIC score=%s\\n' \"$1\"\ntest -d \"$AUTORESEARCH_RUN_DIR\" || exit 9\n",
+    )
+    .expect("script");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_supervisor"))
+        .current_dir(base.path())
+        .args([
+            "run",
+            "runs/rel",
+            "--command",
+            "sh job.sh {x}",
+            "--metric",
+            "score",
+        ])
+        .args(["--param", "x=1,2,3", "--planner", "none", "--no-render"])
+        .arg("--cwd")
+        .arg(&project)
+        .output()
+        .expect("run supervisor");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(base.path().join("runs/rel/state.json")).expect("state.json"),
+    )
+    .expect("json");
+    assert_eq!(state["experiments_completed"], 1, "{state}");
+    assert_eq!(state["experiments_failed"], 0, "{state}");
+    let job: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(base.path().join("runs/rel/runs/000_baseline/job.json")).expect("job.json"),
+    )
+    .expect("json");
+    assert_eq!(job["attempt"], 1);
+}

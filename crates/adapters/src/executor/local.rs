@@ -124,6 +124,14 @@ impl LocalExecutor {
         })
         .await?;
 
+        // The wrapper's own complaints (a run dir it cannot write, a cwd it cannot enter) go to
+        // `wrapper.log`; the job's output goes to stdout.log/stderr.log through the wrapper.
+        let wrapper_log_path = req.run_dir.join(WRAPPER_LOG);
+        let wrapper_log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&wrapper_log_path)
+            .map_err(|e| io_err(wrapper_log_path.clone(), e))?;
         let mut cmd = std::process::Command::new("/bin/sh");
         cmd.arg(&wrapper_path)
             .arg(&req.run_dir)
@@ -131,7 +139,7 @@ impl LocalExecutor {
             .envs(req.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(Stdio::from(wrapper_log));
         // SAFETY: the hook runs in the forked child before exec, where only async-signal-safe
         // calls are allowed: setsid(2) is one, and reading errno allocates nothing.
         unsafe {
@@ -231,8 +239,10 @@ impl LocalExecutor {
             biased;
             status = own.child.wait() => {
                 let status = status.map_err(|e| io_err(proc_path(pid), e))?;
-                let reason =
-                    format!("the job wrapper (pid {pid}) ended ({status}) without an exit code");
+                let reason = format!(
+                    "the job wrapper (pid {pid}) ended ({status}) without an exit code{}",
+                    wrapper_complaint(&req.run_dir)
+                );
                 Ok(WaitOutcome::Ended(settle_exit(&req.run_dir, reason).await))
             }
             () = sleep_until_opt(deadline) => {
@@ -543,6 +553,23 @@ fn read_pid_file(run_dir: &Path) -> Option<u32> {
     std::fs::read_to_string(run_dir.join("pid"))
         .ok()
         .and_then(|s| s.trim().parse().ok())
+}
+
+/// File in the run dir that receives the wrapper's own error output.
+pub const WRAPPER_LOG: &str = "wrapper.log";
+
+/// `: <last line of wrapper.log>` when the wrapper complained, else empty.
+fn wrapper_complaint(run_dir: &std::path::Path) -> String {
+    std::fs::read_to_string(run_dir.join(WRAPPER_LOG))
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .map(str::to_string)
+        })
+        .map(|l| format!(": {l}"))
+        .unwrap_or_default()
 }
 
 /// The instant a re-attached job times out: `started_at + timeout`, counted on the wall clock.

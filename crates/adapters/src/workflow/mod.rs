@@ -110,7 +110,16 @@ pub struct ExperimentWorkflow {
 
 impl ExperimentWorkflow {
     /// Opens the workflow on a workdir whose `config.json` is `config` (already validated).
+    ///
+    /// A relative workdir is made absolute: jobs run in `job.cwd`, and the paths they are given
+    /// (`AUTORESEARCH_RUN_DIR`, the wrapper's run dir) must not depend on it.
     pub fn open(wd: Workdir, config: Config) -> Result<Self, WorkflowError> {
+        let wd = Workdir::new(std::path::absolute(&wd.root).map_err(|source| {
+            WorkflowError::Node(NodeError::Io {
+                path: wd.root.clone(),
+                source,
+            })
+        })?);
         let exec = match config.executor.kind {
             ExecutorKind::Local => Exec::Local(Arc::new(LocalExecutor::new(
                 config.executor.cancel_jobs_on_stop,
