@@ -1,6 +1,6 @@
 //! Paths of the experiment workflow's files inside a workdir (design §3).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Paths of one workdir.
 #[derive(Debug, Clone)]
@@ -65,9 +65,5 @@ impl Workdir {
     /// `logs/`
     pub fn logs_dir(&self) -> PathBuf {
         self.root.join("logs")
-    }
-    /// Whether `path` exists inside this workdir's root.
-    pub fn contains(&self, path: &Path) -> bool {
-        path.starts_with(&self.root)
     }
 }

@@ -104,27 +104,11 @@ impl RunContext {
     pub fn annotate(&self, annotation: Value) {
         self.reporter.annotate(&self.id, annotation);
     }
-
-    /// Builds a context for driving a workflow outside the engine (tests, tools).
-    pub fn detached(id: &str, cancel: CancellationToken) -> Self {
-        RunContext {
-            cancel,
-            resumed: false,
-            reporter: Arc::new(NoReporter),
-            id: Arc::from(id),
-        }
-    }
 }
 
 pub(crate) trait Reporter: Send + Sync {
     fn phase(&self, id: &str, phase: &str, detail: Option<Value>);
     fn annotate(&self, id: &str, annotation: Value);
-}
-
-struct NoReporter;
-impl Reporter for NoReporter {
-    fn phase(&self, _: &str, _: &str, _: Option<Value>) {}
-    fn annotate(&self, _: &str, _: Value) {}
 }
 
 /// The domain side of the engine: supplies specs, runs them, and reacts to outcomes.

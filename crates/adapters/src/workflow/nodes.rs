@@ -244,12 +244,6 @@ impl NodeStore {
         write_json_atomic(&path, failure).map_err(io(&path))
     }
 
-    /// Writes any JSON file in the node dir (e.g. `plan.json`).
-    pub fn write_file<T: Serialize>(&self, id: &str, name: &str, value: &T) -> NodeResultT<()> {
-        let path = self.wd.node_dir(id).join(name);
-        write_json_atomic(&path, value).map_err(io(&path))
-    }
-
     /// Reads a JSON file of the node dir.
     pub fn read_file<T: DeserializeOwned>(&self, id: &str, name: &str) -> NodeResultT<Option<T>> {
         read_json(&self.wd.node_dir(id).join(name))

@@ -161,8 +161,3 @@ async fn show_progress(
         b.finish_and_clear();
     }
 }
-
-/// Whether `workdir` is usable for `run` (used by the interactive session).
-pub fn can_run(workdir: &Path) -> bool {
-    session::has_config(workdir)
-}
