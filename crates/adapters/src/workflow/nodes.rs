@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use autoresearch_engine::atomic::{create_dir_durable, write_atomic, write_json_atomic};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::model::{Failure, NodeResult, NodeSpec, NodeStatus, TreeFile, TreeNode};

@@ -3,7 +3,6 @@
 //! to `logs/autoresearch.log`; views re-rendered (debounced, on another thread) after results.
 
 use std::io::IsTerminal;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
