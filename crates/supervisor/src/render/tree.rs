@@ -639,6 +639,30 @@ fn dashed_rect(
     Ok(())
 }
 
+/// Text centred on `(cx, y)` over a white backdrop of half-size `(half_w, half_h)`, so a label
+/// stays legible where it crosses an edge.
+fn label_on_white(
+    root: &DrawingArea<BitMapBackend<'_>, Shift>,
+    text: String,
+    (cx, y): (f64, f64),
+    (half_w, half_h): (f64, f64),
+    font: &TextStyle<'_>,
+) -> DrawResult {
+    root.draw(&Rectangle::new(
+        [
+            (px(cx - half_w), px(y - half_h)),
+            (px(cx + half_w), px(y + half_h)),
+        ],
+        WHITE.filled(),
+    ))?;
+    root.draw(&Text::new(
+        text,
+        (px(cx), px(y)),
+        font.pos(Pos::new(HPos::Center, VPos::Center)),
+    ))?;
+    Ok(())
+}
+
 fn darker(c: RGBColor) -> RGBColor {
     RGBColor(
         (f64::from(c.0) * 0.7) as u8,
@@ -811,18 +835,8 @@ fn draw(
             if let Some(t) = tm.elide(&text, sc.edge_font, sc.slot - 4.0) {
                 let tw = tm.width(&t, sc.edge_font);
                 let y = top + sc.edge_font * 0.2;
-                root.draw(&Rectangle::new(
-                    [
-                        (px(cx - tw / 2.0 - 2.0), px(y - sc.edge_font * 0.7)),
-                        (px(cx + tw / 2.0 + 2.0), px(y + sc.edge_font * 0.7)),
-                    ],
-                    WHITE.filled(),
-                ))?;
-                root.draw(&Text::new(
-                    t,
-                    (px(cx), px(y)),
-                    stub_font.pos(Pos::new(HPos::Center, VPos::Center)),
-                ))?;
+                let backdrop = (tw / 2.0 + 2.0, sc.edge_font * 0.7);
+                label_on_white(root, t, (cx, y), backdrop, &stub_font)?;
             }
         }
     }
@@ -881,18 +895,8 @@ fn draw(
             };
             let tw = tm.width(&t, sc.edge_font);
             let y = cy - bh / 2.0 - sc.edge_font * 0.85;
-            root.draw(&Rectangle::new(
-                [
-                    (px(cx - tw / 2.0 - 1.0), px(y - sc.edge_font * 0.6)),
-                    (px(cx + tw / 2.0 + 1.0), px(y + sc.edge_font * 0.6)),
-                ],
-                WHITE.filled(),
-            ))?;
-            root.draw(&Text::new(
-                t,
-                (px(cx), px(y)),
-                efont.pos(Pos::new(HPos::Center, VPos::Center)),
-            ))?;
+            let backdrop = (tw / 2.0 + 1.0, sc.edge_font * 0.6);
+            label_on_white(root, t, (cx, y), backdrop, &efont)?;
         }
     }
 
