@@ -174,6 +174,17 @@ impl SlurmJob {
             None => Vec::new(),
         }
     }
+
+    /// `squeue` arguments that print just this job's state.
+    fn squeue_state_args(&self) -> Vec<OsString> {
+        let mut args = self.cluster_args();
+        args.extend([
+            "--noheader".into(),
+            format!("--jobs={}", self.id).into(),
+            "--format=%T".into(),
+        ]);
+        args
+    }
 }
 
 /// What one Slurm command produced.
@@ -429,12 +440,7 @@ impl SlurmExecutor {
 
     /// Asks `squeue`, then `scontrol show job`, what became of the job.
     async fn observe(&self, job: &SlurmJob) -> Result<Observed, ExecError> {
-        let mut args = job.cluster_args();
-        args.extend([
-            "--noheader".into(),
-            format!("--jobs={}", job.id).into(),
-            "--format=%T".into(),
-        ]);
+        let args = job.squeue_state_args();
         let out = self.run_retrying("squeue", &args).await?;
         if out.success {
             if let Some(state) = out
@@ -553,12 +559,7 @@ impl SlurmExecutor {
 
     /// Whether `squeue` still lists the job (in any state).
     async fn squeue_lists(&self, job: &SlurmJob) -> Result<bool, ExecError> {
-        let mut args = job.cluster_args();
-        args.extend([
-            "--noheader".into(),
-            format!("--jobs={}", job.id).into(),
-            "--format=%T".into(),
-        ]);
+        let args = job.squeue_state_args();
         let out = self.run_retrying("squeue", &args).await?;
         if out.success {
             Ok(out
