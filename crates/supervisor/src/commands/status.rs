@@ -157,6 +157,17 @@ pub fn gather(workdir: &Path) -> Result<StatusReport> {
             })
             .collect()
     };
+    // The files are written at different moments: a node may have finished (and become the
+    // best) before active.json or the checkpoint say so. A finished node is not running, and
+    // never both best and running.
+    let mut running = running;
+    running.retain(|r| {
+        let finished = std::fs::read_to_string(wd.node_status(&r.node_id))
+            .ok()
+            .and_then(|s| autoresearch_adapters::model::NodeStatus::parse(&s))
+            .is_some_and(|s| s.is_terminal());
+        !finished && best.as_ref().is_none_or(|b| b.node_id != r.node_id)
+    });
     let counts = CountsInfo {
         queued: engine.as_ref().map(|e| e.counts.queued).unwrap_or(0),
         running: running.len() as u64,
@@ -164,6 +175,12 @@ pub fn gather(workdir: &Path) -> Result<StatusReport> {
         failed: run.as_ref().map(|r| r.experiments_failed).unwrap_or(0),
     };
     let time_used_s = run.as_ref().map(|r| r.time_used_s).unwrap_or(0.0);
+    // Never fewer started than completed, failed and running together.
+    let experiments_started = run
+        .as_ref()
+        .map(|r| r.experiments_started)
+        .unwrap_or(0)
+        .max(counts.completed + counts.failed + counts.running);
     Ok(StatusReport {
         workdir: workdir.display().to_string(),
         status: status.to_string(),
@@ -174,7 +191,7 @@ pub fn gather(workdir: &Path) -> Result<StatusReport> {
         best,
         baseline,
         running,
-        experiments_started: run.as_ref().map(|r| r.experiments_started).unwrap_or(0),
+        experiments_started,
         plateau: run.as_ref().map(|r| r.plateau).unwrap_or(0),
         time_used_s,
         limits: config.as_ref().and_then(|c| c.get("limits").cloned()),
