@@ -398,3 +398,73 @@ async fn bad_ids_and_revisions_are_refused() {
     let e = Workspace::open(&r.wd, &not_repo).await.unwrap_err();
     assert!(e.to_string().contains("not a git repository"), "{e}");
 }
+
+/// The agent-demo example's ideas apply to its program through the real path (stand-in apply
+/// in a worktree, engine commit) and its evaluator accepts all but the broken one.
+#[tokio::test]
+async fn agent_demo_ideas_apply_and_only_the_broken_one_fails_the_evaluator() {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/agent-demo");
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let wd = tmp.path().join("wd");
+    std::fs::create_dir_all(&wd).unwrap();
+    let made = Command::new("bash")
+        .arg(demo.join("make-repo.sh"))
+        .arg(&repo)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let base = String::from_utf8_lossy(&made.stdout).trim().to_string();
+    let config: WorkspaceConfig =
+        serde_json::from_value(json!({"repo": repo, "protected": ["run_bench.sh"]})).unwrap();
+    let ws = Workspace::open(&wd, &config).await.unwrap();
+    let ideas = demo.join("ideas.json");
+    let agent_config: AgentConfig = serde_json::from_value(json!({
+        "command": [STANDIN, "--ideas", ideas], "timeout_s": 30
+    }))
+    .unwrap();
+    let agent = AgentClient::new(agent_config, &wd);
+    let list: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&ideas).unwrap()).unwrap();
+    for (i, idea) in list.iter().enumerate() {
+        let name = idea["name"].as_str().unwrap();
+        let id = format!("{:03}_{name}", i + 1);
+        let ApplyState::Ready(wt) = ws.prepare_apply(&id, &base).await.unwrap() else {
+            panic!()
+        };
+        let prompt = apply_prompt(
+            &id,
+            idea["changes"].as_str().unwrap(),
+            &["run_bench.sh".into()],
+        );
+        agent.apply(&id, &prompt, &wt).await.result.unwrap();
+        let info = CommitInfo {
+            name: name.into(),
+            hypothesis: "h".into(),
+            changes: "c".into(),
+        };
+        let change = ws.commit_apply(&id, &base, &info).await.unwrap();
+        assert_eq!(change.changed, ["slow.py"], "{name}");
+        assert!(change.violations.is_empty());
+        let run = Command::new("sh")
+            .arg("run_bench.sh")
+            .current_dir(&wt)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        if name == "typo_refactor" {
+            assert!(!run.status.success(), "the broken idea must fail: {stdout}");
+        } else {
+            assert!(
+                run.status.success(),
+                "{name}: {}",
+                String::from_utf8_lossy(&run.stderr)
+            );
+            assert!(stdout.contains("METRIC seconds="), "{name}: {stdout}");
+        }
+    }
+}
