@@ -6,7 +6,8 @@
 
 use std::time::Instant;
 
-use autoresearch_adapters::agent::plan_prompt::{render_plan_prompt, synthetic_context};
+use autoresearch_adapters::agent::plan_prompt::render_plan_prompt;
+use autoresearch_adapters::agent::synthetic::synthetic_context;
 use autoresearch_adapters::agent::template::Templates;
 use autoresearch_adapters::config::agent::AgentConfig;
 

@@ -6,9 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use autoresearch_adapters::agent::journal::CallStatus;
-use autoresearch_adapters::agent::plan_prompt::{
-    PlanContext, render_plan_prompt, synthetic_context,
-};
+use autoresearch_adapters::agent::plan_prompt::{PlanContext, render_plan_prompt};
+use autoresearch_adapters::agent::synthetic::synthetic_context;
 use autoresearch_adapters::agent::template::Templates;
 use autoresearch_adapters::agent::{AgentClient, AgentPhase, FailureKind, PlanAction};
 use autoresearch_adapters::config::agent::AgentConfig;

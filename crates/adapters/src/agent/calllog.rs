@@ -15,6 +15,7 @@ use super::runner::RawOutput;
 /// Where one attempt's log files go.
 #[derive(Debug, Clone)]
 pub struct CallLog {
+    workdir: PathBuf,
     stem: PathBuf,
 }
 
@@ -39,6 +40,7 @@ impl CallLog {
             String::new()
         };
         CallLog {
+            workdir: workdir.to_path_buf(),
             stem: workdir
                 .join("logs")
                 .join("agent")
@@ -69,7 +71,7 @@ impl CallLog {
     /// Writes the prompt (before the call).
     pub fn write_prompt(&self, prompt: &str) -> io::Result<()> {
         if let Some(dir) = self.stem.parent() {
-            autoresearch_engine::atomic::create_dir_durable(dir)?;
+            autoresearch_engine::nofollow::create_dir_under(&self.workdir, dir)?;
         }
         autoresearch_engine::atomic::write_atomic(&self.prompt_path(), prompt.as_bytes())
     }
@@ -83,6 +85,9 @@ impl CallLog {
         answer: &CallAnswer,
         raw: Option<&RawOutput>,
     ) -> io::Result<()> {
+        if let Some(dir) = self.stem.parent() {
+            autoresearch_engine::nofollow::create_dir_under(&self.workdir, dir)?;
+        }
         let mut md = format!(
             "<!-- status: {:?}; duration: {:.1}s; cost: {} -->\n",
             answer.status,

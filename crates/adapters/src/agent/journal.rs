@@ -16,7 +16,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{AgentPhase, Cost};
+use autoresearch_engine::nofollow::{create_dir_under, read_regular};
+
 use crate::workdir::Workdir;
+
+/// Largest journal file read (a reply is capped at 32 MiB of output).
+const MAX_RECORD_BYTES: u64 = 128 << 20;
 
 /// The sha256 of `text` in lowercase hex.
 pub fn sha256_hex(text: &str) -> String {
@@ -131,6 +136,7 @@ pub fn is_safe_node_id(id: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct CallJournal {
     node_id: String,
+    workdir: PathBuf,
     dir: PathBuf,
 }
 
@@ -142,6 +148,7 @@ impl CallJournal {
         }
         Ok(CallJournal {
             node_id: node_id.to_string(),
+            workdir: workdir.to_path_buf(),
             dir: Workdir::new(workdir).node_dir(node_id).join("agent"),
         })
     }
@@ -164,9 +171,9 @@ impl CallJournal {
         prompt_sha256: &str,
     ) -> Result<Option<CallRecord>, JournalError> {
         let path = self.path(phase, prompt_sha256);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        let bytes = match read_regular(&path, MAX_RECORD_BYTES) {
+            Ok(Some(b)) => b,
+            Ok(None) => return Ok(None),
             Err(source) => return Err(JournalError::Io { path, source }),
         };
         let record: CallRecord =
@@ -203,10 +210,12 @@ impl CallJournal {
         let mut out = Vec::new();
         for name in names {
             let path = self.dir.join(&name);
-            let bytes = std::fs::read(&path).map_err(|source| JournalError::Io {
-                path: path.clone(),
-                source,
-            })?;
+            let bytes = read_regular(&path, MAX_RECORD_BYTES)
+                .and_then(|b| b.ok_or_else(|| io::ErrorKind::NotFound.into()))
+                .map_err(|source| JournalError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
             let record = serde_json::from_slice(&bytes).map_err(|e| JournalError::Corrupt {
                 path: path.clone(),
                 message: e.to_string(),
@@ -281,18 +290,7 @@ impl CallJournal {
             let path = path.to_path_buf();
             move |source| JournalError::Io { path, source }
         };
-        if let Ok(meta) = std::fs::symlink_metadata(&self.dir)
-            && !meta.is_dir()
-        {
-            return Err(JournalError::Io {
-                path: self.dir.clone(),
-                source: io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    "exists and is not a folder (a symlink is never followed)",
-                ),
-            });
-        }
-        autoresearch_engine::atomic::create_dir_durable(&self.dir).map_err(io_err(&self.dir))?;
+        create_dir_under(&self.workdir, &self.dir).map_err(io_err(&self.dir))?;
         let path = self.path(record.phase, &record.prompt_sha256);
         autoresearch_engine::atomic::write_json_atomic(&path, record).map_err(io_err(&path))
     }
@@ -345,6 +343,21 @@ mod tests {
                 .join(format!("plan-{}.json", &key[..16]))
                 .is_file()
         );
+    }
+
+    #[test]
+    fn a_planted_symlink_is_never_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        let wd = tmp.path().join("wd");
+        std::fs::create_dir_all(wd.join("engine/nodes/007_s")).unwrap();
+        std::os::unix::fs::symlink(&outside, wd.join("engine/nodes/007_s/agent")).unwrap();
+        let j = CallJournal::new(&wd, "007_s").unwrap();
+        let key = sha256_hex("p");
+        let e = j.begin(AgentPhase::Plan, &key, 1, &key).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! - [`journal`] and [`calllog`]: crash-safe call records and the human log under `logs/agent/`.
 //! - [`client`]: all of the above for one call (`AgentClient::plan` / `apply` / `analyze`).
 //! - [`cost`]: `Cost` and the per run/phase/node `CostBook`.
-//! - [`template`], [`plan_prompt`], [`step_prompts`]: prompt templates and renderers.
+//! - [`template`], [`plan_prompt`], [`step_prompts`]: prompt templates and renderers;
+//!   [`synthetic`]: a long synthetic run for the prompt-size benchmark.
 
 pub mod calllog;
 pub mod client;
@@ -24,6 +25,7 @@ pub mod reply;
 pub mod runner;
 pub mod schema;
 pub mod step_prompts;
+pub mod synthetic;
 pub mod template;
 
 pub use client::{AgentClient, AgentFailure, CallOutcome, FailureKind};

@@ -222,7 +222,7 @@ pub async fn run(inv: &Invocation) -> Result<RawOutput, RunError> {
         cwd: inv.cwd.clone(),
         source,
     })?;
-    let guard = GroupGuard {
+    let mut guard = GroupGuard {
         pgid: child.id().and_then(|p| i32::try_from(p).ok()),
     };
 
@@ -271,6 +271,7 @@ pub async fn run(inv: &Invocation) -> Result<RawOutput, RunError> {
             if waited.is_err() {
                 let _ = child.wait().await;
             }
+            guard.pgid = None;
             let stderr = collect(err_done, err_task).await;
             Err(RunError::Timeout {
                 after: inv.timeout,
@@ -280,6 +281,7 @@ pub async fn run(inv: &Invocation) -> Result<RawOutput, RunError> {
         End::Overflow(stream) => {
             guard.kill(libc::SIGKILL);
             let _ = child.wait().await;
+            guard.pgid = None;
             out_task.abort();
             err_task.abort();
             Err(RunError::OutputTooLarge { stream, cap })
@@ -287,8 +289,10 @@ pub async fn run(inv: &Invocation) -> Result<RawOutput, RunError> {
         End::Exited(status) => {
             let status = status.map_err(RunError::Io)?;
             // Whatever the agent left behind in its group (a tool still holding our pipes)
-            // goes now, so the reads below end.
+            // goes now, so the reads below end. (The group id cannot have been reused yet:
+            // a pid stays taken while its group has members.)
             guard.kill(libc::SIGKILL);
+            guard.pgid = None;
             let stdout = match out_done {
                 Some(b) => b,
                 None => match flatten(out_task.await) {

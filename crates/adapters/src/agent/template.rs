@@ -169,9 +169,12 @@ impl Templates {
                 path: path.clone(),
                 message,
             };
-            let meta = match std::fs::symlink_metadata(&path) {
-                Ok(m) => m,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            autoresearch_engine::nofollow::check_under(workdir, &path)
+                .map_err(|e| unreadable(e.to_string()))?;
+            let bytes = match autoresearch_engine::nofollow::read_regular(&path, MAX_TEMPLATE_BYTES)
+            {
+                Ok(Some(b)) => b,
+                Ok(None) => {
                     return Ok(Template {
                         name,
                         text: name.builtin().to_string(),
@@ -180,19 +183,7 @@ impl Templates {
                 }
                 Err(e) => return Err(unreadable(e.to_string())),
             };
-            if !meta.is_file() {
-                return Err(unreadable(
-                    "expected a regular file (symlinks are not followed); replace it with a copy"
-                        .into(),
-                ));
-            }
-            if meta.len() > MAX_TEMPLATE_BYTES {
-                return Err(unreadable(format!(
-                    "expected at most {MAX_TEMPLATE_BYTES} bytes, found {}",
-                    meta.len()
-                )));
-            }
-            let text = std::fs::read_to_string(&path)
+            let text = String::from_utf8(bytes)
                 .map_err(|e| unreadable(format!("cannot read it as UTF-8 text: {e}")))?;
             let t = Template {
                 name,

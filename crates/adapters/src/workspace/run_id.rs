@@ -27,8 +27,9 @@ pub fn is_valid_run_id(id: &str) -> bool {
 /// Reads the workdir's run id, making and storing it on first use.
 pub fn load_or_create(workdir: &Path) -> io::Result<String> {
     let path = run_id_path(workdir);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
+    match autoresearch_engine::nofollow::read_regular(&path, 1024) {
+        Ok(Some(bytes)) => {
+            let text = String::from_utf8_lossy(&bytes);
             let id = text.trim();
             if is_valid_run_id(id) {
                 Ok(id.to_string())
@@ -43,7 +44,7 @@ pub fn load_or_create(workdir: &Path) -> io::Result<String> {
                 ))
             }
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+        Ok(None) => {
             let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
                 .to_string()
                 .replace(['-', ':'], "")
@@ -51,7 +52,7 @@ pub fn load_or_create(workdir: &Path) -> io::Result<String> {
                 .to_string();
             let id = format!("{stamp}-{:04x}", fastrand::u16(..));
             if let Some(dir) = path.parent() {
-                autoresearch_engine::atomic::create_dir_durable(dir)?;
+                autoresearch_engine::nofollow::create_dir_under(workdir, dir)?;
             }
             autoresearch_engine::atomic::write_atomic(&path, format!("{id}\n").as_bytes())?;
             Ok(id)

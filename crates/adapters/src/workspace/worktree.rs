@@ -137,18 +137,7 @@ impl Workspace {
         let common_dir = std::fs::canonicalize(&common_dir).map_err(io_err(&common_dir))?;
         let run_id = super::run_id::load_or_create(workdir).map_err(io_err(workdir))?;
         let root = workdir.join("engine").join("worktrees");
-        if let Ok(meta) = std::fs::symlink_metadata(&root)
-            && !meta.is_dir()
-        {
-            return Err(WorkspaceError::Io {
-                path: root,
-                source: std::io::Error::new(
-                    std::io::ErrorKind::AlreadyExists,
-                    "exists and is not a folder (a symlink is never followed); move it away",
-                ),
-            });
-        }
-        autoresearch_engine::atomic::create_dir_durable(&root).map_err(io_err(&root))?;
+        autoresearch_engine::nofollow::create_dir_under(workdir, &root).map_err(io_err(&root))?;
         let root = std::fs::canonicalize(&root).map_err(io_err(&root))?;
         Ok(Workspace {
             repo,
