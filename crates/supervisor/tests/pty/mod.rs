@@ -136,7 +136,7 @@ impl Lab {
         serde_json::from_str(&out).unwrap()
     }
 
-    /// The node id whose name is `name` (waits until it exists).
+    /// The node id whose name is `name` (waits until its spec and status are written).
     pub fn node_id(&self, name: &str) -> String {
         let nodes = self.wd.join("engine").join("nodes");
         wait_until(&format!("a node named {name}"), || {
@@ -145,7 +145,11 @@ impl Lab {
                 .flatten()
                 .flatten()
                 .filter_map(|e| e.file_name().into_string().ok())
-                .find(|n| n.ends_with(&format!("_{name}")))
+                .find(|n| {
+                    n.ends_with(&format!("_{name}"))
+                        && nodes.join(n).join("spec.json").is_file()
+                        && nodes.join(n).join("status.txt").is_file()
+                })
         })
     }
 
