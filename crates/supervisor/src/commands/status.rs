@@ -263,3 +263,69 @@ pub fn format_human(r: &StatusReport) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The files of a stopped run written at slightly different moments: `state.json` counts
+    /// fewer started than have finished, and the checkpoint still lists as running a node that
+    /// has completed and become the best.
+    #[test]
+    fn counts_stay_consistent_when_the_files_disagree() {
+        let dir = tempfile::tempdir().unwrap();
+        let wd = Workdir::new(dir.path());
+        std::fs::create_dir_all(wd.engine_dir()).unwrap();
+        std::fs::write(wd.config(), "{}").unwrap();
+        let state = RunState {
+            schema_version: 1,
+            metric: "score".into(),
+            direction: "maximize".into(),
+            best_node: Some("001_b".into()),
+            best_value: Some(3.0),
+            baseline_node: None,
+            baseline_value: None,
+            plateau: 0,
+            experiments_started: 1,
+            experiments_completed: 2,
+            experiments_failed: 0,
+            time_used_s: 1.0,
+            planner_rounds: 0,
+            next_index: 3,
+            stop_reason: None,
+            updated_at: "2026-01-01T00:00:00Z".into(),
+        };
+        std::fs::write(wd.state(), serde_json::to_vec(&state).unwrap()).unwrap();
+        let spec = |id: &str| {
+            format!(r#"{{"id": "{id}", "priority": 0, "kind": "experiment", "payload": {{}}}}"#)
+        };
+        std::fs::write(
+            wd.engine_dir().join("checkpoint.json"),
+            format!(
+                r#"{{"schema_version": 1, "status": "interrupted", "updated_at": "2026-01-01T00:00:00Z", "queued": [], "running": [{}, {}, {}]}}"#,
+                spec("001_b"),
+                spec("002_c"),
+                spec("003_d")
+            ),
+        )
+        .unwrap();
+        for (id, status) in [
+            ("001_b", "running"),
+            ("002_c", "running"),
+            ("003_d", "failed"),
+        ] {
+            std::fs::create_dir_all(wd.node_dir(id)).unwrap();
+            std::fs::write(wd.node_status(id), format!("{status}\n")).unwrap();
+        }
+        let r = gather(dir.path()).unwrap();
+        let running: Vec<&str> = r.running.iter().map(|x| x.node_id.as_str()).collect();
+        // 001_b is the best (never also running); 003_d has failed (finished).
+        assert_eq!(running, ["002_c"]);
+        assert_eq!(r.counts.running, 1);
+        assert!(
+            r.experiments_started >= r.counts.completed + r.counts.failed + r.counts.running,
+            "{r:?}"
+        );
+        assert_eq!(r.experiments_started, 3);
+    }
+}
