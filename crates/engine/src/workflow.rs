@@ -1,11 +1,15 @@
 //! The [`Workflow`] trait: what a user of the engine plugs in.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
+use serde::Serialize;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::events::{Event, EventLog};
 use crate::spec::WorkSpec;
 
 /// How a spec's `run` did not complete.
@@ -39,6 +43,7 @@ impl WorkError {
 
 /// What the engine knows when it asks the workflow for its starting specs.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct StartInfo {
     /// True when a checkpoint was loaded (this is a resume).
     pub resumed: bool,
@@ -49,6 +54,9 @@ pub struct StartInfo {
     /// `updated_at` of the loaded checkpoint (RFC 3339): work created after it is missing from
     /// the checkpoint because the engine died before writing it, not because a user removed it.
     pub checkpoint_updated_at: Option<String>,
+    /// The engine's event log: keep a clone to append the workflow's own events to
+    /// `events.jsonl` outside a spec run (see [`EventLog::emit`]).
+    pub events: EventLog,
 }
 
 /// How one spec ended.
@@ -94,31 +102,62 @@ pub enum Admission {
 }
 
 /// Handed to [`Workflow::run`]: cancellation, resume flag and a way to report progress.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct RunContext {
     /// Fires when the engine is interrupted; the spec should persist its phase and return.
     pub cancel: CancellationToken,
-    /// True when this spec was running when the previous engine stopped.
+    /// True when this spec ran before (the previous engine stopped while it ran, or it returned
+    /// [`WorkError::Retry`]): continue from its persisted phase.
     pub resumed: bool,
-    pub(crate) reporter: Arc<dyn Reporter>,
+    pub(crate) shared: Arc<RunShared>,
     pub(crate) id: Arc<str>,
 }
 
-impl RunContext {
-    /// Appends a `phase` event for this spec to `events.jsonl` (with optional detail).
-    pub fn phase(&self, phase: &str, detail: Option<Value>) {
-        self.reporter.phase(&self.id, phase, detail);
-    }
-
-    /// Sets this spec's annotation shown in `active.json` (for example a job id).
-    pub fn annotate(&self, annotation: Value) {
-        self.reporter.annotate(&self.id, annotation);
-    }
+/// What the running specs share with the scheduler.
+#[derive(Debug, Default)]
+pub(crate) struct RunShared {
+    pub(crate) events: EventLog,
+    pub(crate) annotations: Mutex<HashMap<String, Value>>,
+    /// Set when an annotation changed (`active.json` is due).
+    pub(crate) dirty: AtomicBool,
 }
 
-pub(crate) trait Reporter: Send + Sync {
-    fn phase(&self, id: &str, phase: &str, detail: Option<Value>);
-    fn annotate(&self, id: &str, annotation: Value);
+impl RunContext {
+    /// The id of the spec being run.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Appends a `spec_phase` event for this spec to `events.jsonl` (with optional detail).
+    pub fn phase(&self, phase: &str, detail: Option<Value>) {
+        self.shared.events.record(&Event::SpecPhase {
+            id: self.id.to_string(),
+            phase: phase.to_string(),
+            detail,
+        });
+        self.shared.dirty.store(true, Ordering::Release);
+    }
+
+    /// Appends one of the workflow's own events to `events.jsonl` (see [`EventLog::emit`] for
+    /// what it must look like).
+    pub fn emit(&self, event: impl Serialize) {
+        self.shared.events.emit(event);
+    }
+
+    /// Sets this spec's annotation shown in `active.json` (for example a job id). It must
+    /// serialize to JSON; readers load it with their own type (see
+    /// [`views::read_active`](crate::views::read_active)).
+    pub fn annotate(&self, annotation: impl Serialize) {
+        match serde_json::to_value(annotation) {
+            Ok(v) => {
+                if let Ok(mut a) = self.shared.annotations.lock() {
+                    a.insert(self.id.to_string(), v);
+                }
+                self.shared.dirty.store(true, Ordering::Release);
+            }
+            Err(e) => tracing::warn!(id = %self.id, "annotation not kept: {e}"),
+        }
+    }
 }
 
 /// The domain side of the engine: supplies specs, runs them, and reacts to outcomes.

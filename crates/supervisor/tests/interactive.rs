@@ -189,18 +189,24 @@ fn interactive_session_end_to_end() {
     s.exp_string(&format!("{s_d}: priority set to -100"))
         .unwrap();
     s.exp_string(&format!("{s_d} started")).unwrap();
-    let (events, _) =
-        autoresearch_engine::events::read_events(&wd.join("engine").join("events.jsonl"), 0)
-            .unwrap();
+    use autoresearch_engine::Event;
+    let (events, _) = autoresearch_engine::events::read_events::<Event>(
+        &wd.join("engine").join("events.jsonl"),
+        0,
+    )
+    .unwrap();
     let bumped = events
         .iter()
-        .position(|e| e["event"] == "node_bumped" && e["id"] == s_d.as_str())
-        .expect("a node_bumped event");
+        .position(|e| matches!(&e.event, Event::SpecBumped { id, .. } if *id == s_d))
+        .expect("a spec_bumped event");
     let next = events[bumped..]
         .iter()
-        .find(|e| e["event"] == "node_started")
+        .find_map(|e| match &e.event {
+            Event::SpecStarted { id, .. } => Some(id.clone()),
+            _ => None,
+        })
         .expect("a start after the bump");
-    assert_eq!(next["id"], s_d.as_str(), "after the bump {s_d} runs next");
+    assert_eq!(next, s_d, "after the bump {s_d} runs next");
 
     // 4. Commands, and the history (↑ recalls the previous line).
     type_line(&mut s, "status");

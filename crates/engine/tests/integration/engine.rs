@@ -1,25 +1,19 @@
 //! In-process engine tests: outcomes of failing and panicking specs, ordering and the
 //! concurrency bound (property test), resume order, live hand edits and control commands.
 
-mod common;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::{
+    TestFlow, config, events, gated, lines, sleeper, spawn_engine, spec, wait_until,
+};
 use autoresearch_engine::checkpoint::{self, Checkpoint};
 use autoresearch_engine::control::{self, ControlCommand};
-use autoresearch_engine::{AsyncWorkEngine, EngineConfig, EngineStatus, RunReport, WorkSpec};
-use common::{TestFlow, lines, sleeper, spec};
+use autoresearch_engine::events::EditResult;
+use autoresearch_engine::{AsyncWorkEngine, EngineStatus, Event, RunReport, WorkSpec};
 use proptest::prelude::*;
 use serde_json::json;
-
-fn config(dir: &Path, concurrency: usize) -> EngineConfig {
-    let mut c = EngineConfig::new(dir);
-    c.max_concurrency = concurrency;
-    c.handle_signals = false;
-    c
-}
 
 fn run_engine(dir: &Path, conc: usize, specs: Vec<WorkSpec>) -> (RunReport, Arc<TestFlow>) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -52,9 +46,21 @@ fn a_failing_and_a_panicking_spec_are_reported_and_the_rest_completes() {
     assert_eq!(of("boom"), "panicked");
     assert_eq!(of("bad"), "failed");
     assert_eq!(of("ok7"), "completed");
-    let events = std::fs::read_to_string(dir.path().join("engine/events.jsonl")).expect("events");
-    assert!(events.contains("\"panicked: boom in boom\""), "{events}");
-    assert!(events.contains("bad failed on purpose"));
+    let failures: Vec<(String, String, bool)> = events(dir.path())
+        .into_iter()
+        .filter_map(|e| match e.event {
+            Event::SpecFailed { id, error, panic } => Some((id, error, panic)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        failures.contains(&("boom".into(), "panicked: boom in boom".into(), true)),
+        "{failures:?}"
+    );
+    assert!(
+        failures.contains(&("bad".into(), "bad failed on purpose".into(), false)),
+        "{failures:?}"
+    );
 }
 
 proptest! {
@@ -78,12 +84,12 @@ proptest! {
         expected.sort();
         let want: Vec<String> = expected.iter().map(|(_, i)| format!("s{i:02}")).collect();
         // Start order is exactly priority order, insertion order on ties.
-        let events = std::fs::read_to_string(dir.path().join("engine/events.jsonl")).expect("events");
-        let starts: Vec<String> = events
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|e| e["event"] == "node_started")
-            .filter_map(|e| e["id"].as_str().map(str::to_string))
+        let starts: Vec<String> = events(dir.path())
+            .into_iter()
+            .filter_map(|e| match e.event {
+                Event::SpecStarted { id, .. } => Some(id),
+                _ => None,
+            })
             .collect();
         prop_assert_eq!(starts, want);
     }
@@ -95,6 +101,7 @@ fn resume_starts_running_specs_first_and_marks_them_resumed() {
     std::fs::create_dir_all(dir.path().join("engine")).expect("mkdir");
     let cp = Checkpoint {
         schema_version: 1,
+        revision: 3,
         status: EngineStatus::Interrupted,
         updated_at: "2026-11-23T18:00:00Z".into(),
         queued: vec![sleeper("urgent", -100.0, 1), sleeper("later", 5.0, 1)],
@@ -105,7 +112,7 @@ fn resume_starts_running_specs_first_and_marks_them_resumed() {
     checkpoint::save(&dir.path().join("engine/checkpoint.json"), &cp).expect("save");
     let (report, flow) = run_engine(dir.path(), 1, vec![]);
     assert_eq!(report.counts.completed, 3);
-    let starts = flow.starts.lock().expect("lock").clone();
+    let starts = flow.start_order();
     assert_eq!(
         starts,
         vec![
@@ -121,47 +128,51 @@ fn resume_starts_running_specs_first_and_marks_them_resumed() {
     );
 }
 
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+/// Waits until the engine logged a `checkpoint_edit` event with this result; returns its message.
+fn edit_seen(d: &Path, want: EditResult, nth: usize) -> String {
+    let mut message = String::new();
+    wait_until("the edit handled", || {
+        let found: Vec<String> = events(d)
+            .into_iter()
+            .filter_map(|e| match e.event {
+                Event::CheckpointEdit {
+                    result, message, ..
+                } if result == want => Some(message),
+                _ => None,
+            })
+            .collect();
+        match found.into_iter().nth(nth) {
+            Some(m) => {
+                message = m;
+                true
+            }
+            None => false,
+        }
+    });
+    message
 }
 
-/// Starts an engine on a thread; returns its join handle and the cancellation token.
-fn spawn_engine(
-    dir: &Path,
-    specs: Vec<WorkSpec>,
-) -> (
-    std::thread::JoinHandle<RunReport>,
-    autoresearch_engine::CancellationToken,
-) {
-    let engine = AsyncWorkEngine::open(config(dir, 1), TestFlow::new(dir, specs)).expect("open");
-    let token = engine.cancellation_token();
-    let handle = std::thread::spawn(move || {
-        tokio::runtime::Runtime::new()
-            .expect("runtime")
-            .block_on(engine.run())
-            .expect("run")
-    });
-    (handle, token)
+fn rejected_file(d: &Path) -> Option<std::path::PathBuf> {
+    std::fs::read_dir(d.join("engine"))
+        .expect("dir")
+        .filter_map(Result::ok)
+        .find(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("checkpoint.rejected-")
+        })
+        .map(|e| e.path())
 }
 
 #[test]
 fn a_live_hand_edit_is_applied_and_an_invalid_one_set_aside() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let specs: Vec<WorkSpec> = (0..5)
-        .map(|i| sleeper(&format!("s{i}"), i as f64, 400))
-        .collect();
-    let (handle, token) = spawn_engine(d, specs);
+    let specs: Vec<WorkSpec> = (0..5).map(|i| gated(&format!("s{i}"), i as f64)).collect();
+    let engine = spawn_engine(d, specs);
     wait_until("first start", || lines(d, "starts.log").len() == 1);
     let path = d.join("engine/checkpoint.json");
-    // Valid edit: make s4 run next and drop s1.
+    // Valid edit while s0 runs: make s4 run next and drop s1.
     let mut cp = checkpoint::load(&path).expect("valid").expect("exists");
     cp.queued.retain(|s| s.id != "s1");
     for s in &mut cp.queued {
@@ -170,6 +181,13 @@ fn a_live_hand_edit_is_applied_and_an_invalid_one_set_aside() {
         }
     }
     checkpoint::save(&path, &cp).expect("edit");
+    let summary = edit_seen(d, EditResult::Applied, 0);
+    assert!(
+        summary.contains("1 changed, 0 added, 1 removed"),
+        "{summary}"
+    );
+    engine.flow.open_gate("s0");
+    engine.flow.open_gate("s4");
     wait_until("second start", || lines(d, "starts.log").len() >= 2);
     assert_eq!(
         lines(d, "starts.log")[1],
@@ -182,42 +200,21 @@ fn a_live_hand_edit_is_applied_and_an_invalid_one_set_aside() {
         b"{ \"schema_version\": 1, \"status\": \"running\", \"queued\": [ {\"id\": \"x y\"} ] }",
     )
     .expect("write invalid");
-    wait_until("rejected file", || {
-        std::fs::read_dir(d.join("engine"))
-            .expect("dir")
-            .filter_map(Result::ok)
-            .any(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .starts_with("checkpoint.rejected-")
-            })
-    });
+    edit_seen(d, EditResult::Rejected, 0);
     wait_until("checkpoint rewritten", || {
         checkpoint::load(&path)
             .map(|c| c.is_some())
             .unwrap_or(false)
     });
-    token.cancel();
-    let report = handle.join().expect("engine thread");
+    engine.token.cancel();
+    let report = engine.handle.join().expect("engine thread");
     assert_eq!(report.status, EngineStatus::Interrupted);
     let starts = lines(d, "starts.log");
     assert!(
         !starts.contains(&"s1".to_string()),
         "dropped by the edit: {starts:?}"
     );
-    let events = std::fs::read_to_string(d.join("engine/events.jsonl")).expect("events");
-    assert!(events.contains("\"result\":\"applied\""));
-    assert!(events.contains("\"result\":\"rejected\""));
-    let rejected = std::fs::read_dir(d.join("engine"))
-        .expect("dir")
-        .filter_map(Result::ok)
-        .find(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with("checkpoint.rejected-")
-        })
-        .expect("rejected file");
-    let bytes = std::fs::read(rejected.path()).expect("read");
+    let bytes = std::fs::read(rejected_file(d).expect("rejected file")).expect("read");
     assert!(
         bytes.starts_with(b"{ \"schema_version\": 1"),
         "set aside byte for byte"
@@ -225,43 +222,96 @@ fn a_live_hand_edit_is_applied_and_an_invalid_one_set_aside() {
 }
 
 #[test]
+fn an_edit_of_a_copy_taken_before_a_drop_does_not_bring_the_spec_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let specs: Vec<WorkSpec> = (0..4).map(|i| gated(&format!("s{i}"), i as f64)).collect();
+    let engine = spawn_engine(d, specs);
+    wait_until("first start", || lines(d, "starts.log").len() == 1);
+    let path = d.join("engine/checkpoint.json");
+    // The user copies the file, then (elsewhere) s2 is dropped through the engine.
+    let mut copy = checkpoint::load(&path).expect("valid").expect("exists");
+    assert!(copy.queued.iter().any(|s| s.id == "s2"));
+    let ticket = control::submit(d, &ControlCommand::Drop { id: "s2".into() }).expect("submit");
+    let answer = control::wait_result(d, &ticket, Duration::from_secs(10))
+        .expect("read")
+        .expect("answered");
+    assert!(answer.ok, "{answer:?}");
+    // The user saves their copy with one change: s3 first.
+    for s in &mut copy.queued {
+        if s.id == "s3" {
+            s.priority = -5.0;
+        }
+    }
+    checkpoint::save(&path, &copy).expect("save the edited copy");
+    let summary = edit_seen(d, EditResult::Applied, 0);
+    assert!(
+        summary.contains("1 changed, 0 added, 0 removed"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("1 started, finished or dropped since"),
+        "{summary}"
+    );
+    // An edit of a revision the engine does not know is set aside.
+    let mut stale = checkpoint::load(&path).expect("valid").expect("exists");
+    stale.revision = 0;
+    checkpoint::save(&path, &stale).expect("save");
+    let why = edit_seen(d, EditResult::Rejected, 0);
+    assert!(why.contains("edited from revision 0"), "{why}");
+    engine.flow.open_gate("*");
+    let report = engine.handle.join().expect("engine thread");
+    assert_eq!(report.status, EngineStatus::Stopped);
+    assert_eq!(lines(d, "starts.log"), vec!["s0", "s3", "s1"]);
+}
+
+#[test]
 fn live_control_commands_bump_drop_and_add() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let specs: Vec<WorkSpec> = (0..4)
-        .map(|i| sleeper(&format!("s{i}"), i as f64, 300))
-        .collect();
-    let (handle, token) = spawn_engine(d, specs);
+    let specs: Vec<WorkSpec> = (0..4).map(|i| gated(&format!("s{i}"), i as f64)).collect();
+    let engine = spawn_engine(d, specs);
     wait_until("first start", || lines(d, "starts.log").len() == 1);
-    let t1 = control::submit(
-        d,
-        &ControlCommand::Bump {
-            id: "s3".into(),
-            priority: -5.0,
-        },
-    )
-    .expect("submit");
-    let t2 = control::submit(d, &ControlCommand::Drop { id: "s1".into() }).expect("submit");
-    let t3 = control::submit(
-        d,
-        &ControlCommand::Add {
-            spec: sleeper("new", -1.0, 10),
-        },
-    )
-    .expect("submit");
-    let t4 = control::submit(d, &ControlCommand::Drop { id: "nope".into() }).expect("submit");
+    let submit = |cmd: ControlCommand| control::submit(d, &cmd).expect("submit");
+    let t1 = submit(ControlCommand::Bump {
+        id: "s3".into(),
+        priority: -5.0,
+    });
+    let t2 = submit(ControlCommand::Drop { id: "s1".into() });
+    let t3 = submit(ControlCommand::Add {
+        spec: sleeper("new", -1.0, 1),
+    });
+    let t4 = submit(ControlCommand::Drop { id: "nope".into() });
+    let t5 = submit(ControlCommand::Drop { id: "s0".into() });
     let wait = |t: &str| {
         control::wait_result(d, t, Duration::from_secs(10))
             .expect("read result")
             .expect("answered")
     };
+    // All answered while s0 still runs (its gate is closed).
     assert!(wait(&t1).ok);
     assert!(wait(&t2).ok);
     assert!(wait(&t3).ok);
     let r4 = wait(&t4);
-    assert!(!r4.ok && r4.message.contains("not in the queue"), "{r4:?}");
-    let report = handle.join().expect("engine thread");
-    let _ = token;
+    assert!(!r4.ok && r4.message == "nope is not in the queue", "{r4:?}");
+    let r5 = wait(&t5);
+    assert!(
+        !r5.ok && r5.message.contains("s0 is already running"),
+        "{r5:?}"
+    );
+    // A file that is not a command is answered with its path and the problem.
+    let bad = d.join("engine/control/zz-bad.json");
+    autoresearch_engine::atomic::write_atomic(&bad, b"{\"op\": \"bump\", \"id\": \"s2\"}")
+        .expect("write");
+    let r6 = wait("zz-bad.json");
+    assert!(!r6.ok, "{r6:?}");
+    assert!(
+        r6.message
+            .ends_with("zz-bad.json: not a valid command: missing field `priority`"),
+        "{r6:?}"
+    );
+    engine.flow.open_gate("*");
+    let report = engine.handle.join().expect("engine thread");
     assert_eq!(report.status, EngineStatus::Stopped);
     assert_eq!(lines(d, "starts.log"), vec!["s0", "s3", "new", "s2"]);
 }
@@ -274,6 +324,7 @@ fn offline_edit_rewrites_a_valid_checkpoint_and_refuses_unknown_ids() {
     let path = d.join("engine/checkpoint.json");
     let cp = Checkpoint {
         schema_version: 1,
+        revision: 1,
         status: EngineStatus::Interrupted,
         updated_at: String::new(),
         queued: vec![
@@ -286,7 +337,7 @@ fn offline_edit_rewrites_a_valid_checkpoint_and_refuses_unknown_ids() {
         warnings: vec![],
     };
     checkpoint::save(&path, &cp).expect("save");
-    let msgs = checkpoint::edit_offline(
+    let msgs = control::edit_offline(
         d,
         &[
             ControlCommand::Drop { id: "b".into() },
@@ -302,9 +353,13 @@ fn offline_edit_rewrites_a_valid_checkpoint_and_refuses_unknown_ids() {
     let ids: Vec<&str> = after.queued.iter().map(|s| s.id.as_str()).collect();
     assert_eq!(ids, vec!["c", "a"]);
     let before = std::fs::read(&path).expect("read");
-    let err = checkpoint::edit_offline(d, &[ControlCommand::Drop { id: "zzz".into() }])
+    let err = control::edit_offline(d, &[ControlCommand::Drop { id: "zzz".into() }])
         .expect_err("unknown id");
-    assert!(err.to_string().contains("zzz"));
+    assert!(
+        matches!(&err, autoresearch_engine::EngineError::NotQueued { id } if id == "zzz"),
+        "{err}"
+    );
+    assert_eq!(err.to_string(), "zzz is not in the queue");
     assert_eq!(
         std::fs::read(&path).expect("read"),
         before,
