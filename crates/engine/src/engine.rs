@@ -103,10 +103,10 @@ pub struct RunReport {
 ///
 /// impl Workflow for Halves {
 ///     async fn initial_specs(&self, _: &StartInfo) -> Result<Vec<WorkSpec>, WorkError> {
-///         Ok((0..3)
+///         (0..3)
 ///             .map(|i| WorkSpec::new(format!("n{i}"), 0.0, "root", Default::default()))
 ///             .collect::<Result<_, _>>()
-///             .map_err(WorkError::msg)?)
+///             .map_err(WorkError::msg)
 ///     }
 ///
 ///     async fn run(&self, spec: WorkSpec, _ctx: RunContext) -> Result<Vec<WorkSpec>, WorkError> {
@@ -208,5 +208,56 @@ impl<W: Workflow> AsyncWorkEngine<W> {
         let again = Arc::new(tokio::sync::Notify::new());
         let _signals = signal::install(self.config.signals, self.cancel.clone(), again.clone())?;
         Scheduler::new(&self, paths, writer).run(again).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{RunContext, StartInfo, WorkError, WorkSpec};
+
+    /// Ten short specs; the third plants a lasting I/O error on `queue.json`.
+    struct Breaks(std::path::PathBuf);
+
+    impl Workflow for Breaks {
+        async fn initial_specs(&self, _: &StartInfo) -> Result<Vec<WorkSpec>, WorkError> {
+            (0..10)
+                .map(|i| WorkSpec::new(format!("s{i}"), i as f64, "k", Default::default()))
+                .collect::<Result<_, _>>()
+                .map_err(WorkError::msg)
+        }
+
+        async fn run(&self, spec: WorkSpec, _: RunContext) -> Result<Vec<WorkSpec>, WorkError> {
+            if spec.id == "s2" {
+                let queue = self.0.join("engine/queue.json");
+                crate::faults::plant_errors(&queue.to_string_lossy(), libc::EIO, u32::MAX);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok(vec![])
+        }
+    }
+
+    #[tokio::test]
+    async fn writes_that_keep_failing_stop_the_engine_as_interrupted_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = EngineConfig::new(dir.path());
+        config.max_concurrency = 1;
+        config.signals = SignalHandlerKind::Noop;
+        config.max_write_stall = Duration::from_millis(300);
+        let engine = AsyncWorkEngine::open(config, Breaks(dir.path().to_path_buf())).unwrap();
+        let report = engine.run().await.expect("stops, does not fail");
+        assert_eq!(report.status, EngineStatus::Interrupted);
+        let reason = report.stop_reason.unwrap_or_default();
+        assert!(
+            reason.contains("queue.json") && reason.contains("os error 5"),
+            "{reason}"
+        );
+        assert_eq!(report.counts.failed, 0, "no spec failed because of it");
+        let cp = checkpoint::load(&dir.path().join("engine/checkpoint.json"))
+            .unwrap()
+            .unwrap();
+        assert!(!cp.queued.is_empty(), "the last good checkpoint is kept");
+        let queue = dir.path().join("engine/queue.json");
+        crate::faults::clear(&queue.to_string_lossy());
     }
 }

@@ -201,7 +201,8 @@ impl<W: Workflow> Scheduler<W> {
                     "the previous engine did not shut down cleanly (checkpoint says running); resuming"
                 );
             }
-            let rev = self.revisions.next();
+            // As loaded: an edit of the loaded revision changes them.
+            let rev = cp.revision;
             for spec in cp.running {
                 self.resume_first.push_back(Entry::new(spec, rev));
             }

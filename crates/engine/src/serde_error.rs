@@ -1,5 +1,5 @@
 //! Human messages for serde errors, shared by every loader of a hand-editable file in the
-//! workspace (the engine's checkpoint, the experiment configuration).
+//! workspace (the engine's checkpoint, the configuration of the program that embeds it).
 //!
 //! serde speaks Rust (`invalid type: string "high", expected f64 at line 7 column 38`); a user
 //! editing a file needs the file's terms, the position and the field path

@@ -50,7 +50,7 @@ pub struct ActiveSpec<'a, A = Value> {
     pub kind: Cow<'a, str>,
     /// When it started (RFC 3339).
     pub started_at: Cow<'a, str>,
-    /// The workflow's annotation (for example a job id), when it set one.
+    /// The workflow's annotation (for example the id of an external task), when it set one.
     #[serde(default = "none")]
     pub annotation: Option<A>,
 }

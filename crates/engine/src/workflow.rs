@@ -144,7 +144,7 @@ impl RunContext {
         self.shared.events.emit(event);
     }
 
-    /// Sets this spec's annotation shown in `active.json` (for example a job id). It must
+    /// Sets this spec's annotation shown in `active.json` (for example the id of an external task). It must
     /// serialize to JSON; readers load it with their own type (see
     /// [`views::read_active`](crate::views::read_active)).
     pub fn annotate(&self, annotation: impl Serialize) {

@@ -366,3 +366,53 @@ fn offline_edit_rewrites_a_valid_checkpoint_and_refuses_unknown_ids() {
         "unchanged on error"
     );
 }
+
+#[test]
+fn links_planted_under_the_workdir_are_never_written_through() {
+    let outside = tempfile::tempdir().expect("tempdir");
+    let victim = outside.path().join("victim");
+    std::fs::write(&victim, b"keep").expect("write");
+    for name in ["lock", "events.jsonl", "queue.json"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("engine")).expect("mkdir");
+        std::os::unix::fs::symlink(&victim, d.join("engine").join(name)).expect("symlink");
+        let opened =
+            AsyncWorkEngine::open(config(d, 1), TestFlow::new(d, vec![sleeper("a", 0.0, 1)]));
+        let outcome = match opened {
+            Err(e) => Err(e.to_string()),
+            Ok(engine) => tokio::runtime::Runtime::new()
+                .expect("runtime")
+                .block_on(engine.run())
+                .map_err(|e| e.to_string())
+                .map(|r| r.status),
+        };
+        assert_eq!(std::fs::read(&victim).expect("read"), b"keep", "{name}");
+        match name {
+            // The lock and the event log are refused outright, naming the link.
+            "lock" | "events.jsonl" => {
+                let err = outcome.expect_err(name);
+                assert!(err.contains("symbolic link") && err.contains(name), "{err}");
+            }
+            // A view is replaced by a real file (the link itself, not its target).
+            _ => {
+                assert_eq!(outcome, Ok(EngineStatus::Stopped), "{name}");
+                let meta = std::fs::symlink_metadata(d.join("engine").join(name)).expect("meta");
+                assert!(meta.is_file(), "{name}");
+            }
+        }
+    }
+}
+
+#[test]
+fn temp_files_left_by_a_crash_are_removed_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("engine")).expect("mkdir");
+    // pid 2147483632 is above any real pid_max: its writer is gone.
+    let stale = d.join("engine/.checkpoint.json.tmp.2147483632.7");
+    std::fs::write(&stale, b"torn").expect("write");
+    let (report, _) = run_engine(d, 1, vec![sleeper("a", 0.0, 1)]);
+    assert_eq!(report.status, EngineStatus::Stopped);
+    assert!(!stale.exists());
+}
