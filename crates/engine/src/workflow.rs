@@ -161,6 +161,77 @@ impl RunContext {
 }
 
 /// The domain side of the engine: supplies specs, runs them, and reacts to outcomes.
+///
+/// # Examples
+///
+/// A workflow that squares numbers, reports a phase, logs an event of its own to
+/// `events.jsonl`, and stops the engine once a result is large enough:
+///
+/// ```
+/// use autoresearch_engine::events::{EventLine, read_events};
+/// use autoresearch_engine::{
+///     AsyncWorkEngine, Decision, EngineConfig, Outcome, RunContext, SignalHandlerKind,
+///     StartInfo, WorkError, WorkSpec, Workflow,
+/// };
+/// use serde::{Deserialize, Serialize};
+///
+/// /// The workflow's own event (its names must not start with `spec_` or `engine_`).
+/// #[derive(Serialize, Deserialize, PartialEq, Debug)]
+/// #[serde(tag = "event", rename_all = "snake_case")]
+/// enum Squared {
+///     NumberSquared { id: String, square: u64 },
+/// }
+///
+/// struct Squares;
+///
+/// fn number(n: u64) -> WorkSpec {
+///     let payload = serde_json::json!({ "n": n }).as_object().cloned().unwrap_or_default();
+///     WorkSpec { id: format!("n{n}"), priority: n as f64, kind: "number".into(), payload }
+/// }
+///
+/// impl Workflow for Squares {
+///     async fn initial_specs(&self, start: &StartInfo) -> Result<Vec<WorkSpec>, WorkError> {
+///         Ok(if start.resumed { vec![] } else { vec![number(2)] })
+///     }
+///
+///     async fn run(&self, spec: WorkSpec, ctx: RunContext) -> Result<Vec<WorkSpec>, WorkError> {
+///         let n = spec.payload["n"].as_u64().ok_or_else(|| WorkError::msg("no n"))?;
+///         ctx.phase("squaring", None);
+///         ctx.emit(Squared::NumberSquared { id: spec.id.clone(), square: n * n });
+///         Ok(vec![number(n * n)])
+///     }
+///
+///     async fn on_outcome(&self, spec: &WorkSpec, outcome: &Outcome) -> Decision {
+///         let big = spec.payload["n"].as_u64().unwrap_or(0) >= 256;
+///         match outcome {
+///             Outcome::Completed { children } if !big => Decision {
+///                 enqueue: children.clone(),
+///                 stop: None,
+///             },
+///             _ => Decision { enqueue: vec![], stop: Some("large enough".into()) },
+///         }
+///     }
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let mut config = EngineConfig::new(dir.path());
+/// config.signals = SignalHandlerKind::Noop;
+/// let report = tokio::runtime::Runtime::new()?
+///     .block_on(async { AsyncWorkEngine::open(config, Squares)?.run().await })?;
+/// assert_eq!(report.stop_reason.as_deref(), Some("large enough"));
+/// // 2, 4, 16, 256 ran; the workflow's events are in the log beside the engine's.
+/// let (mine, _) = read_events::<Squared>(&dir.path().join("engine/events.jsonl"), 0)?;
+/// let squares: Vec<u64> = mine
+///     .into_iter()
+///     .map(|line: EventLine<Squared>| match line.event {
+///         Squared::NumberSquared { square, .. } => square,
+///     })
+///     .collect();
+/// assert_eq!(squares, [4, 16, 256, 65536]);
+/// # Ok(())
+/// # }
+/// ```
 pub trait Workflow: Send + Sync + 'static {
     /// Specs to add at start. On a fresh run these are the initial specs; on a resume, any extra
     /// specs (for example children re-derived from persisted results). Known ids are skipped.
