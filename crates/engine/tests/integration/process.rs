@@ -20,7 +20,12 @@ fn ids(specs: &[autoresearch_engine::WorkSpec]) -> Vec<String> {
 fn interrupt_then_resume_restarts_running_first_and_loses_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let env = [("ENGINE_CHILD_SPECS", "6"), ("ENGINE_CHILD_MS", "800")];
+    // Specs wait for the file `open`: nothing can finish before the interrupt.
+    let env = [
+        ("ENGINE_CHILD_SPECS", "6"),
+        ("ENGINE_CHILD_MS", "1"),
+        ("ENGINE_CHILD_GATE", "1"),
+    ];
     let mut child = spawn_child(d, &env);
     wait_until("two starts", || lines(d, "starts.log").len() >= 2);
     signal(&child, SIGINT);
@@ -41,6 +46,7 @@ fn interrupt_then_resume_restarts_running_first_and_loses_nothing() {
         .expect("state exists");
     assert_eq!(state.status, EngineStatus::Interrupted);
 
+    std::fs::write(d.join("open"), b"").expect("open the gate");
     let mut child = spawn_child(d, &env);
     assert_eq!(wait_exit(&mut child, Duration::from_secs(60)), 0);
     // The engine's dispatch order (the tasks' own log lines may interleave).

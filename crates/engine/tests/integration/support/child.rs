@@ -1,6 +1,7 @@
 //! `engine-test-child WORKDIR`: an engine in its own process for the integration tests
 //! (signals, locks, SIGKILL). Runs the test workflow on `ENGINE_CHILD_SPECS` specs of
-//! `ENGINE_CHILD_MS` ms each (optionally `ENGINE_CHILD_STUBBORN`, with `ENGINE_CHILD_CHILDREN`
+//! `ENGINE_CHILD_MS` ms each (optionally `ENGINE_CHILD_STUBBORN`; with `ENGINE_CHILD_GATE` each
+//! waits first for the file `open` in the workdir; with `ENGINE_CHILD_CHILDREN`
 //! children per level for 2 levels), at concurrency `ENGINE_CHILD_CONC`, with a grace period of
 //! `ENGINE_CHILD_GRACE_MS`. Exit status: 0 stopped, 130 interrupted, 3 locked, 2 refused, 1 failed.
 
@@ -29,12 +30,19 @@ fn main() {
     let ms = env_num("ENGINE_CHILD_MS", 300);
     let children = env_num("ENGINE_CHILD_CHILDREN", 0);
     let stubborn = std::env::var_os("ENGINE_CHILD_STUBBORN").is_some();
+    let gate_file = std::env::var_os("ENGINE_CHILD_GATE").is_some();
     let initial = (0..n)
         .map(|i| {
             flow::spec(
                 &format!("s{i:03}"),
                 i as f64,
-                json!({ "ms": ms, "stubborn": stubborn, "children": children, "depth": 2 }),
+                json!({
+                    "ms": ms,
+                    "stubborn": stubborn,
+                    "gate_file": gate_file,
+                    "children": children,
+                    "depth": 2
+                }),
             )
         })
         .collect();

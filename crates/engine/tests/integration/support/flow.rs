@@ -1,6 +1,6 @@
 //! The test workflow, shared by the integration tests and the child-process binary: specs
 //! sleep `ms` milliseconds (cancellable unless `stubborn`), may wait for the test to open their
-//! gate (`gate`), may fail, panic or ask to be retried (`retry`: that many times), may spawn
+//! gate (`gate`; `gate_file`: until the file `open` exists in the workdir), may fail, panic or ask to be retried (`retry`: that many times), may spawn
 //! children, and log `<id>` lines to `starts.log`, `done.log` and `cancelled.log` in the workdir.
 
 #![allow(dead_code)]
@@ -110,11 +110,22 @@ impl Workflow for TestFlow {
         let ms = p.get("ms").and_then(Value::as_u64).unwrap_or(0);
         let stubborn = p.get("stubborn").and_then(Value::as_bool).unwrap_or(false);
         let gated = p.get("gate").and_then(Value::as_bool).unwrap_or(false);
+        let gate_file = p
+            .get("gate_file")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+            .then(|| self.dir.join("open"));
         let mut gates = self.gates.subscribe();
         let id = spec.id.clone();
         let work = async move {
             if gated {
                 let _ = gates.wait_for(|g| g.contains(&id) || g.contains("*")).await;
+            }
+            // Across processes: the test creates the file `open` in the workdir.
+            if let Some(open) = gate_file {
+                while !open.exists() {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
             }
             tokio::time::sleep(Duration::from_millis(ms)).await;
         };
