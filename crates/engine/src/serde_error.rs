@@ -41,13 +41,18 @@ pub fn from_json_slice<'de, T: Deserialize<'de>>(
     bytes: &'de [u8],
     mut ignored: impl FnMut(String),
 ) -> Result<T, Located> {
+    // The common case, a valid file, without tracking paths (which costs an allocation per key).
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = {
-        let mut report = |path: serde_ignored::Path| ignored(path_text(&path));
-        let wrapped = serde_ignored::Deserializer::new(&mut de, &mut report);
-        serde_path_to_error::deserialize(wrapped)
-    };
-    let value: T = match value {
+    let mut report = |path: serde_ignored::Path| ignored(path_text(&path));
+    let fast = T::deserialize(serde_ignored::Deserializer::new(&mut de, &mut report));
+    if let Ok(value) = fast
+        && de.end().is_ok()
+    {
+        return Ok(value);
+    }
+    // Something is wrong: again, tracking the field path for the message.
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = match serde_path_to_error::deserialize(&mut de) {
         Ok(v) => v,
         Err(e) => {
             let path = clean_path(&e.path().to_string());
