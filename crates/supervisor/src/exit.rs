@@ -112,7 +112,14 @@ pub fn code_of(e: &anyhow::Error) -> i32 {
     if let Some(EngineError::Locked { .. }) = e.downcast_ref::<EngineError>() {
         return 3;
     }
-    if let Some(EngineError::Checkpoint(_)) = e.downcast_ref::<EngineError>() {
+    if let Some(
+        EngineError::Checkpoint(_)
+        | EngineError::NotQueued { .. }
+        | EngineError::AlreadyRunning { .. }
+        | EngineError::AlreadyKnown { .. }
+        | EngineError::Spec(_),
+    ) = e.downcast_ref::<EngineError>()
+    {
         return 2;
     }
     1

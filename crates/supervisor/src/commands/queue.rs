@@ -68,11 +68,12 @@ fn apply(workdir: &Path, cmd: ControlCommand) -> Result<String> {
             control::submit(workdir, &cmd).context("writing the command to engine/control/")?;
         return match control::wait_result(workdir, &ticket, Duration::from_secs(15))? {
             Some(r) if r.ok => Ok(r.message),
-            Some(r) => bail!(
+            // Refused by the engine (not queued, already running, …): bad input, nothing changed.
+            Some(r) => Err(crate::exit::Exit::bad_input(format!(
                 "{} (see `supervisor queue {} list`)",
                 r.message,
                 workdir.display()
-            ),
+            ))),
             None => bail!(
                 "the engine did not answer within 15 s; the command stays in engine/control/ and will be applied when it does"
             ),
