@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use super::params::did_you_mean;
 use super::resume::{self, FieldDiff};
 
 /// Errors of loading, validating, merging and rendering a configuration.
@@ -194,4 +193,26 @@ pub(crate) fn explain_unknown(message: &str) -> (Option<String>, String) {
         return (key, format!("unknown {what} `{word}`{hint}; {list}"));
     }
     (None, message.to_string())
+}
+
+/// ` (did you mean `x`?)` when `word` is close to one of `known`, else empty.
+pub(crate) fn did_you_mean(word: &str, known: &[&str]) -> String {
+    let close = |k: &str| {
+        let d = strsim::damerau_levenshtein(word, k);
+        // An abbreviation (`lin` for `linear`) counts as close too.
+        let abbreviation = word.len() >= 2 && k.starts_with(word);
+        (d <= 2.max(k.len() / 3) && d < k.len().max(word.len())) || abbreviation
+    };
+    known
+        .iter()
+        .filter(|k| close(k))
+        .map(|k| {
+            (
+                (!k.starts_with(word), strsim::damerau_levenshtein(word, k)),
+                *k,
+            )
+        })
+        .min_by_key(|(rank, _)| *rank)
+        .map(|(_, k)| format!(" (did you mean `{k}`?)"))
+        .unwrap_or_default()
 }

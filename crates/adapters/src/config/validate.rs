@@ -292,7 +292,7 @@ impl Config {
     fn check_param(&self, name: &str, value: &Value) -> Result<(), String> {
         let Some(param) = self.search_space.get(name) else {
             let known: Vec<&str> = self.search_space.names().collect();
-            let hint = super::params::did_you_mean(name, &known);
+            let hint = super::error::did_you_mean(name, &known);
             return Err(format!(
                 "unknown parameter `{name}`{hint}: expected one of the search-space parameters \
                  [{}]",

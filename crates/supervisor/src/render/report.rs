@@ -10,15 +10,13 @@ use super::load::RunView;
 use super::summary::{best_line, elide_chars, md_cell, md_code, write_failures};
 use super::{fmt_secs, fmt_value, pct_change};
 
-/// Quotes `s` for a POSIX shell when it contains anything but safe characters.
-pub fn shell_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c))
-    {
-        return s.to_owned();
+/// Quotes `s` for a POSIX shell with the project's one quoting helper; a NUL character (which
+/// no shell word can hold, and validation keeps out of every file) is shown as `\0`.
+fn shell_quote(s: &str) -> String {
+    match autoresearch_adapters::config::shell_quote(s) {
+        Ok(q) => q.into_owned(),
+        Err(_) => shell_quote(&s.replace('\0', "\\0")),
     }
-    format!("'{}'", s.replace('\'', r"'\''"))
 }
 
 /// The shell command that reproduces node `i`: `cd <job.cwd> && [env K=V …] <spec.command>`.
