@@ -105,7 +105,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub config: ConfigFlags,
     /// Seconds running experiments get to persist their phase after an interrupt.
-    #[arg(long, default_value_t = 10.0, value_parser = non_negative)]
+    #[arg(long, default_value_t = 10.0, value_parser = non_negative, allow_negative_numbers = true)]
     pub grace_s: f64,
     /// Do not re-render the views during the run.
     #[arg(long)]
@@ -130,7 +130,7 @@ pub struct ConfigFlags {
     #[arg(long, value_enum)]
     pub direction: Option<DirectionArg>,
     /// Smallest relative improvement that counts (default 0.01).
-    #[arg(long, value_parser = non_negative)]
+    #[arg(long, value_parser = non_negative, allow_negative_numbers = true)]
     pub min_improvement: Option<f64>,
     /// A parameter (repeatable, each name once): `NAME=1,2,4` gives choices (numbers are
     /// searched in order, strings unordered; add `:ordered` or `:unordered`; quote an item to make
@@ -147,7 +147,7 @@ pub struct ConfigFlags {
     #[arg(long)]
     pub cwd: Option<PathBuf>,
     /// Job time limit in seconds (a number > 0).
-    #[arg(long, value_parser = positive_seconds)]
+    #[arg(long, value_parser = positive_seconds, allow_negative_numbers = true)]
     pub timeout_s: Option<f64>,
     /// Who proposes follow-up experiments.
     #[arg(long, value_enum)]
@@ -174,7 +174,7 @@ pub struct ConfigFlags {
     #[arg(long)]
     pub patience: Option<u32>,
     /// Total wall time in seconds (over all resumes; a number > 0).
-    #[arg(long, value_parser = positive_seconds)]
+    #[arg(long, value_parser = positive_seconds, allow_negative_numbers = true)]
     pub time_budget_s: Option<f64>,
     /// Experiments running at once.
     #[arg(long)]
