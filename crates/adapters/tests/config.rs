@@ -910,7 +910,10 @@ mod hostile_values {
     ];
 
     /// (template with `{v}`, what `printf '%s\n'` prints for value `v`).
-    fn positions() -> Vec<(&'static str, fn(&str) -> String)> {
+    /// What `printf` prints for a value.
+    type Expected = fn(&str) -> String;
+
+    fn positions() -> Vec<(&'static str, Expected)> {
         vec![
             ("printf '%s\\n' {v}", |v| format!("{v}\n")),
             ("printf '%s\\n' --name={v}", |v| format!("--name={v}\n")),

@@ -195,18 +195,18 @@ impl Config {
                             ));
                         }
                         let magnitude = c.as_i64().map(i64::unsigned_abs).or_else(|| c.as_u64());
-                        if let Some(m) = magnitude {
-                            if m > MAX_EXACT_INT as u64 {
-                                return Err(self.invalid(
-                                    format!("{path}[{i}]"),
-                                    format!(
-                                        "expected an integer of at most 2^53 \
+                        if let Some(m) = magnitude
+                            && m > MAX_EXACT_INT as u64
+                        {
+                            return Err(self.invalid(
+                                format!("{path}[{i}]"),
+                                format!(
+                                    "expected an integer of at most 2^53 \
                                          (9007199254740992) in magnitude, found {}; write it \
                                          as a string if it is a label",
-                                        compact_json(c)
-                                    ),
-                                ));
-                            }
+                                    compact_json(c)
+                                ),
+                            ));
                         }
                         if let Some(j) = choices[..i].iter().position(|d| values_equal(c, d)) {
                             return Err(self.invalid(

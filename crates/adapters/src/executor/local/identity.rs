@@ -138,10 +138,7 @@ pub(super) fn read_pid_file(run_dir: &Path) -> Option<u32> {
 /// The pid of a live wrapper of `run_dir` for `attempt`, found by its command line in `/proc`
 /// (`/bin/sh <run_dir>/wrapper.sh <run_dir> <cwd> <attempt> ...`), with its start ticks.
 pub(super) fn find_wrapper(run_dir: &Path, attempt: u32) -> io::Result<Option<(u32, u64)>> {
-    let entries = match std::fs::read_dir("/proc") {
-        Ok(entries) => entries,
-        Err(e) => return Err(e),
-    };
+    let entries = std::fs::read_dir("/proc")?;
     for entry in entries.flatten() {
         let Some(pid) = entry
             .file_name()
