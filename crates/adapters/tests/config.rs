@@ -968,3 +968,82 @@ mod hostile_values {
         }
     }
 }
+
+/// `docs/config-reference.md` lists exactly the fields the configuration types accept: a
+/// configuration with every field set is read (so each is accepted), written back (so a field
+/// added to the types shows up here, defaults included), and its field paths compared with the
+/// page's table, both ways.
+#[test]
+fn config_reference_lists_every_field() {
+    let full = json!({
+        "objective": { "metric": "m", "direction": "minimize", "min_improvement": 0.02 },
+        "job": { "command": "run {a} {b} {c}", "cwd": "/", "timeout_s": 5,
+                 "env": { "K": "v" }, "log_limit_mb": 8 },
+        "search_space": {
+            "a": [1, 2],
+            "b": { "choices": ["x", "y"], "ordered": true },
+            "c": { "min": 1, "max": 8, "scale": "log", "type": "int" }
+        },
+        "baseline": { "a": 1, "b": "x", "c": 2 },
+        "seeds": [ { "name": "s", "params": { "a": 2 }, "priority": 1, "hypothesis": "h" } ],
+        "planner": { "kind": "none", "seed": 3, "batch": 2 },
+        "executor": { "kind": "slurm", "cancel_jobs_on_stop": true,
+                      "slurm": { "partition": "p", "account": "a", "sbatch_args": ["--x"],
+                                 "time_limit_min": 5 } },
+        "limits": { "max_experiments": 3, "patience": 2, "time_budget_s": 60,
+                    "max_concurrency": 2 }
+    });
+    let config = Config::from_json_str(&full.to_string(), json_origin()).expect("full config");
+    let written = serde_json::to_value(&config).unwrap();
+
+    fn walk(path: &str, v: &Value, out: &mut std::collections::BTreeSet<String>) {
+        let generic = |parent: &str, key: &str| -> String {
+            match parent {
+                "search_space" | "baseline" | "seeds[].params" => format!("{parent}.<name>"),
+                "job.env" => format!("{parent}.<NAME>"),
+                "" => key.to_string(),
+                _ => format!("{parent}.{key}"),
+            }
+        };
+        match v {
+            Value::Object(map) => {
+                for (k, sub) in map {
+                    walk(&generic(path, k), sub, out);
+                }
+            }
+            Value::Array(items) if path == "seeds" => {
+                for item in items {
+                    walk("seeds[]", item, out);
+                }
+            }
+            _ => {
+                out.insert(path.to_string());
+            }
+        }
+    }
+    let mut from_types = std::collections::BTreeSet::new();
+    walk("", &written, &mut from_types);
+
+    let page = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/config-reference.md"),
+    )
+    .expect("docs/config-reference.md");
+    let section = page
+        .split("## Fields")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("a `## Fields` section");
+    let from_page: std::collections::BTreeSet<String> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .map(str::to_string)
+        .collect();
+    let undocumented: Vec<_> = from_types.difference(&from_page).collect();
+    let unknown: Vec<_> = from_page.difference(&from_types).collect();
+    assert!(
+        undocumented.is_empty() && unknown.is_empty(),
+        "docs/config-reference.md is out of date: fields missing from the page {undocumented:?}, \
+         fields the configuration does not have {unknown:?}"
+    );
+}
