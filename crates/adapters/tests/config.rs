@@ -1,6 +1,8 @@
 //! Configuration: defaults, JSON/TOML equivalence, error messages naming the file and the field
 //! path, resume rules, and shell-safe command rendering.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -1046,4 +1048,67 @@ fn config_reference_lists_every_field() {
         "docs/config-reference.md is out of date: fields missing from the page {undocumented:?}, \
          fields the configuration does not have {unknown:?}"
     );
+}
+
+/// A spec added by hand (or planted in the checkpoint) whose parameters are outside the search
+/// space is refused with a message naming the parameter; nothing of it runs, and a valid one
+/// added next to it does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hand_added_specs_are_checked_against_the_search_space() {
+    use autoresearch_engine::WorkSpec;
+    use autoresearch_engine::control::ControlCommand;
+    let fx = common::Fixture::new();
+    let script = fx.script("job.sh", "echo \"METRIC score=$1\"\n");
+    let cfg = fx.config(json!({
+        "objective": { "metric": "score", "direction": "maximize" },
+        "job": { "command": format!("sh {} {{x}}", script.display()) },
+        "search_space": { "x": [1, 2, 3] },
+        "baseline": { "x": 1 },
+        "planner": { "kind": "none" },
+        "limits": { "max_concurrency": 1, "max_experiments": 10, "patience": 10 }
+    }));
+    fx.run(Some(cfg)).await;
+    let spec = |id: &str, x: Value| {
+        let mut payload = Map::new();
+        payload.insert("name".into(), json!(id));
+        payload.insert("params".into(), json!({ "x": x }));
+        WorkSpec {
+            id: id.into(),
+            priority: 0.0,
+            kind: "experiment".into(),
+            payload,
+        }
+    };
+    autoresearch_engine::checkpoint::edit_offline(
+        &fx.wd,
+        &[
+            ControlCommand::Add {
+                spec: spec("900_evil", json!("$(touch PWNED)")),
+            },
+            ControlCommand::Add {
+                spec: spec("901_good", json!(3)),
+            },
+        ],
+    )
+    .expect("queue add");
+    fx.run(None).await;
+    assert!(!fx.work_file("PWNED").exists(), "the hostile value ran");
+    assert!(
+        !fx.run_dir("900_evil").exists(),
+        "the refused spec got a run dir"
+    );
+    assert!(
+        !fx.node_dir("900_evil").exists(),
+        "the refused spec became a node"
+    );
+    let events = std::fs::read_to_string(fx.path("engine/events.jsonl")).unwrap();
+    let refusal = events
+        .lines()
+        .find(|l| l.contains("900_evil") && l.contains("refused"))
+        .unwrap_or_else(|| panic!("no refusal event: {events}"));
+    assert!(
+        refusal.contains("parameter `x`") && refusal.contains("one of [1, 2, 3]"),
+        "{refusal}"
+    );
+    assert_eq!(fx.status("901_good"), "completed");
 }

@@ -10,12 +10,13 @@ use super::load::RunView;
 use super::summary::{best_line, elide_chars, md_cell, md_code, write_failures};
 use super::{fmt_secs, fmt_value, pct_change};
 
-/// Quotes `s` for a POSIX shell with the project's one quoting helper; a NUL character (which
-/// no shell word can hold, and validation keeps out of every file) is shown as `\0`.
-fn shell_quote(s: &str) -> String {
+/// `s` as one shell word, by the project's one quoting helper (`config::shell_quote`); a NUL
+/// character (which no shell word can hold, and validation keeps out of every file) is shown as
+/// `\0`.
+fn quoted(s: &str) -> String {
     match autoresearch_adapters::config::shell_quote(s) {
         Ok(q) => q.into_owned(),
-        Err(_) => shell_quote(&s.replace('\0', "\\0")),
+        Err(_) => quoted(&s.replace('\0', "\\0")),
     }
 }
 
@@ -24,7 +25,7 @@ pub fn reproduce_command(view: &RunView, i: usize) -> Option<String> {
     let spec = view.nodes[i].spec.as_ref()?;
     let mut cmd = String::new();
     if let Some(cwd) = view.config_str("/job/cwd").filter(|c| !c.is_empty()) {
-        let _ = write!(cmd, "cd {} && ", shell_quote(cwd));
+        let _ = write!(cmd, "cd {} && ", quoted(cwd));
     }
     if let Some(env) = view
         .config
@@ -39,7 +40,7 @@ pub fn reproduce_command(view: &RunView, i: usize) -> Option<String> {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            let _ = write!(cmd, " {}", shell_quote(&format!("{k}={v}")));
+            let _ = write!(cmd, " {}", quoted(&format!("{k}={v}")));
         }
         cmd.push(' ');
     }
