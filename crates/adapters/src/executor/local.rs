@@ -137,14 +137,21 @@ impl LocalExecutor {
             .stdout(Stdio::null())
             .stderr(Stdio::from(wrapper_log));
         // SAFETY: the hook runs in the forked child before exec, where only async-signal-safe
-        // calls are allowed: setsid(2) and dup2(2) are, and reading errno allocates nothing.
+        // calls are allowed: setsid(2), dup2(2) and fcntl(2) are, and reading errno allocates
+        // nothing.
         unsafe {
             cmd.pre_exec(move || {
                 if libc::setsid() == -1 {
                     return Err(io::Error::last_os_error());
                 }
-                // The wrapper keeps the launch lock on fd 9 (dup2 clears close-on-exec).
-                if libc::dup2(lock_fd, wrapper::LOCK_FD) == -1 {
+                // The wrapper keeps the launch lock on fd 9: dup2 gives a copy without
+                // close-on-exec, except onto itself, where the flag is cleared instead.
+                let kept = if lock_fd == wrapper::LOCK_FD {
+                    libc::fcntl(lock_fd, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(lock_fd, wrapper::LOCK_FD)
+                };
+                if kept == -1 {
                     return Err(io::Error::last_os_error());
                 }
                 Ok(())

@@ -212,7 +212,11 @@ mod tests {
             .arg(format!("{export}; printf %s \"$A_B\""))
             .output()
             .unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "it's $HOME", "{export}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "it's $HOME",
+            "{export}"
+        );
         assert!(
             s.contains("exec /bin/sh '/w/runs/003 x%y\"z/wrapper.sh'"),
             "{s}"
