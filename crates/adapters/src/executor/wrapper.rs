@@ -10,8 +10,9 @@
 //!   replaces a link, it does not follow it).
 //! - `stdout.log` and `stderr.log` are capped at `job.log_limit_mb` each: the first half of the
 //!   limit is written as it comes, the last half when the job's output ends, so the final
-//!   `METRIC` lines are always kept. The output goes through two FIFOs in a private `mktemp -d`
-//!   folder (never in the run dir, where a FIFO would hang any tool reading every file).
+//!   `METRIC` lines are always kept. The output goes through two FIFOs made in a private
+//!   `mktemp -d` folder (never in the run dir, where a FIFO would hang any tool reading every
+//!   file), unlinked as soon as both ends are open.
 //! - The local executor hands the wrapper a lock on [`LAUNCH_LOCK`] as fd 9 and the wrapper
 //!   holds it until it exits (the job itself does not inherit it): while it is held, a wrapper
 //!   for this run dir is alive, and a second launch is refused.
@@ -51,20 +52,20 @@ cd "$job_cwd" || fail "cannot enter the job's working directory $job_cwd"
 out="$run_dir/stdout.log"
 err="$run_dir/stderr.log"
 rm -f "$out" "$err" || fail "cannot clear the old logs in $run_dir"
-# The pipes live in a private folder outside the run dir (a FIFO there would hang any tool that
-# reads every file of the workdir).
+# The output goes through two FIFOs made in a private folder (never in the run dir, where a FIFO
+# would hang any tool reading every file) and unlinked as soon as both ends are open.
 pipes=$(mktemp -d "${TMPDIR:-/tmp}/autoresearch-pipes.XXXXXX") || fail "cannot create a folder for the log pipes"
-trap 'rm -rf "$pipes"' EXIT
-trap 'rm -rf "$pipes"; exit 143' TERM
-trap 'rm -rf "$pipes"; exit 130' INT
-trap 'rm -rf "$pipes"; exit 129' HUP
-mkfifo "$pipes/stdout" "$pipes/stderr" || fail "cannot create the log pipes in $pipes"
+mkfifo "$pipes/stdout" "$pipes/stderr" || { rm -rf "$pipes"; fail "cannot create the log pipes in $pipes"; }
 half=$((log_limit / 2))
 # Each log keeps its first half-limit bytes as they come and its last half-limit bytes.
 { { head -c "$half"; tail -c "$half"; } > "$out" || { printf 'autoresearch wrapper: cannot create %s\n' "$out" >&2; cat > /dev/null; }; } < "$pipes/stdout" 9>&- &
 { { head -c "$half"; tail -c "$half"; } > "$err" || { printf 'autoresearch wrapper: cannot create %s\n' "$err" >&2; cat > /dev/null; }; } < "$pipes/stderr" 9>&- &
-/bin/sh "$run_dir/command.sh" > "$pipes/stdout" 2> "$pipes/stderr" < /dev/null 9>&-
+exec 5> "$pipes/stdout" 6> "$pipes/stderr"
+rm -rf "$pipes"
+/bin/sh "$run_dir/command.sh" >&5 2>&6 < /dev/null 5>&- 6>&- 9>&-
 code=$?
+# Closing the write ends lets the log writers see the end of the output.
+exec 5>&- 6>&-
 wait
 put exit_code "$code"
 exit "$code"
