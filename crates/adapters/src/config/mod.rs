@@ -10,6 +10,7 @@
 //! set into the job's command line and environment; [`ParamSpec`] parses the `NAME=SPEC`
 //! parameter syntax of the command line.
 
+pub mod agent;
 mod error;
 mod params;
 mod parse;
@@ -19,6 +20,7 @@ mod space;
 mod types;
 mod validate;
 mod values;
+pub mod workspace;
 
 pub use error::ConfigError;
 pub use params::{
