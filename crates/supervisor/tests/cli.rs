@@ -1,4 +1,4 @@
-//! Command-line tests of `supervisor` (design §5): every command on real workdirs, run by the
+//! Command-line tests of `supervisor`: every command on real workdirs, run by the
 //! binary with small shell jobs that print `METRIC score=<n>`.
 //!
 //! The jobs of the default configuration wait for a gate file before reporting, so a test

@@ -1,7 +1,8 @@
 //! The configuration questionnaire of a new workdir: one question per required field, each
 //! with a default where one makes sense, each answer checked as it is given (a bad answer is
-//! re-asked with the reason). The answers become the JSON of `config.json` (design §3), which
-//! the caller validates as a whole with `Config::from_json_str` before writing it.
+//! re-asked with the reason). The answers become the JSON of `config.json` (fields in
+//! `docs/config-reference.md`), which the caller validates as a whole with
+//! `Config::from_json_str` before writing it.
 
 use std::path::Path;
 
