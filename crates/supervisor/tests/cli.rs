@@ -1,4 +1,4 @@
-//! Command-line tests of `supervisor` (design §5): every command on real workdirs, run by the
+//! Command-line tests of `supervisor`: every command on real workdirs, run by the
 //! binary with small shell jobs that print `METRIC score=<n>`.
 //!
 //! The jobs of the default configuration wait for a gate file before reporting, so a test
@@ -448,6 +448,8 @@ fn bad_inputs(lab: &Lab) -> Vec<(Vec<String>, &'static str)> {
             "sh job.sh {v}",
             "--metric",
             "score",
+            "--direction",
+            "max",
             "--param",
             "v=1,2",
         ]
@@ -459,7 +461,22 @@ fn bad_inputs(lab: &Lab) -> Vec<(Vec<String>, &'static str)> {
     cases.push((flags(&["--max-concurrency", "zero"]), "zero"));
     cases.push((flags(&["--no-such-flag"]), "--no-such-flag"));
     cases.push((flags(&["--max-concurrency", "0"]), "max_concurrency"));
-    cases.push((flags(&["--baseline", "v=7"]), "baseline.v"));
+    cases.push((flags(&["--baseline", "v=7"]), "v=7"));
+    cases.push((
+        flags(&["--param", "cutoff=1-256"]),
+        "did you mean cutoff=1..256?",
+    ));
+    cases.push((flags(&["--param", "v=3,4"]), "both define `v`"));
+    cases.push((flags(&["--param", "w="]), "has no values"));
+    cases.push((flags(&["--param", "w=1..9007199254740993"]), "2^53"));
+    cases.push((flags(&["--timeout-s", "nan"]), "--timeout-s"));
+    cases.push((flags(&["--timeout-s", "-5"]), "--timeout-s"));
+    cases.push((flags(&["--timeout-s", "inf"]), "--timeout-s"));
+    cases.push((flags(&["--direction", "up"]), "--direction"));
+    cases.push((
+        flags(&["--cwd", "/nonexistent/autoresearch-cwd"]),
+        "job.cwd",
+    ));
     for (name, text) in files {
         let p = lab.write(name, &text);
         cases.push((
@@ -837,6 +854,8 @@ fn relative_workdir_with_job_cwd_elsewhere_runs() {
             "sh job.sh {x}",
             "--metric",
             "score",
+            "--direction",
+            "maximize",
         ])
         .args(["--param", "x=1,2,3", "--planner", "none", "--no-render"])
         .arg("--cwd")
@@ -860,4 +879,84 @@ fn relative_workdir_with_job_cwd_elsewhere_runs() {
     )
     .expect("json");
     assert_eq!(job["attempt"], 1);
+}
+
+/// The mistakes a newcomer makes on a first run from flags: each exits 2, says what to do, and
+/// creates nothing.
+#[test]
+fn new_run_mistakes_exit_2_with_a_hint() {
+    let lab = Lab::new();
+    let base = ["run", "new-wd", "--metric", "score"];
+    let cmd = ["--command", "sh job.sh {v}"];
+    for (extra, needles) in [
+        (
+            &[cmd[0], cmd[1], "--param", "v=1,2"][..],
+            &["--direction is required", "maximize", "minimize"][..],
+        ),
+        (
+            &[
+                cmd[0],
+                cmd[1],
+                "--direction",
+                "min",
+                "--param",
+                "v=1..8:lin",
+            ],
+            &["did you mean `linear`?"],
+        ),
+        (
+            &[
+                "--direction",
+                "min",
+                "--param",
+                "v=1,2",
+                "--command",
+                "sh job.sh \"{v}\"",
+            ],
+            &["job.command", "inside double quotes", "--v={v}"],
+        ),
+        (
+            &[
+                cmd[0],
+                cmd[1],
+                "--direction",
+                "sideways",
+                "--param",
+                "v=1,2",
+            ],
+            &["--direction", "maximize", "minimize"],
+        ),
+    ] {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend_from_slice(extra);
+        let out = lab.sup(&args);
+        out.readable_error(2);
+        for n in needles {
+            assert!(
+                out.stderr.contains(n),
+                "`{}`: the error does not mention {n:?}: {}",
+                args.join(" "),
+                out.stderr
+            );
+        }
+        assert!(
+            !lab.path("new-wd").exists(),
+            "`{}` created the workdir",
+            args.join(" ")
+        );
+    }
+    // `--help` shows the parameter grammar and the default type.
+    let help = lab.sup(&["run", "--help"]);
+    for n in [
+        "NAME=MIN..MAX",
+        "int range when both ends are integers",
+        ":log",
+        ":ordered",
+    ] {
+        assert!(
+            help.stdout.contains(n),
+            "--help lacks {n:?}: {}",
+            help.stdout
+        );
+    }
 }

@@ -19,10 +19,17 @@ fn questionnaire_reasks_a_wrong_answer_writes_the_config_and_starts_the_engine()
     answer(&mut s, "Primary metric name", "bad metric!");
     s.exp_string("letters, digits").unwrap(); // the reason, then the same question again
     answer(&mut s, "Primary metric name", "score");
-    answer(&mut s, "Better is (maximize/minimize) [maximize]", "");
+    // No default direction: an empty answer is asked again.
+    answer(&mut s, "Is a higher or a lower metric better?", "");
+    s.exp_string("direction is required").unwrap();
+    answer(&mut s, "Is a higher or a lower metric better?", "max");
     answer(&mut s, "Command of one experiment", "sh job.sh {x}");
     answer(&mut s, "Working directory of the command", "");
-    answer(&mut s, "parameter 1", "x=1..100");
+    answer(&mut s, "parameter 1", "x=1..50");
+    // A parameter once given can be redefined.
+    answer(&mut s, "parameter 2", "x=1..100");
+    s.exp_string("x redefined: an integer from 1 to 100")
+        .unwrap();
     answer(&mut s, "parameter 2", "");
     answer(&mut s, "Baseline value of x [1]", "");
     answer(&mut s, "seed 1", "s_a x=5");

@@ -95,6 +95,10 @@ impl ExperimentWorkflow {
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
+        // A spec from the checkpoint or added by hand runs only inside the search space.
+        self.config
+            .check_params(&params)
+            .map_err(|e| WorkError::msg(format!("{}: refused: {e}", spec.id)))?;
         let params = self.config.complete_params(&params);
         let command = self
             .config

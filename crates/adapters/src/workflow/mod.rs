@@ -13,7 +13,7 @@ pub mod nodes;
 mod planning;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use autoresearch_engine::{
     Admission, Decision, Outcome, RunContext, RunReport, StartInfo, WorkError, WorkSpec, Workflow,
@@ -21,9 +21,8 @@ use autoresearch_engine::{
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
-use crate::config::{Config, ExecutorKind};
-use crate::executor::local::LocalExecutor;
-use crate::executor::slurm::SlurmExecutor;
+use crate::config::Config;
+use crate::executor::Exec;
 use crate::model::{NodeSpec, NodeStatus};
 use crate::workdir::Workdir;
 use ledger::Ledger;
@@ -62,22 +61,6 @@ pub enum Notice {
         /// Why.
         message: String,
     },
-}
-
-/// The concrete executor in use.
-#[derive(Clone)]
-pub(crate) enum Exec {
-    Local(Arc<LocalExecutor>),
-    Slurm(Arc<SlurmExecutor>),
-}
-
-impl Exec {
-    fn as_dyn(&self) -> &dyn crate::executor::Executor {
-        match self {
-            Exec::Local(e) => e.as_ref(),
-            Exec::Slurm(e) => e.as_ref(),
-        }
-    }
 }
 
 /// Errors building the workflow.
@@ -123,24 +106,7 @@ impl ExperimentWorkflow {
                 source,
             })
         })?);
-        let exec = match config.executor.kind {
-            ExecutorKind::Local => Exec::Local(Arc::new(LocalExecutor::new(
-                config.executor.cancel_jobs_on_stop,
-            ))),
-            ExecutorKind::Slurm => {
-                let s = &config.executor.slurm;
-                let cfg = crate::executor::slurm::SlurmConfig {
-                    partition: s.partition.clone(),
-                    account: s.account.clone(),
-                    sbatch_args: s.sbatch_args.clone(),
-                    time_limit_min: s.time_limit_min,
-                };
-                Exec::Slurm(Arc::new(SlurmExecutor::new(
-                    cfg,
-                    config.executor.cancel_jobs_on_stop,
-                )))
-            }
-        };
+        let exec = Exec::from_config(&config.executor);
         let nodes = NodeStore::load(&wd)?;
         let ledger = Ledger::load(&wd, &config)?;
         ledger

@@ -12,15 +12,14 @@ use super::load::RunView;
 use super::summary::{best_line, elide_chars, md_cell, md_code, value_cells, write_failures};
 use super::{fmt_secs, fmt_value};
 
-/// Quotes `s` for a POSIX shell when it contains anything but safe characters.
-pub fn shell_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c))
-    {
-        return s.to_owned();
+/// `s` as one shell word, by the project's one quoting helper (`config::shell_quote`); a NUL
+/// character (which no shell word can hold, and validation keeps out of every file) is shown as
+/// `\0`.
+fn quoted(s: &str) -> String {
+    match autoresearch_adapters::config::shell_quote(s) {
+        Ok(q) => q.into_owned(),
+        Err(_) => quoted(&s.replace('\0', "\\0")),
     }
-    format!("'{}'", s.replace('\'', r"'\''"))
 }
 
 /// The shell command that reproduces node `i`: `cd <job.cwd> && [env K=V …] <spec.command>`.
@@ -28,7 +27,7 @@ pub fn reproduce_command(view: &RunView, i: usize) -> Option<String> {
     let spec = view.nodes[i].spec.as_ref()?;
     let mut cmd = String::new();
     if let Some(cwd) = view.config_str("/job/cwd").filter(|c| !c.is_empty()) {
-        let _ = write!(cmd, "cd {} && ", shell_quote(cwd));
+        let _ = write!(cmd, "cd {} && ", quoted(cwd));
     }
     if let Some(env) = view
         .config
@@ -39,7 +38,7 @@ pub fn reproduce_command(view: &RunView, i: usize) -> Option<String> {
     {
         cmd.push_str("env");
         for (k, v) in env {
-            let _ = write!(cmd, " {}", shell_quote(&format!("{k}={}", plain(v))));
+            let _ = write!(cmd, " {}", quoted(&format!("{k}={}", plain(v))));
         }
         cmd.push(' ');
     }
