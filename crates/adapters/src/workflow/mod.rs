@@ -3,7 +3,8 @@
 //! Every experiment is a node of the hypothesis tree with its files under `engine/nodes/<id>/`
 //! and `runs/<id>/`. A node goes `queued → preparing → launching → running → analyzing →
 //! planning → completed | failed`, and each phase boundary is on disk before the next phase
-//! starts, so a resumed node continues from its phase (see `docs/resume.md`).
+//! starts, so a resumed node continues from its phase (see `docs/resume.md`). At most one
+//! planning round is in flight per run (see [`planning`] and `docs/planning.md`).
 
 mod jobs;
 pub mod ledger;
@@ -24,7 +25,9 @@ use crate::config::{Config, ExecutorKind};
 use crate::executor::local::LocalExecutor;
 use crate::executor::slurm::SlurmExecutor;
 use crate::model::{NodeSpec, NodeStatus};
+use crate::planner::round::RoundPlanner;
 use crate::workdir::Workdir;
+use jobs::JobEnding;
 use ledger::Ledger;
 use nodes::{NodeError, NodeStore};
 
@@ -90,6 +93,33 @@ pub enum WorkflowError {
     Config(String),
 }
 
+/// Why a node could not be created.
+#[derive(Debug)]
+pub(crate) enum NewNodeError {
+    /// Its command cannot be built from its parameters (the proposal's fault).
+    Render(String),
+    /// Its files could not be written (the environment's fault).
+    Io(NodeError),
+}
+
+impl std::fmt::Display for NewNodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NewNodeError::Render(m) => f.write_str(m),
+            NewNodeError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<NewNodeError> for WorkError {
+    fn from(e: NewNodeError) -> Self {
+        match e {
+            NewNodeError::Render(m) => WorkError::Failed(m),
+            NewNodeError::Io(e) => WorkError::Retry(e.to_string()),
+        }
+    }
+}
+
 /// The experiment workflow (implements the engine's [`Workflow`]).
 pub struct ExperimentWorkflow {
     pub(crate) wd: Workdir,
@@ -97,7 +127,17 @@ pub struct ExperimentWorkflow {
     pub(crate) nodes: NodeStore,
     pub(crate) ledger: Ledger,
     pub(crate) exec: Exec,
+    /// Specs admitted by the engine in this process.
     admitted: Mutex<HashSet<String>>,
+    /// Queued nodes known to be in the engine's queue (or about to be handed to it): the
+    /// checkpoint's, the re-derived ones and every node a planning round created.
+    handed: Mutex<HashSet<String>>,
+    /// Single flight of planning rounds.
+    rounds: planning::Rounds,
+    /// The planner (`None` for `planner.kind = "none"`).
+    planner: Option<Box<dyn RoundPlanner>>,
+    /// Job endings seen but not yet written (their write failed): used by the retry.
+    endings: Mutex<HashMap<String, JobEnding>>,
     /// Serializes admission decisions (the count itself lives in the ledger).
     admission: Mutex<()>,
     /// When `tree.json` was last written (it is rewritten at most once a second).
@@ -147,6 +187,7 @@ impl ExperimentWorkflow {
             .next_index
             .store(nodes.next_index(), std::sync::atomic::Ordering::Relaxed);
         let (notices, _) = broadcast::channel(1024);
+        let planner = crate::planner::round::for_config(&config);
         Ok(ExperimentWorkflow {
             wd,
             config,
@@ -154,6 +195,10 @@ impl ExperimentWorkflow {
             ledger,
             exec,
             admitted: Mutex::new(HashSet::new()),
+            handed: Mutex::new(HashSet::new()),
+            rounds: planning::Rounds::default(),
+            planner,
+            endings: Mutex::new(HashMap::new()),
             admission: Mutex::new(()),
             tree_written: Mutex::new(None),
             followups: Mutex::new(HashMap::new()),
@@ -261,12 +306,11 @@ impl ExperimentWorkflow {
         params: Map<String, Value>,
         changes: Option<String>,
         priority: f64,
-    ) -> Result<NodeSpec, WorkError> {
+    ) -> Result<NodeSpec, NewNodeError> {
         let params = self.config.complete_params(&params);
-        let command = self
-            .config
-            .render(&params)
-            .map_err(|e| WorkError::msg(format!("cannot build the command for {name}: {e}")))?;
+        let command = self.config.render(&params).map_err(|e| {
+            NewNodeError::Render(format!("cannot build the command for {name}: {e}"))
+        })?;
         let spec = NodeSpec {
             node_id: {
                 let id = self.nodes.allocate_id(name);
@@ -285,8 +329,26 @@ impl ExperimentWorkflow {
             priority,
             created_at: now_millis(),
         };
-        self.nodes.create(spec.clone()).map_err(WorkError::msg)?;
+        self.nodes.create(spec.clone()).map_err(NewNodeError::Io)?;
         Ok(spec)
+    }
+
+    /// Keeps a job ending whose write failed, for the node's retry.
+    pub(crate) fn keep_ending(&self, id: &str, ending: JobEnding) {
+        if let Ok(mut e) = self.endings.lock() {
+            e.insert(id.to_string(), ending);
+        }
+    }
+
+    /// The job ending kept by [`keep_ending`](Self::keep_ending), if any.
+    pub(crate) fn take_kept_ending(&self, id: &str) -> Option<JobEnding> {
+        self.endings.lock().ok().and_then(|mut e| e.remove(id))
+    }
+
+    /// Marks specs as handed to the engine's queue.
+    fn hand(&self, specs: &[WorkSpec]) {
+        let mut handed = self.handed.lock().unwrap_or_else(|p| p.into_inner());
+        handed.extend(specs.iter().map(|s| s.id.clone()));
     }
 
     /// Baseline and seeds of a fresh run. An engine killed while creating them (before its
@@ -320,7 +382,7 @@ impl ExperimentWorkflow {
         if self.ledger.snapshot().baseline_node.is_none() {
             self.ledger
                 .update(|s| s.baseline_node = Some(base_id))
-                .map_err(WorkError::msg)?;
+                .map_err(|e| WorkError::Retry(e.to_string()))?;
         }
         for seed in self
             .config
@@ -340,13 +402,21 @@ impl ExperimentWorkflow {
             )?;
             out.push(Self::work_spec(&spec));
         }
-        self.nodes.write_tree().map_err(WorkError::msg)?;
+        self.nodes
+            .write_tree()
+            .map_err(|e| WorkError::Retry(e.to_string()))?;
         Ok(out)
     }
 
-    /// Nodes the checkpoint does not know but the node files say should run: queued nodes
-    /// created after the checkpoint was written (or all, without a checkpoint), and nodes found
-    /// mid-flight without a checkpoint entry.
+    /// Nodes the checkpoint does not know but the node files say should run:
+    /// - queued nodes created after the checkpoint was written (or all, without a checkpoint);
+    /// - queued nodes a planning round created but no node claims (the round's leader died
+    ///   before recording them in its `result.json`);
+    /// - nodes found mid-flight, and finished nodes still awaiting a planning round (they go
+    ///   first, and one of them leads the owed round).
+    ///
+    /// A queued node that the checkpoint no longer lists, that is older than it and claimed by
+    /// a node that is not resuming, was removed by hand: it stays out.
     fn rederive(&self, start: &StartInfo) -> Vec<WorkSpec> {
         let known: HashSet<&str> = start
             .queued
@@ -354,26 +424,74 @@ impl ExperimentWorkflow {
             .chain(start.running.iter())
             .map(String::as_str)
             .collect();
+        let all = self.nodes.all();
+        let claimed: HashSet<&str> = all
+            .iter()
+            .flat_map(|n| n.children.iter().map(String::as_str))
+            .collect();
+        let awaiting: HashSet<String> = self.ledger.awaiting().into_iter().collect();
         let since = start.checkpoint_updated_at.as_deref();
         let mut out = Vec::new();
-        for node in self.nodes.all() {
+        for node in &all {
             let id = node.spec.node_id.as_str();
-            if known.contains(id) || self.wd.node_dir(id).join(DROPPED_MARKER).exists() {
+            if known.contains(id) || self.is_dropped(id) {
                 continue;
             }
             let newer = match since {
                 None => true,
                 Some(t) => node.spec.created_at.as_str() > t,
             };
-            if node.status == NodeStatus::Queued && newer {
+            let orphan = node.spec.parent_id.is_some() && !claimed.contains(id);
+            if node.status == NodeStatus::Queued && (newer || orphan) {
                 out.push(Self::work_spec(&node.spec));
-            } else if node.status.is_active() {
+            } else if node.status.is_active() || awaiting.contains(id) {
                 let mut spec = Self::work_spec(&node.spec);
                 spec.priority = RECOVER_PRIORITY;
                 out.push(spec);
             }
         }
         out
+    }
+
+    /// A resume with nothing to run: if the planner may still propose (budget left), the best
+    /// node (or the one recorded last) is owed a round and started again to lead it.
+    fn replan_on_resume(&self) -> Result<Option<WorkSpec>, WorkError> {
+        if self.planner.is_none()
+            || self.experiments_started() >= self.config.limits.max_experiments
+            || self.ledger.snapshot().plateau >= self.config.limits.patience
+        {
+            return Ok(None);
+        }
+        let from = self
+            .ledger
+            .snapshot()
+            .best_node
+            .or_else(|| self.ledger.last_recorded());
+        let Some(node) = from.and_then(|id| self.nodes.get(&id)) else {
+            return Ok(None);
+        };
+        self.ledger
+            .owe_round(&node.spec.node_id)
+            .map_err(|e| WorkError::Retry(e.to_string()))?;
+        tracing::info!(node = %node.spec.node_id, "nothing left to run: asking the planner for more");
+        let mut spec = Self::work_spec(&node.spec);
+        spec.priority = RECOVER_PRIORITY;
+        Ok(Some(spec))
+    }
+
+    /// The queued nodes the engine holds at start: the checkpoint's queue and the children
+    /// that resuming nodes will hand over again.
+    fn handed_at_start(&self, start: &StartInfo) -> Vec<WorkSpec> {
+        let mut specs: Vec<WorkSpec> = start
+            .queued
+            .iter()
+            .filter_map(|id| self.nodes.get(id))
+            .map(|n| Self::work_spec(&n.spec))
+            .collect();
+        for id in &start.running {
+            specs.extend(self.queued_children(id));
+        }
+        specs
     }
 }
 
@@ -388,14 +506,17 @@ impl Workflow for ExperimentWorkflow {
         let fixed = self
             .ledger
             .reconcile(&self.nodes, &self.config)
-            .map_err(WorkError::msg)?;
+            .map_err(|e| WorkError::Retry(e.to_string()))?;
         if !fixed.is_empty() {
             tracing::warn!(nodes = ?fixed, "recorded results that a crash left unrecorded");
         }
         let fresh = !start.resumed && self.nodes.all().is_empty();
         if fresh {
-            return self.fresh_specs();
+            let specs = self.fresh_specs()?;
+            self.hand(&specs);
+            return Ok(specs);
         }
+        self.hand(&self.handed_at_start(start));
         if !start.resumed {
             // No checkpoint yet: the first engine may have died while creating the baseline
             // and seeds. The ones created now are queued, so `rederive` picks them up.
@@ -407,13 +528,17 @@ impl Workflow for ExperimentWorkflow {
                 );
             }
         }
-        let specs = self.rederive(start);
+        let mut specs = self.rederive(start);
+        if specs.is_empty() && start.queued.is_empty() && start.running.is_empty() {
+            specs.extend(self.replan_on_resume()?);
+        }
         if !specs.is_empty() {
             tracing::info!(
                 count = specs.len(),
                 "re-derived nodes missing from the checkpoint"
             );
         }
+        self.hand(&specs);
         Ok(specs)
     }
 
