@@ -456,9 +456,12 @@ impl ExperimentWorkflow {
     /// A resume with nothing to run: if the planner may still propose (budget left), the best
     /// node (or the one recorded last) is owed a round and started again to lead it.
     fn replan_on_resume(&self) -> Result<Option<WorkSpec>, WorkError> {
+        let state = self.ledger.snapshot();
+        let limits = &self.config.limits;
         if self.planner.is_none()
-            || self.experiments_started() >= self.config.limits.max_experiments
-            || self.ledger.snapshot().plateau >= self.config.limits.patience
+            || self.experiments_started() >= limits.max_experiments
+            || state.plateau >= limits.patience
+            || limits.time_budget_s.is_some_and(|b| state.time_used_s >= b)
         {
             return Ok(None);
         }
