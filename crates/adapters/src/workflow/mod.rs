@@ -513,6 +513,10 @@ impl Workflow for ExperimentWorkflow {
         if !fixed.is_empty() {
             tracing::warn!(nodes = ?fixed, "recorded results that a crash left unrecorded");
         }
+        let unborn = self.nodes.remove_unborn();
+        if !unborn.is_empty() {
+            tracing::info!(folders = ?unborn, "removed node folders whose creation was cut short");
+        }
         let fresh = !start.resumed && self.nodes.all().is_empty();
         if fresh {
             let specs = self.fresh_specs()?;

@@ -219,14 +219,27 @@ impl NodeStore {
         format!("{n:03}_{}", sanitize_name(name))
     }
 
-    /// Writes a new node (spec.json, then status `queued`) and indexes it.
+    /// Writes a new node and indexes it. `status.txt` (`queued`) is written first and
+    /// `spec.json` last: a node exists once its `spec.json` does (folders without one are
+    /// ignored), so a creation cut short (a crash, a full disk) never leaves a node behind.
     pub fn create(&self, spec: NodeSpec) -> NodeResultT<()> {
         let id = spec.node_id.clone();
         let dir = self.wd.node_dir(&id);
         self.wd.create_dir(&dir).map_err(io(&dir))?;
+        let status = self.wd.node_status(&id);
         let path = self.wd.node_spec(&id);
-        self.write_json(&path, &spec)?;
-        self.set_status(&id, NodeStatus::Queued)?;
+        let written = self
+            .write_file(
+                &status,
+                format!("{}\n", NodeStatus::Queued.as_str()).as_bytes(),
+            )
+            .and_then(|()| self.write_json(&path, &spec));
+        if let Err(e) = written {
+            // Best effort: leave no folder without a spec behind.
+            let _ = std::fs::remove_file(&status);
+            let _ = std::fs::remove_dir(&dir);
+            return Err(e);
+        }
         let mut idx = self.lock();
         if !idx.nodes.contains_key(&id) {
             idx.order.push(id.clone());
@@ -242,6 +255,44 @@ impl NodeStore {
             },
         );
         Ok(())
+    }
+
+    /// Removes the folders of nodes whose creation was cut short before their `spec.json`
+    /// (they hold nothing but `status.txt` and temp files). Call it under the engine's lock.
+    /// Returns the ids removed.
+    pub fn remove_unborn(&self) -> Vec<String> {
+        let mut removed = Vec::new();
+        let Ok(rd) = std::fs::read_dir(self.wd.nodes_dir()) else {
+            return removed;
+        };
+        for entry in rd.filter_map(Result::ok) {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if !is_dir || self.get(&id).is_some() || !crate::workdir::is_node_id(&id) {
+                continue;
+            }
+            let dir = entry.path();
+            let Ok(files) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            let names: Vec<String> = files
+                .filter_map(Result::ok)
+                .map(|f| f.file_name().to_string_lossy().into_owned())
+                .collect();
+            let unborn = names
+                .iter()
+                .all(|n| n == "status.txt" || (n.starts_with('.') && n.contains(".tmp.")));
+            if !unborn {
+                continue;
+            }
+            for n in &names {
+                let _ = std::fs::remove_file(dir.join(n));
+            }
+            if std::fs::remove_dir(&dir).is_ok() {
+                removed.push(id);
+            }
+        }
+        removed
     }
 
     /// Checks the path of a node file for links, then replaces it atomically.

@@ -162,7 +162,7 @@ pub struct Tally {
 /// What holds at any moment, even right after a SIGKILL: no parameter set in two nodes, no job
 /// launched more often than its attempts, no node failed.
 pub fn check_no_repeats(fx: &Fixture, context: &str) -> Tally {
-    let ids = fx.node_ids();
+    let ids = node_ids(fx);
     // No parameter set (with its change) in two nodes.
     let mut by_params: HashMap<String, Vec<String>> = HashMap::new();
     for id in &ids {
@@ -226,6 +226,11 @@ pub fn check_no_repeats(fx: &Fixture, context: &str) -> Tally {
 pub fn check_invariants(fx: &Fixture, context: &str) -> Tally {
     let mut tally = check_no_repeats(fx, context);
     let ids = fx.node_ids();
+    assert_eq!(
+        ids,
+        node_ids(fx),
+        "{context}: node folders without spec.json left behind"
+    );
     // One row per node: tree.json and the ledger.
     let tree = fx.tree();
     let tree_ids: Vec<&str> = tree["nodes"]
@@ -258,6 +263,15 @@ pub fn check_invariants(fx: &Fixture, context: &str) -> Tally {
     assert_eq!(state["experiments_failed"], json!(0), "{context}: {state}");
     tally.planner_rounds = state["planner_rounds"].as_u64().unwrap_or(0);
     tally
+}
+
+/// Nodes: folders of `engine/nodes/` with a `spec.json` (a folder without one is a creation a
+/// kill cut short, removed by the next engine).
+fn node_ids(fx: &Fixture) -> Vec<String> {
+    fx.node_ids()
+        .into_iter()
+        .filter(|id| fx.node_dir(id).join("spec.json").exists())
+        .collect()
 }
 
 /// The attempt a node is at: its `job.json`'s, or its launch marker's before that exists.
