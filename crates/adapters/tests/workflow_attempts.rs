@@ -155,3 +155,31 @@ async fn the_engines_own_cancels_are_not_lost_attempts() {
         );
     }
 }
+
+/// Temp files of writes a crash cut short (a dead writer's pid in their name) are removed when
+/// the next engine starts; a file that merely looks similar is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temp_files_a_crash_left_are_removed_on_resume() {
+    let fx = Fixture::new();
+    fx.resolve(Some(fx.config(one_gated(&fx, false))));
+    dead_job(&fx);
+    // pid 2147483632 is above any real pid_max: its writer is surely gone.
+    let stale = [
+        fx.path(".state.json.tmp.2147483632.0"),
+        fx.path("engine/.tree.json.tmp.2147483632.1"),
+        fx.node_dir(BASE).join(".status.txt.tmp.2147483632.2"),
+        fx.run_dir(BASE).join(".launch.json.tmp.2147483632.3"),
+    ];
+    for path in &stale {
+        std::fs::write(path, b"torn").unwrap();
+    }
+    let keep = fx.node_dir(BASE).join("notes.tmp.txt");
+    std::fs::write(&keep, b"mine").unwrap();
+    std::fs::write(fx.work_file("release"), "").unwrap();
+    fx.run(None).await;
+    assert_eq!(fx.status(BASE), "completed", "{}", fx.failure(BASE));
+    for path in &stale {
+        assert!(!path.exists(), "{} was left", path.display());
+    }
+    assert!(keep.exists());
+}

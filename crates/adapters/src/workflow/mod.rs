@@ -482,6 +482,36 @@ impl ExperimentWorkflow {
         Ok(Some(spec))
     }
 
+    /// Deletes the temp files a process that died mid-write left in the workflow's folders:
+    /// the workdir root (`state.json`), `engine/` (`tree.json`), and the node and run folders
+    /// of every node that may have been written to since it last finished (not finished,
+    /// awaiting a round, or resuming).
+    fn remove_stale_temps(&self, start: &StartInfo) {
+        use autoresearch_engine::atomic::remove_stale_temps;
+        let awaiting: HashSet<String> = self.ledger.awaiting().into_iter().collect();
+        let resuming: HashSet<&str> = start.running.iter().map(String::as_str).collect();
+        let mut dirs = vec![self.wd.root.clone(), self.wd.engine_dir()];
+        for node in self.nodes.all() {
+            let id = node.spec.node_id.as_str();
+            if !node.status.is_terminal() || awaiting.contains(id) || resuming.contains(id) {
+                dirs.push(self.wd.node_dir(id));
+                dirs.push(self.wd.run_dir(id));
+            }
+        }
+        let mut removed = 0;
+        for dir in dirs {
+            if self.wd.check(&dir).is_ok() {
+                removed += remove_stale_temps(&dir).unwrap_or(0);
+            }
+        }
+        if removed > 0 {
+            tracing::info!(
+                removed,
+                "removed temp files left by a process that died mid-write"
+            );
+        }
+    }
+
     /// The queued nodes the engine holds at start: the checkpoint's queue and the children
     /// that resuming nodes will hand over again.
     fn handed_at_start(&self, start: &StartInfo) -> Vec<WorkSpec> {
@@ -517,6 +547,7 @@ impl Workflow for ExperimentWorkflow {
         if !unborn.is_empty() {
             tracing::info!(folders = ?unborn, "removed node folders whose creation was cut short");
         }
+        self.remove_stale_temps(start);
         let fresh = !start.resumed && self.nodes.all().is_empty();
         if fresh {
             let specs = self.fresh_specs()?;
