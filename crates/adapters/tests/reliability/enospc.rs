@@ -12,9 +12,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::{Fixture, wait_until_async};
 use crate::harness::{Barrier, Release, check_invariants, run_to_end, search_config};
@@ -79,57 +77,52 @@ async fn a_full_disk_for_three_seconds_fails_no_experiment() {
     let max = 24;
     let cfg = fx.config(search_config(&fx, 4, max as u64));
     fx.resolve(Some(cfg));
-    let _barrier = Barrier::start(
-        &fx,
-        Release::Groups {
-            group: 4,
-            patience: Duration::from_millis(50),
-        },
-    );
-    let ended_while_full = Arc::new(AtomicUsize::new(0));
-    let filler = {
-        let (wd, work) = (fx.wd.clone(), fx.work.clone());
-        let ended = ended_while_full.clone();
-        std::thread::spawn(move || {
-            let completed = |wd: &Path| {
-                std::fs::read_dir(wd.join("engine/nodes"))
-                    .map(|rd| {
-                        rd.filter_map(Result::ok)
-                            .filter(|e| {
-                                std::fs::read_to_string(e.path().join("status.txt"))
-                                    .is_ok_and(|s| s.trim() == "completed")
-                            })
-                            .count()
+    let groups = Release::Groups {
+        group: 4,
+        patience: Duration::from_millis(50),
+    };
+    let barrier = Barrier::start(&fx, groups);
+    let completed = |wd: &Path| {
+        std::fs::read_dir(wd.join("engine/nodes"))
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .filter(|e| {
+                        std::fs::read_to_string(e.path().join("status.txt"))
+                            .is_ok_and(|s| s.trim() == "completed")
                     })
-                    .unwrap_or(0)
-            };
-            let start = Instant::now();
-            while completed(&wd) < 6 && start.elapsed() < Duration::from_secs(60) {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let before = released(&work);
-            let bytes = fill(&wd);
-            std::thread::sleep(Duration::from_secs(3));
-            ended.store(released(&work) - before, Ordering::Relaxed);
-            let _ = std::fs::remove_file(wd.join("filler"));
-            let _ = std::fs::remove_file(wd.join("filler2"));
-            bytes
-        })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    // Once 6 experiments are done, jobs are held at the barrier; with at least one waiting
+    // the disk is filled, the waiting jobs are released (they end while it is full), and
+    // three seconds later the space comes back.
+    let window = async {
+        let ready = wait_until_async(Duration::from_secs(60), || completed(&fx.wd) >= 6).await;
+        assert!(ready, "6 experiments never completed: {:?}", fx.statuses());
+        barrier.set(Release::Hold);
+        let waiting = wait_until_async(Duration::from_secs(30), || !barrier.waiting().is_empty());
+        assert!(waiting.await, "no job waited: {:?}", fx.statuses());
+        let bytes = fill(&fx.wd);
+        let ended = barrier.release_all().len();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let _ = std::fs::remove_file(fx.wd.join("filler"));
+        let _ = std::fs::remove_file(fx.wd.join("filler2"));
+        barrier.set(groups);
+        (bytes, ended)
     };
     // Without the engine's back-off, a run whose every node waits for a retry may end while
     // the disk is still full, and then its final checkpoint fails: that run's end is not
     // judged here, only that the runs after it finish everything.
-    let first = fx.session(None).run().await;
+    let (first, (filled, ended_while_full)) = tokio::join!(fx.session(None).run(), window);
     eprintln!("enospc: first run {first:?}");
-    let filled = filler.join().expect("filler thread");
     assert!(filled > 0, "the disk was never filled");
     assert!(
-        ended_while_full.load(Ordering::Relaxed) > 0,
+        ended_while_full > 0,
         "no job ended while the disk was full: the case tested nothing"
     );
     // Nodes retried after the window continue from their phase (a resume finishes them if the
     // engine's back-off is not there to do it).
-    assert!(wait_until_async(Duration::from_secs(10), || !fx.wd.join("filler").exists()).await);
     run_to_end(&fx, max, 3).await;
     let tally = check_invariants(&fx, "ENOSPC for 3 s");
     assert_eq!(tally.completed, max, "{:?}", fx.statuses());
@@ -141,14 +134,5 @@ async fn a_full_disk_for_three_seconds_fails_no_experiment() {
             fx.failure(&id)
         );
     }
-    eprintln!(
-        "enospc: filled {filled} bytes, {} jobs ended while full, {tally:?}",
-        ended_while_full.load(Ordering::Relaxed)
-    );
-}
-
-fn released(work: &Path) -> usize {
-    std::fs::read_dir(work.join("released"))
-        .map(|rd| rd.count())
-        .unwrap_or(0)
+    eprintln!("enospc: filled {filled} bytes, {ended_while_full} jobs ended while full, {tally:?}");
 }
