@@ -177,15 +177,13 @@ impl ExperimentWorkflow {
             .cloned()
             .unwrap_or_default();
         // A spec from the checkpoint or added by hand runs only inside the search space.
-        self.config
-            .check_params(&params)
-            .map_err(|e| {
-                Stop::Fail(Fail::new(
-                    FailureKind::Launch,
-                    NodeStatus::Queued,
-                    format!("{}: refused: {e}", spec.id),
-                ))
-            })?;
+        self.config.check_params(&params).map_err(|e| {
+            Stop::Fail(Fail::new(
+                FailureKind::Launch,
+                NodeStatus::Queued,
+                format!("{}: refused: {e}", spec.id),
+            ))
+        })?;
         let params = self.config.complete_params(&params);
         let command = self.config.render(&params).map_err(|e| {
             Stop::Fail(Fail::new(
