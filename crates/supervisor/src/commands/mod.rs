@@ -3,6 +3,7 @@
 
 pub mod agent_call;
 pub mod ask;
+pub mod export;
 pub mod final_report;
 pub mod launch;
 pub mod list;
