@@ -14,15 +14,15 @@ use clap::{Args, ValueEnum};
 use serde_json::Value;
 
 /// Which agent to call when the run's planner is not the agent (or to call another one).
-#[derive(Debug, Args, Default, Clone)]
+#[derive(Debug, Args, Default, Clone, PartialEq)]
 pub struct AgentFlags {
     /// The agent preset: claude (Claude Code) or codex (Codex CLI).
     #[arg(long, value_enum, value_name = "PRESET")]
     pub agent_preset: Option<PresetArg>,
     /// The agent's command line (program and arguments, no shell); takes every following
-    /// argument, so give it last. Its stdout is the answer (with --agent-preset, the preset's
-    /// output format).
-    #[arg(long, num_args = 1.., allow_hyphen_values = true, value_name = "ARGV")]
+    /// argument up to `--`, so give it last or end it with `--`. Its stdout is the answer
+    /// (with --agent-preset, decoded in the preset's output format).
+    #[arg(long, num_args = 1.., allow_hyphen_values = true, value_terminator = "--", value_name = "ARGV")]
     pub agent_command: Option<Vec<String>>,
     /// Model name for the preset (`--model` / `-m`).
     #[arg(long, value_name = "NAME")]
