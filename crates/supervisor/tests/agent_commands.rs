@@ -697,3 +697,138 @@ fn the_report_prompt_of_a_thousand_node_run_stays_under_its_limit_and_keeps_what
     let report = fs::read_to_string(wd.join("final_report.md")).unwrap();
     assert!(report.contains(&format!("[{best}]")), "{report}");
 }
+
+fn git(repo: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(repo)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@t")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@t")
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn each_code_step_on_the_path_shows_its_diff_stat_from_the_runs_git_refs() {
+    let lab = Lab::new();
+    let wd = lab.path("wd");
+    // The user's repository: a base commit and one experiment commit that changes app.py.
+    let repo = lab.path("repo");
+    fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q"]);
+    fs::write(
+        repo.join("app.py"),
+        "for i in range(n):\n    out.write(i)\n",
+    )
+    .unwrap();
+    git(&repo, &["add", "app.py"]);
+    git(&repo, &["commit", "-qm", "base"]);
+    let base = git(&repo, &["rev-parse", "HEAD"]);
+    fs::write(
+        repo.join("app.py"),
+        "buf = []\nfor i in range(n):\n    buf.append(i)\nout.write(buf)\n",
+    )
+    .unwrap();
+    git(&repo, &["commit", "-qam", "buffered"]);
+    let buffered = git(&repo, &["rev-parse", "HEAD"]);
+    let run = "20261201T143005-3fa9";
+    for (id, commit) in [
+        ("000_baseline", &base),
+        ("001_buffered", &buffered),
+        ("002_more_workers", &buffered),
+    ] {
+        git(
+            &repo,
+            &[
+                "update-ref",
+                &format!("refs/autoresearch/{run}/{id}"),
+                commit,
+            ],
+        );
+    }
+    write_json(
+        &wd.join("config.json"),
+        &json!({
+            "objective": {"metric": "seconds", "direction": "minimize"},
+            "job": {"command": "python app.py {workers}"},
+            "workspace": {"repo": repo, "protected": []}
+        }),
+    );
+    fs::create_dir_all(wd.join("engine")).unwrap();
+    fs::write(wd.join("engine/run_id"), format!("{run}\n")).unwrap();
+    let nodes = [
+        ("000_baseline", None, 10.0, None),
+        (
+            "001_buffered",
+            Some("000_baseline"),
+            6.0,
+            Some("Buffer the writes in app.py."),
+        ),
+        ("002_more_workers", Some("001_buffered"), 4.0, None),
+    ];
+    for (i, (id, parent, value, changes)) in nodes.into_iter().enumerate() {
+        let dir = wd.join("engine/nodes").join(id);
+        write_json(
+            &dir.join("spec.json"),
+            &NodeSpec {
+                node_id: id.into(),
+                name: id[4..].into(),
+                parent_id: parent.map(str::to_owned),
+                hypothesis: String::new(),
+                params: json!({"workers": 1 + i}).as_object().unwrap().clone(),
+                changes: changes.map(str::to_owned),
+                command: "python app.py".into(),
+                priority: 0.0,
+                created_at: "2026-01-01T00:00:00Z".into(),
+            },
+        );
+        let mut metrics = BTreeMap::new();
+        metrics.insert("seconds".to_string(), value);
+        write_json(
+            &dir.join("result.json"),
+            &NodeResult {
+                metrics,
+                primary: Some(value),
+                improved: true,
+                ..NodeResult::default()
+            },
+        );
+        fs::write(dir.join("status.txt"), "completed\n").unwrap();
+    }
+    lab.sup(&["report", "wd", "--agent", "--agent-command", standin()])
+        .ok();
+    let prompt = prompt_of(&wd, "report");
+    let row = |id: &str| {
+        prompt
+            .lines()
+            .find(|l| l.contains(&format!(" | {id} * | ")))
+            .unwrap_or_else(|| panic!("no path row for {id}:\n{prompt}"))
+            .to_string()
+    };
+    assert!(
+        row("001_buffered")
+            .contains("| app.py (4); 1 file changed, 3 insertions(+), 1 deletion(-) |"),
+        "{}",
+        row("001_buffered")
+    );
+    // A parameter-only step shares its parent's commit: its change is the parameter, no diff.
+    assert!(
+        row("002_more_workers").contains("| workers=3 | - |"),
+        "{}",
+        row("002_more_workers")
+    );
+    assert!(
+        prompt.contains(&format!(
+            "Its code: git ref `refs/autoresearch/{run}/002_more_workers`"
+        )),
+        "{prompt}"
+    );
+}

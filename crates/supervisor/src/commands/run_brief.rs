@@ -104,13 +104,14 @@ fn direction(view: &RunView) -> Direction {
     }
 }
 
-/// The git commit of each node on `ids` (by the run's `refs/autoresearch/<run>/<id>`) and the
-/// diff stat of each against the one before it; empty without a workspace or refs.
-async fn commits_and_stats(
+/// The git refs of the nodes of `ids` that have one (`refs/autoresearch/<run>/<id>`) and the
+/// diff stat of each node against the one before it; empty without a workspace or refs.
+async fn refs_and_stats(
     view: &RunView,
     ids: &[String],
     warnings: &mut Vec<String>,
 ) -> (HashMap<String, String>, HashMap<String, String>) {
+    let mut refs = HashMap::new();
     let mut commits = HashMap::new();
     let mut stats = HashMap::new();
     let Some(ws) = view
@@ -119,30 +120,31 @@ async fn commits_and_stats(
         .and_then(|c| c.get("workspace"))
         .filter(|w| !w.is_null())
     else {
-        return (commits, stats);
+        return (refs, stats);
     };
     // No run id yet: no experiment has a ref (and opening the workspace would make one).
-    if !view.root.join("engine").join("run_id").is_file() {
-        return (commits, stats);
+    if !autoresearch_adapters::workspace::run_id::run_id_path(&view.root).is_file() {
+        return (refs, stats);
     }
     let ws: WorkspaceConfig = match serde_json::from_value(ws.clone()) {
         Ok(w) => w,
         Err(e) => {
             warnings.push(format!("config.json workspace ignored: {e}"));
-            return (commits, stats);
+            return (refs, stats);
         }
     };
     let workspace = match Workspace::open(&view.root, &ws).await {
         Ok(w) => w,
         Err(e) => {
             warnings.push(format!("no diff stats: {e}"));
-            return (commits, stats);
+            return (refs, stats);
         }
     };
     for id in ids {
         match workspace.node_commit(id).await {
             Ok(Some(c)) => {
                 commits.insert(id.clone(), c);
+                refs.insert(id.clone(), workspace.ref_name(id));
             }
             Ok(None) => {}
             Err(e) => warnings.push(format!("{id}: {e}")),
@@ -163,7 +165,7 @@ async fn commits_and_stats(
             Err(e) => warnings.push(format!("{}: {e}", pair[1])),
         }
     }
-    (commits, stats)
+    (refs, stats)
 }
 
 /// The brief of the run in `view`; problems that only remove detail (no diff stats) are added
@@ -172,7 +174,7 @@ pub async fn build(view: &RunView, warnings: &mut Vec<String>) -> RunBrief {
     let wd = Workdir::new(&view.root);
     let path: Vec<usize> = view.best.map(|b| view.path_to(b)).unwrap_or_default();
     let path_ids: Vec<String> = path.iter().map(|&i| view.nodes[i].id.clone()).collect();
-    let (commits, stats) = commits_and_stats(view, &path_ids, warnings).await;
+    let (refs, stats) = refs_and_stats(view, &path_ids, warnings).await;
     let base = view.baseline_value();
 
     let mut history = Vec::new();
@@ -263,10 +265,7 @@ pub async fn build(view: &RunView, warnings: &mut Vec<String>) -> RunBrief {
                 .map(|s| s.hypothesis.clone())
                 .unwrap_or_default(),
             changes: n.spec.as_ref().and_then(|s| s.changes.clone()),
-            git_ref: commits.get(&n.id).map(|_| {
-                let run = read_text(&view.root.join("engine").join("run_id")).unwrap_or_default();
-                format!("refs/autoresearch/{}/{}", run.trim(), n.id)
-            }),
+            git_ref: refs.get(&n.id).cloned(),
         })
     });
 
