@@ -266,9 +266,14 @@ fn report(prompt: &str, mode: &str) -> String {
     let mut any = false;
     for c in steps.iter().skip(1) {
         let id = c[1].trim_end_matches(" *");
+        let diff = if c[3] == "-" {
+            String::new()
+        } else {
+            format!(" (code: {})", c[3])
+        };
         out.push_str(&format!(
-            "- [{id}] changed {} (diff: {}), giving {} ({} vs the baseline).\n",
-            c[2], c[3], c[4], c[5]
+            "- [{id}] changed {}{diff}, giving {} ({} vs the baseline).\n",
+            c[2], c[4], c[5]
         ));
         any = true;
     }
