@@ -43,6 +43,11 @@ pub fn write(
     let template =
         Templates::load_one(workdir, TemplateName::Report).map_err(Exit::bad_input_err)?;
     let view = RunView::load(workdir)?;
+    if !view.nodes.iter().any(|n| n.status.is_terminal()) {
+        return Err(Exit::bad_input(
+            "no experiment has finished yet, so there is nothing for the agent to report on              (none was called); run the experiments first",
+        ));
+    }
     let mut warnings = Vec::new();
     let brief = block_on(run_brief::build(&view, &mut warnings))?;
     for w in &warnings {
