@@ -322,9 +322,40 @@ fn an_agent_that_fails_leaves_report_md_intact_and_says_why() {
             },
         );
     }
-    // Every failed call was paid for and recorded; a new call after a failure really calls.
+    // Every failed call was paid for and recorded.
     let status = lab.status("wd");
     assert_eq!(status["agent_cost"]["total"]["calls"], 4, "{status:#}");
+
+    // An agent that cannot start costs nothing, so the next attempt sends the same prompt: its
+    // recorded failure is not replayed, the agent (installed meanwhile) is called.
+    let missing = lab.path("not-installed-agent");
+    let out = lab.sup(&[
+        "report",
+        "wd",
+        "--agent",
+        "--agent-command",
+        missing.to_str().unwrap(),
+    ]);
+    out.readable_error(1);
+    assert!(
+        out.stderr.contains("cannot start the agent"),
+        "{}",
+        out.stderr
+    );
+    fs::copy(standin(), &missing).unwrap();
+    let out = lab.sup(&[
+        "report",
+        "wd",
+        "--agent",
+        "--agent-command",
+        missing.to_str().unwrap(),
+    ]);
+    out.ok();
+    assert!(
+        fs::read_to_string(wd.join("final_report.md"))
+            .unwrap()
+            .contains("[003_c]")
+    );
 }
 
 #[test]
