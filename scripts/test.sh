@@ -27,3 +27,5 @@ cleanup() {
 trap cleanup EXIT
 
 cargo test --workspace --all-targets -- --test-threads=2
+# `--all-targets` skips doctests: run them too.
+cargo test --workspace --doc -- --test-threads=2

@@ -141,7 +141,11 @@ impl Session {
         let mut ec = EngineConfig::new(root);
         ec.max_concurrency = config.limits.max_concurrency;
         ec.grace_period = options.grace_period;
-        ec.handle_signals = options.handle_signals;
+        ec.signals = if options.handle_signals {
+            autoresearch_engine::SignalHandlerKind::Standard
+        } else {
+            autoresearch_engine::SignalHandlerKind::Noop
+        };
         // Lock first: a second engine must be refused before it touches any file.
         let lock_probe = autoresearch_engine::lock::holder(root).ok().flatten();
         if let Some(pid) = lock_probe {

@@ -100,9 +100,11 @@ pub fn create_dir_under(root: &Path, dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Opens `path` for appending, creating it if missing; a symbolic link there is refused.
+/// Opens `path` for appending (and reading), creating it if missing; a symbolic link there is
+/// refused.
 pub fn open_append(path: &Path) -> io::Result<File> {
     OpenOptions::new()
+        .read(true)
         .append(true)
         .create(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
@@ -121,6 +123,20 @@ pub fn open_rw(path: &Path) -> io::Result<File> {
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)
         .map_err(|e| refine(path, e))
+}
+
+/// Opens an existing `path` for reading; `Ok(None)` when it does not exist. A symbolic link
+/// there is refused.
+pub fn open_existing(path: &Path) -> io::Result<Option<File>> {
+    match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(refine(path, e)),
+    }
 }
 
 /// Reads a regular file of at most `max_len` bytes. `Ok(None)` when it does not exist. A

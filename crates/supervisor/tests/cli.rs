@@ -48,6 +48,32 @@ fn status_new_workdir_with_only_a_config() {
 }
 
 #[test]
+fn status_on_an_invalid_checkpoint_says_so_and_fails() {
+    let lab = Lab::new();
+    let wd = lab.path("broken");
+    fs::create_dir_all(wd.join("engine")).unwrap();
+    fs::write(
+        wd.join("config.json"),
+        serde_json::to_string_pretty(&lab.config(SEEDS, 10)).unwrap(),
+    )
+    .unwrap();
+    fs::write(
+        wd.join("engine/checkpoint.json"),
+        "{\"schema_version\": 1, \"status\": \"stopped\",\n\"queued\": [], \"queued\": []}\n",
+    )
+    .unwrap();
+    let out = lab.sup(&["status", "broken"]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(
+        out.stderr.contains("checkpoint.json:2:")
+            && out.stderr.contains("duplicate key `queued`")
+            && out.stderr.contains("supervisor repair"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn status_running_then_stopped_with_best_and_counts() {
     let lab = Lab::new();
     let mut seeds = SEEDS.to_vec();

@@ -8,7 +8,8 @@ mod pty;
 
 use std::process::Command;
 
-use autoresearch_engine::events::names;
+use autoresearch_adapters::workflow::events::RunEvent;
+use autoresearch_engine::Event;
 use pty::{Lab, answer, command, lock_holder, pid_alive, prompt, supervisor, type_text};
 
 #[test]
@@ -57,9 +58,11 @@ fn events_stream_above_the_prompt_in_local_time() {
     let started = lab
         .events()
         .into_iter()
-        .find(|e| e["event"] == names::NODE_STARTED && e["id"] == id.as_str())
+        .find(
+            |e| matches!(&e.event, RunEvent::Engine(Event::SpecStarted { id: i, .. }) if *i == id),
+        )
         .expect("the start event");
-    let ts = started["ts"].as_str().unwrap();
+    let ts = started.ts.as_str();
     let utc = humantime::parse_rfc3339_weak(ts).unwrap();
     let local = humantime::format_rfc3339_seconds(utc + std::time::Duration::from_secs(3 * 3600))
         .to_string();
@@ -90,13 +93,18 @@ fn tab_completes_and_a_live_bump_runs_the_bumped_node_next() {
     let events = lab.events();
     let bumped = events
         .iter()
-        .position(|e| e["event"] == names::NODE_BUMPED && e["id"] == s_d.as_str())
+        .position(
+            |e| matches!(&e.event, RunEvent::Engine(Event::SpecBumped { id, .. }) if *id == s_d),
+        )
         .expect("a bump event");
     let next = events[bumped..]
         .iter()
-        .find(|e| e["event"] == names::NODE_STARTED)
+        .find_map(|e| match &e.event {
+            RunEvent::Engine(Event::SpecStarted { id, .. }) => Some(id.clone()),
+            _ => None,
+        })
         .expect("a start after the bump");
-    assert_eq!(next["id"], s_d.as_str(), "after the bump {s_d} runs next");
+    assert_eq!(next, s_d, "after the bump {s_d} runs next");
 }
 
 #[test]

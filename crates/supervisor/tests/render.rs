@@ -790,11 +790,11 @@ fn an_empty_workdir_renders() {
 fn completion_order_follows_the_event_log() {
     let wd = mixed_run();
     let events = [
-        r#"{"ts":"t","event":"node_started","id":"000_baseline"}"#,
-        r#"{"ts":"t","event":"node_completed","id":"002_workers_4"}"#,
-        r#"{"ts":"t","event":"node_failed","id":"003_workers_8"}"#,
-        r#"{"ts":"t","event":"node_completed","id":"000_baseline"}"#,
-        r#"{"ts":"t","event":"node_completed","id":"002_workers_4"}"#,
+        r#"{"ts":"t","event":"spec_started","id":"000_baseline"}"#,
+        r#"{"ts":"t","event":"node_completed","id":"002_workers_4","primary":1.0,"improved":true}"#,
+        r#"{"ts":"t","event":"spec_failed","id":"003_workers_8","error":"boom"}"#,
+        r#"{"ts":"t","event":"spec_completed","id":"000_baseline"}"#,
+        r#"{"ts":"t","event":"node_completed","id":"002_workers_4","primary":1.0,"improved":false}"#,
         r#"{"ts":"t","event":"node_compl"#,
     ];
     fs::write(wd.path("engine/events.jsonl"), events.join("\n")).unwrap();

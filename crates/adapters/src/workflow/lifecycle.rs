@@ -6,6 +6,7 @@ use std::path::Path;
 use autoresearch_engine::{RunContext, WorkError, WorkSpec};
 use serde_json::{Map, Value, json};
 
+use super::events::NodeEvent;
 use super::jobs::JobEnding;
 use super::{ExperimentWorkflow, Notice, now_millis};
 use crate::model::{Failure, FailureKind, NodeResult, NodeSpec, NodeStatus};
@@ -148,6 +149,15 @@ impl ExperimentWorkflow {
                 NodeStatus::Launching => {
                     self.launch_or_recover(spec, ctx).await?;
                     self.notify(Notice::Started { id: id.to_string() });
+                    self.emit(NodeEvent::NodeStarted {
+                        id: id.to_string(),
+                        job_id: super::nodes::read_json::<crate::model::JobRecord>(
+                            &self.wd.run_dir(id).join("job.json"),
+                        )
+                        .ok()
+                        .flatten()
+                        .map(|r| r.job_id),
+                    });
                     status = NodeStatus::Running;
                     self.nodes
                         .set_status(id, status)
@@ -301,6 +311,11 @@ impl ExperimentWorkflow {
             primary,
             improved: verdict.improved,
         });
+        self.emit(NodeEvent::NodeCompleted {
+            id: id.to_string(),
+            primary,
+            improved: verdict.improved,
+        });
         Ok(())
     }
 
@@ -336,6 +351,11 @@ impl ExperimentWorkflow {
         );
         self.notify(Notice::Failed {
             id: id.to_string(),
+            message: fail.message.clone(),
+        });
+        self.emit(NodeEvent::NodeFailed {
+            id: id.to_string(),
+            kind: fail.kind,
             message: fail.message.clone(),
         });
         fail.message

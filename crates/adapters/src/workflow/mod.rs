@@ -5,6 +5,7 @@
 //! planning → completed | failed`, and each phase boundary is on disk before the next phase
 //! starts, so a resumed node continues from its phase (see `docs/resume.md`).
 
+pub mod events;
 mod jobs;
 pub mod ledger;
 mod lifecycle;
@@ -106,6 +107,8 @@ pub struct ExperimentWorkflow {
     stop_reason: Mutex<Option<String>>,
     planner_stop: Mutex<Option<String>>,
     notices: broadcast::Sender<Notice>,
+    /// The engine's event log, handed over when the engine starts the workflow.
+    events: std::sync::OnceLock<autoresearch_engine::EventLog>,
 }
 
 impl ExperimentWorkflow {
@@ -160,6 +163,7 @@ impl ExperimentWorkflow {
             stop_reason: Mutex::new(None),
             planner_stop: Mutex::new(None),
             notices,
+            events: std::sync::OnceLock::new(),
         })
     }
 
@@ -384,6 +388,7 @@ pub(crate) fn now_millis() -> String {
 
 impl Workflow for ExperimentWorkflow {
     async fn initial_specs(&self, start: &StartInfo) -> Result<Vec<WorkSpec>, WorkError> {
+        let _ = self.events.set(start.events.clone());
         // Under the engine's lock now: count results a crash left unrecorded.
         let fixed = self
             .ledger

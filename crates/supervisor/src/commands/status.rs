@@ -8,6 +8,7 @@ use anyhow::Result;
 use autoresearch_adapters::agent::cost_log::AgentCostSummary;
 use autoresearch_adapters::model::{JobRecord, RunState};
 use autoresearch_adapters::workdir::Workdir;
+use autoresearch_adapters::workflow::events::JobAnnotation;
 use autoresearch_engine::EngineStatus;
 use serde::Serialize;
 use serde_json::Value;
@@ -126,31 +127,27 @@ pub fn gather(workdir: &Path) -> Result<StatusReport> {
         })
     });
     let running: Vec<RunningInfo> = if holder.is_some() {
-        let active: Option<Value> = read_json(&wd.engine_dir().join("active.json"));
-        active
-            .as_ref()
-            .and_then(|a| a.get("running"))
-            .and_then(Value::as_array)
-            .map(|list| {
-                list.iter()
-                    .filter_map(|r| {
-                        Some(RunningInfo {
-                            node_id: r.get("id")?.as_str()?.to_string(),
-                            job_id: r
-                                .get("annotation")
-                                .and_then(|a| a.get("job_id"))
-                                .and_then(Value::as_str)
-                                .map(str::to_string),
-                        })
+        // A view being replaced may be missing for an instant: then no running list.
+        autoresearch_engine::views::read_active::<JobAnnotation>(workdir)
+            .ok()
+            .flatten()
+            .map(|view| {
+                view.running
+                    .into_iter()
+                    .map(|r| RunningInfo {
+                        node_id: r.id.into_owned(),
+                        job_id: r.annotation.map(|a| a.job_id),
                     })
                     .collect()
             })
             .unwrap_or_default()
     } else {
         // Not running: what the checkpoint kept as running (their jobs may still be alive).
+        // An invalid checkpoint is said, not skipped: the next start would refuse it.
         let cp = autoresearch_engine::checkpoint::load(&wd.engine_dir().join("checkpoint.json"))
-            .ok()
-            .flatten();
+            .map_err(|e| {
+                crate::exit::engine_error(autoresearch_engine::EngineError::Checkpoint(e), workdir)
+            })?;
         cp.map(|c| c.running)
             .unwrap_or_default()
             .into_iter()

@@ -60,7 +60,7 @@ impl Direction {
 /// How the completion order of [`RunView::completion_order`] was established.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CompletionSource {
-    /// From the order of the first `node_completed`/`node_failed` event per node in
+    /// From the order of the first completion event (`node_completed`/`node_failed`) per node in
     /// `engine/events.jsonl`; finished nodes without an event yet (the engine buffers events)
     /// follow, by file time.
     Events,
@@ -808,14 +808,17 @@ fn completion_order(
     (order, CompletionSource::Mtime)
 }
 
-/// Line number of the first completion event (`node_completed`/`node_failed`, also accepted
-/// without the `node_` prefix) per node in `engine/events.jsonl`. Unparseable lines (a torn
-/// last line) are skipped.
+/// Line number of the first completion event per node in `engine/events.jsonl`: the
+/// workflow's `node_completed`/`node_failed`, or the engine's `spec_completed`/`spec_failed`
+/// for a spec that ended without one. Other and unparseable lines (a torn last line) are
+/// skipped.
 fn events_positions(
     wd: &Workdir,
     by_id: &HashMap<String, usize>,
     warnings: &mut Vec<String>,
 ) -> HashMap<usize, usize> {
+    use autoresearch_adapters::workflow::events::{NodeEvent, RunEvent, RunEventLine};
+    use autoresearch_engine::Event;
     let mut pos: HashMap<usize, usize> = HashMap::new();
     let path = wd.engine_dir().join("events.jsonl");
     let text = match fs::read(&path) {
@@ -833,20 +836,17 @@ fn events_positions(
         if !contains(line, b"completed") && !contains(line, b"failed") {
             continue;
         }
-        let Ok(v) = serde_json::from_slice::<Value>(line) else {
+        let Ok(ev) = serde_json::from_slice::<RunEventLine>(line) else {
             continue;
         };
-        let ev = v.get("event").and_then(Value::as_str).unwrap_or("");
-        if !matches!(
-            ev,
-            "node_completed" | "node_failed" | "completed" | "failed"
-        ) {
-            continue;
-        }
-        let id = ["id", "node_id"]
-            .iter()
-            .find_map(|k| v.get(*k).and_then(Value::as_str));
-        if let Some(&i) = id.and_then(|id| by_id.get(id)) {
+        let id = match &ev.event {
+            RunEvent::Node(
+                NodeEvent::NodeCompleted { id, .. } | NodeEvent::NodeFailed { id, .. },
+            )
+            | RunEvent::Engine(Event::SpecCompleted { id } | Event::SpecFailed { id, .. }) => id,
+            _ => continue,
+        };
+        if let Some(&i) = by_id.get(id) {
             pos.entry(i).or_insert(line_no);
         }
     }

@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+use autoresearch_adapters::workflow::events::{RunEvent, RunEventLine};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -154,10 +155,13 @@ impl Lab {
     }
 
     /// The events of `wd/engine/events.jsonl`.
-    pub fn events(&self) -> Vec<serde_json::Map<String, Value>> {
-        autoresearch_engine::events::read_events(&self.wd.join("engine").join("events.jsonl"), 0)
-            .unwrap()
-            .0
+    pub fn events(&self) -> Vec<RunEventLine> {
+        autoresearch_engine::events::read_events::<RunEvent>(
+            &self.wd.join("engine").join("events.jsonl"),
+            0,
+        )
+        .unwrap()
+        .0
     }
 }
 
