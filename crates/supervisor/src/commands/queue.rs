@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use autoresearch_adapters::workdir::Workdir;
 use autoresearch_adapters::workflow::DROPPED_MARKER;
 use autoresearch_engine::control::{self, ControlCommand};
+use serde_json::Value;
 
 /// One queued experiment.
 #[derive(Debug, Clone, serde::Serialize)]
