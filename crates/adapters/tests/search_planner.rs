@@ -57,6 +57,7 @@ fn trial(id: &str, p: Value, primary: Option<f64>, state: TrialState) -> Trial {
         params: params(p),
         primary,
         state,
+        spread: None,
     }
 }
 
@@ -99,6 +100,7 @@ fn simulate(
         primary: Some(f(&baseline)),
         params: baseline,
         state: TrialState::Completed,
+        spread: None,
     }];
     let mut best = history[0].primary;
     let mut plateau = 0u32;
@@ -123,6 +125,7 @@ fn simulate(
                 params: p.params,
                 primary: Some(value),
                 state: TrialState::Completed,
+                spread: None,
             });
         }
     }

@@ -6,12 +6,14 @@
 //! starts, so a resumed node continues from its phase (see `docs/resume.md`). At most one
 //! planning round is in flight per run (see [`planning`] and `docs/planning.md`).
 
+mod analysis;
 pub mod events;
 mod jobs;
 pub mod ledger;
 mod lifecycle;
 pub mod nodes;
 mod planning;
+mod repeats;
 mod start;
 
 use std::collections::{HashMap, HashSet};
@@ -346,10 +348,8 @@ impl Workflow for ExperimentWorkflow {
         }
         if state.plateau >= limits.patience {
             let r = format!(
-                "plateau: {} experiments in a row without an improvement of {}% (patience {})",
-                state.plateau,
-                self.config.objective.min_improvement * 100.0,
-                limits.patience
+                "plateau: {} experiments in a row without an improvement of {} (patience {})",
+                state.plateau, self.config.objective.min_improvement, limits.patience
             );
             self.set_stop_reason(r.clone());
             return Admission::Stop(r);
