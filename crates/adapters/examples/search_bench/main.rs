@@ -133,6 +133,8 @@ fn set_knob(t: &mut Tuning, spec: &str) {
         "local" => t.local_candidates = n(),
         "refined" => t.refined = n(),
         "fit_iterations" => t.fit_iterations = n(),
+        "additive" => t.additive = v == "true",
+        "penalize" => t.penalize = v == "true",
         "transform" => {
             t.transform = match v {
                 "standardize" => Transform::Standardize,
@@ -166,7 +168,7 @@ fn main() {
     }
     check_baselines(&functions, &reference);
     match args.mode.as_str() {
-        "timing" => timing(),
+        "timing" => timing(&args.tuning),
         mode => compare(&args, mode, &functions, &reference),
     }
 }
@@ -271,7 +273,7 @@ fn compare(args: &Args, mode: &str, functions: &[Function], reference: &Referenc
                         )
                     }
                 },
-                if mode == "engine" { 1 } else { 2 },
+                2,
             );
             runs.push(results);
         }
@@ -365,7 +367,7 @@ fn g(x: f64) -> String {
 
 /// Planning time with 1,000 experiments of history (random points, all completed, plus four
 /// pending), for 1 and 4 proposals.
-fn timing() {
+fn timing(tuning: &Tuning) {
     for f in functions::all()
         .into_iter()
         .filter(|f| ["hartmann6", "training"].contains(&f.name))
@@ -399,7 +401,7 @@ fn timing() {
                     seed: rep,
                 };
                 let t = Instant::now();
-                let plan = SearchPlanner.plan(&req);
+                let plan = SearchPlanner.plan_tuned(&req, tuning);
                 times.push(t.elapsed().as_secs_f64() * 1e3);
                 std::hint::black_box(plan);
             }

@@ -38,12 +38,11 @@ pub(crate) struct Pick {
     pub exploring: bool,
 }
 
-/// A candidate with its score.
+/// A candidate (snapped onto the space) with its score.
 #[derive(Clone)]
 struct Candidate {
     x: Vec<f64>,
-    params: Map<String, Value>,
-    key: String,
+    key: Vec<u64>,
     score: f64,
 }
 
@@ -51,37 +50,39 @@ struct Candidate {
 pub(crate) struct Chooser<'a> {
     /// The space.
     pub space: &'a Space,
-    /// Parameter-set key of a decoded point (as the history's keys are computed).
-    pub key: &'a dyn Fn(&Map<String, Value>) -> String,
     /// Points to perturb, best first.
     pub incumbents: Vec<Vec<f64>>,
     /// Effort.
     pub effort: Effort,
+    /// Points to keep away from by penalising the score near them (pending experiments), or
+    /// None when they are in the model as fantasies instead.
+    pub penalized: Option<Vec<Vec<f64>>>,
 }
 
 impl Chooser<'_> {
-    /// Up to `count` untried points, best first; each chosen point is added to `tried` and to
-    /// the model (at its predicted value). `best` is the best (lowest) predicted value of the
-    /// results, in the model's units.
+    /// Up to `count` untried points, best first; each chosen point is added to `tried` (keys
+    /// of snapped points, [`Space::point_key`]) and to the model (at its predicted value).
+    /// `best` is the best (lowest) predicted value of the results, in the model's units.
     pub fn choose(
         &self,
         gp: &mut Gp,
         mut best: f64,
         count: usize,
-        tried: &mut HashSet<String>,
+        tried: &mut HashSet<Vec<u64>>,
         rng: &mut fastrand::Rng,
     ) -> Vec<Pick> {
         let mut pool = self.candidates(tried, rng);
         let mut picks = Vec::new();
+        let mut avoid = self.penalized.clone();
         for _ in 0..count {
             pool.retain(|c| !tried.contains(&c.key));
             for c in &mut pool {
-                c.score = score(gp, &c.x, best);
+                c.score = score(gp, &c.x, best, avoid.as_deref());
             }
             pool.sort_by(|a, b| b.score.total_cmp(&a.score));
             let mut winner: Option<Candidate> = None;
             for start in pool.iter().take(self.effort.refined) {
-                let c = self.refine(gp, best, start.clone(), tried);
+                let c = self.refine(gp, best, avoid.as_deref(), start.clone(), tried);
                 if winner.as_ref().is_none_or(|w| c.score > w.score) {
                     winner = Some(c);
                 }
@@ -93,19 +94,24 @@ impl Chooser<'_> {
             picks.push(Pick {
                 improve_prob: normal_cdf(z),
                 exploring: z < 0.0,
+                params: self.space.decode(&w.x),
                 x: w.x.clone(),
-                params: w.params,
             });
             tried.insert(w.key);
-            gp.condition(w.x, mean);
-            best = best.min(mean);
+            match avoid.as_mut() {
+                Some(a) => a.push(w.x),
+                None => {
+                    gp.condition(w.x, mean);
+                    best = best.min(mean);
+                }
+            }
         }
         picks
     }
 
     /// The round's candidate pool: random points and perturbations of the incumbents, untried
     /// and distinct.
-    fn candidates(&self, tried: &HashSet<String>, rng: &mut fastrand::Rng) -> Vec<Candidate> {
+    fn candidates(&self, tried: &HashSet<Vec<u64>>, rng: &mut fastrand::Rng) -> Vec<Candidate> {
         let space = self.space;
         let d = space.len();
         let mut raw: Vec<Vec<f64>> = (0..self.effort.random)
@@ -148,11 +154,10 @@ impl Chooser<'_> {
         let mut seen = HashSet::new();
         raw.into_iter()
             .filter_map(|x| {
-                let (x, params) = space.snap(&x);
-                let key = (self.key)(&params);
+                let x = space.snap_coords(&x);
+                let key = Space::point_key(&x);
                 (!tried.contains(&key) && seen.insert(key.clone())).then_some(Candidate {
                     x,
-                    params,
                     key,
                     score: f64::NEG_INFINITY,
                 })
@@ -162,7 +167,14 @@ impl Chooser<'_> {
 
     /// Coordinate ascent on the score from `start` over untried points: all other choices of
     /// unordered parameters, ± one value of ordered ones and ints, shrinking steps on floats.
-    fn refine(&self, gp: &Gp, best: f64, start: Candidate, tried: &HashSet<String>) -> Candidate {
+    fn refine(
+        &self,
+        gp: &Gp,
+        best: f64,
+        avoid: Option<&[Vec<f64>]>,
+        start: Candidate,
+        tried: &HashSet<Vec<u64>>,
+    ) -> Candidate {
         const STEPS: [f64; 7] = [0.1, 0.04, 0.016, 0.006, 0.0025, 0.001, 0.0004];
         let space = self.space;
         let mut cur = start;
@@ -191,23 +203,18 @@ impl Chooser<'_> {
                         } else {
                             v.clamp(0.0, 1.0)
                         };
-                        let (x, params) = space.snap(&x);
+                        let x = space.snap_coords(&x);
                         if x == cur.x {
                             continue;
                         }
-                        let key = (self.key)(&params);
+                        let key = Space::point_key(&x);
                         if tried.contains(&key) {
                             continue;
                         }
                         evals += 1;
-                        let s = score(gp, &x, best);
+                        let s = score(gp, &x, best, avoid);
                         if s > cur.score + 1e-12 {
-                            cur = Candidate {
-                                x,
-                                params,
-                                key,
-                                score: s,
-                            };
+                            cur = Candidate { x, key, score: s };
                             improved = true;
                         }
                     }
@@ -221,11 +228,18 @@ impl Chooser<'_> {
     }
 }
 
-/// Log expected improvement below `best` at `x`.
-fn score(gp: &Gp, x: &[f64], best: f64) -> f64 {
+/// Log expected improvement below `best` at `x`, lowered near the points to `avoid` (by
+/// `ln(1 − correlation)` each).
+fn score(gp: &Gp, x: &[f64], best: f64, avoid: Option<&[Vec<f64>]>) -> f64 {
     let (mean, var) = gp.predict(x);
     let sd = var.sqrt();
-    sd.ln() + log_h((best - mean) / sd)
+    let penalty: f64 = avoid.map_or(0.0, |points| {
+        points
+            .iter()
+            .map(|p| (1.0 - gp.correlation(x, p)).max(1e-12).ln())
+            .sum()
+    });
+    sd.ln() + log_h((best - mean) / sd) + penalty
 }
 
 /// `ln(z Φ(z) + φ(z))`, accurate far into the lower tail.
@@ -282,7 +296,66 @@ fn gaussian(rng: &mut fastrand::Rng) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::gp::FitOptions;
     use super::*;
+    use crate::config::{NumType, Param, Range, Scale, SearchSpace};
+
+    /// Refinement treats every other choice of an unordered parameter as a neighbour: from
+    /// choice 0 it reaches choice 4 although choices 1–3 (adjacent in the list) are worse.
+    #[test]
+    fn refinement_tries_every_other_choice() {
+        let choices: Vec<Value> = (0..6).map(|i| Value::from(format!("c{i}"))).collect();
+        let config_space = SearchSpace::new(vec![
+            ("kind".into(), Param::Choices(choices)),
+            (
+                "x".into(),
+                Param::Range(Range {
+                    min: 0.0,
+                    max: 1.0,
+                    scale: Scale::Linear,
+                    kind: NumType::Float,
+                }),
+            ),
+        ]);
+        let mut config: crate::config::Config = serde_json::from_value(serde_json::json!({
+            "objective": { "metric": "m", "direction": "minimize" },
+            "job": { "command": "true" },
+        }))
+        .unwrap();
+        config.search_space = config_space;
+        let space = Space::new(&config);
+        assert!(space.dims[0].is_categorical());
+        // Lower is better: choice 4 is best, 1–3 are bad, 0 and 5 in between.
+        let value = [1.0, 3.0, 3.0, 3.0, -2.0, 1.0];
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for (c, v) in value.iter().enumerate() {
+            for &u in &[0.2, 0.8] {
+                x.push(vec![c as f64, u]);
+                y.push(v + (u - 0.5) * 0.1);
+            }
+        }
+        let gp = Gp::fit(x, y, vec![true, false], &FitOptions::default()).unwrap();
+        let chooser = Chooser {
+            space: &space,
+            incumbents: Vec::new(),
+            effort: Effort {
+                random: 0,
+                local: 0,
+                refined: 1,
+            },
+            penalized: None,
+        };
+        let start = vec![0.0, 0.5];
+        let best = -2.0;
+        let cand = Candidate {
+            key: Space::point_key(&start),
+            score: score(&gp, &start, best, None),
+            x: start,
+        };
+        let refined = chooser.refine(&gp, best, None, cand, &HashSet::new());
+        assert_eq!(refined.x[0], 4.0, "{:?}", refined.x);
+    }
 
     #[test]
     fn log_h_is_continuous_and_matches_the_direct_formula() {

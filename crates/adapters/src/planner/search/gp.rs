@@ -11,6 +11,9 @@ const LOG_LS: (f64, f64) = (-5.3, 3.0); // length scale 0.005 … 20 (the space 
 const LOG_THETA: (f64, f64) = (-4.6, 3.0); // category mismatch 0.01 … 20
 const LOG_SF2: (f64, f64) = (-3.0, 3.0);
 const LOG_SN2: (f64, f64) = (-13.8, 0.0); // noise variance 1e-6 … 1
+const MIX: (f64, f64) = (-4.0, 4.0); // logit of the product part's weight
+/// The mix logit when the kernel has no additive part (weight 1 − 2e-9).
+const NO_ADDITIVE: f64 = 20.0;
 
 const SQRT5: f64 = 2.236_067_977_499_79;
 
@@ -23,6 +26,9 @@ pub(crate) struct FitOptions {
     pub ls_prior: (f64, f64),
     /// Gamma prior (shape, rate) on the noise variance.
     pub noise_prior: (f64, f64),
+    /// Whether the kernel mixes in an additive part (one term per coordinate), which lets the
+    /// model carry what it learned about one parameter to other values of the others.
+    pub additive: bool,
 }
 
 impl Default for FitOptions {
@@ -31,6 +37,7 @@ impl Default for FitOptions {
             iterations: 40,
             ls_prior: (3.0, 6.0),
             noise_prior: (1.1, 0.05),
+            additive: true,
         }
     }
 }
@@ -46,6 +53,8 @@ pub(crate) struct Gp {
     sf2: f64,
     /// Noise variance.
     sn2: f64,
+    /// Weight of the product part (the additive part has `1 − w`).
+    w: f64,
     /// Training inputs (including fantasies added by [`condition`](Self::condition)).
     x: Vec<Vec<f64>>,
     /// Training targets.
@@ -68,6 +77,7 @@ impl Gp {
             .collect();
         start.push(0.0);
         start.push((1e-3f64).ln());
+        start.push(if opts.additive { 1.0 } else { NO_ADDITIVE });
         let theta = minimize(&problem, start, opts.iterations);
         Gp::with_hyper(x, y, cat, &theta)
     }
@@ -79,6 +89,7 @@ impl Gp {
             scale: theta[..d].iter().map(|v| v.exp()).collect(),
             sf2: theta[d].exp(),
             sn2: theta[d + 1].exp(),
+            w: logistic(theta[d + 2]),
             cat,
             x: Vec::new(),
             y: Vec::new(),
@@ -123,10 +134,27 @@ impl Gp {
 
     /// Kernel value between two points.
     pub fn k(&self, a: &[f64], b: &[f64]) -> f64 {
+        let mut row = [0.0; 64];
+        let mut heap = Vec::new();
+        let row: &mut [f64] = if self.cat.len() <= row.len() {
+            &mut row[..self.cat.len()]
+        } else {
+            heap.resize(self.cat.len(), 0.0);
+            &mut heap
+        };
+        for (i, r) in row.iter_mut().enumerate() {
+            *r = pair_diff(self.cat[i], a[i], b[i]);
+        }
+        self.sf2 * unit_kernel(&self.cat, row, &self.scale, self.w, None).0
+    }
+
+    /// The correlation of the product part between two points (1 at the same point, near 0
+    /// several length scales apart in any coordinate).
+    pub fn correlation(&self, a: &[f64], b: &[f64]) -> f64 {
         let mut r2 = 0.0;
         let mut mismatch = 0.0;
-        for i in 0..self.cat.len() {
-            if self.cat[i] {
+        for (i, &c) in self.cat.iter().enumerate() {
+            if c {
                 if a[i] != b[i] {
                     mismatch += self.scale[i];
                 }
@@ -136,7 +164,7 @@ impl Gp {
             }
         }
         let r = r2.sqrt();
-        self.sf2 * (1.0 + SQRT5 * r + 5.0 / 3.0 * r2) * (-SQRT5 * r - mismatch).exp()
+        (1.0 + SQRT5 * r + 5.0 / 3.0 * r2) * (-SQRT5 * r - mismatch).exp()
     }
 
     /// Posterior mean and variance (of the latent function, without noise) at `z`.
@@ -146,16 +174,6 @@ impl Gp {
         let v = self.chol.solve_lower(&kz);
         let var = (self.sf2 - v.iter().map(|a| a * a).sum::<f64>()).max(1e-12 * self.sf2);
         (mean, var)
-    }
-
-    /// The noise variance the fit settled on.
-    pub fn noise(&self) -> f64 {
-        self.sn2
-    }
-
-    /// The signal variance the fit settled on.
-    pub fn signal(&self) -> f64 {
-        self.sf2
     }
 }
 
@@ -178,11 +196,7 @@ impl<'a> Problem<'a> {
         for i in 0..n {
             for j in 0..i {
                 for k in 0..d {
-                    diff.push(if cat[k] {
-                        f64::from(u8::from(x[i][k] != x[j][k]))
-                    } else {
-                        (x[i][k] - x[j][k]).powi(2)
-                    });
+                    diff.push(pair_diff(cat[k], x[i][k], x[j][k]));
                 }
             }
         }
@@ -201,8 +215,12 @@ impl<'a> Problem<'a> {
             if self.cat[i] { LOG_THETA } else { LOG_LS }
         } else if i == d {
             LOG_SF2
-        } else {
+        } else if i == d + 1 {
             LOG_SN2
+        } else if self.opts.additive {
+            MIX
+        } else {
+            (NO_ADDITIVE, NO_ADDITIVE)
         }
     }
 
@@ -211,20 +229,23 @@ impl<'a> Problem<'a> {
     fn value(&self, theta: &[f64]) -> Option<(f64, Vec<f64>)> {
         let (n, d) = (self.n, self.cat.len());
         let scale: Vec<f64> = theta[..d].iter().map(|v| v.exp()).collect();
-        let inv_ls2: Vec<f64> = scale.iter().map(|s| 1.0 / (s * s)).collect();
         let sf2 = theta[d].exp();
         let sn2 = theta[d + 1].exp();
+        let w = logistic(theta[d + 2]);
         let mut kmat = vec![0.0; n * n];
+        // Per pair: ∂k/∂(log scale) per coordinate, then (product − additive) part.
+        let mut terms = vec![0.0; n * n.saturating_sub(1) / 2 * (d + 1)];
         let mut p = 0;
         for i in 0..n {
             kmat[i * n + i] = sf2 + sn2;
             for j in 0..i {
                 let row = &self.diff[p * d..(p + 1) * d];
-                let (r2, mismatch) = pair_terms(self.cat, row, &inv_ls2, &scale);
-                let r = r2.sqrt();
-                let v = sf2 * (1.0 + SQRT5 * r + 5.0 / 3.0 * r2) * (-SQRT5 * r - mismatch).exp();
-                kmat[i * n + j] = v;
-                kmat[j * n + i] = v;
+                let cached = &mut terms[p * (d + 1)..(p + 1) * (d + 1)];
+                let (k, product, additive) =
+                    unit_kernel(self.cat, row, &scale, w, Some(&mut cached[..d]));
+                cached[d] = product - additive;
+                kmat[i * n + j] = sf2 * k;
+                kmat[j * n + i] = sf2 * k;
                 p += 1;
             }
         }
@@ -236,29 +257,20 @@ impl<'a> Problem<'a> {
         let kinv = chol.inverse();
 
         // ∂/∂θ of −LML = −½ Σ_ij W_ij ∂K_ij/∂θ with W = ααᵀ − K⁻¹.
-        let mut grad = vec![0.0; d + 2];
+        let mut grad = vec![0.0; d + 3];
         let mut p = 0;
         for i in 0..n {
-            let w = alpha[i] * alpha[i] - kinv[i * n + i];
-            grad[d] -= 0.5 * w * sf2;
-            grad[d + 1] -= 0.5 * w * sn2;
+            let wii = alpha[i] * alpha[i] - kinv[i * n + i];
+            grad[d] -= 0.5 * wii * sf2;
+            grad[d + 1] -= 0.5 * wii * sn2;
             for j in 0..i {
-                let w = 2.0 * (alpha[i] * alpha[j] - kinv[i * n + j]);
-                let row = &self.diff[p * d..(p + 1) * d];
-                let kij = kmat[i * n + j];
-                let (r2, mismatch) = pair_terms(self.cat, row, &inv_ls2, &scale);
-                let r = r2.sqrt();
-                // ∂k/∂log ℓ_k = sf2 · 5/3 (1 + √5 r) e^{−√5 r − mismatch} · Δ_k²/ℓ_k².
-                let common = sf2 * 5.0 / 3.0 * (1.0 + SQRT5 * r) * (-SQRT5 * r - mismatch).exp();
-                for k in 0..d {
-                    let dk = if self.cat[k] {
-                        -scale[k] * row[k] * kij
-                    } else {
-                        common * row[k] * inv_ls2[k]
-                    };
-                    grad[k] -= 0.5 * w * dk;
+                let c = -0.5 * 2.0 * (alpha[i] * alpha[j] - kinv[i * n + j]) * sf2;
+                let cached = &terms[p * (d + 1)..(p + 1) * (d + 1)];
+                for (g, ds) in grad[..d].iter_mut().zip(&cached[..d]) {
+                    *g += c * ds;
                 }
-                grad[d] -= 0.5 * w * kij;
+                grad[d] += c * kmat[i * n + j] / sf2;
+                grad[d + 2] += c * w * (1.0 - w) * cached[d];
                 p += 1;
             }
         }
@@ -277,31 +289,89 @@ impl<'a> Problem<'a> {
         let (a, b) = self.opts.noise_prior;
         prior += a * theta[d + 1] - b * sn2;
         grad[d + 1] -= a - b * sn2;
+        if self.opts.additive {
+            // Logistic prior on the mix logit: ln w + ln(1 − w).
+            prior += w.ln() + (1.0 - w).ln();
+            grad[d + 2] -= 1.0 - 2.0 * w;
+        }
 
         let value = -(lml + prior);
         value.is_finite().then_some((value, grad))
     }
 }
 
-/// `(Σ numeric Δ²/ℓ², Σ θ over differing choices)` for one pair.
-fn pair_terms(cat: &[bool], row: &[f64], inv_ls2: &[f64], scale: &[f64]) -> (f64, f64) {
+/// Per coordinate: the squared difference (numeric) or 1/0 for a differing/equal choice.
+fn pair_diff(categorical: bool, a: f64, b: f64) -> f64 {
+    if categorical {
+        f64::from(u8::from(a != b))
+    } else {
+        (a - b) * (a - b)
+    }
+}
+
+/// The kernel over the signal variance for one pair, from [`pair_diff`] per coordinate:
+/// `w · Matérn(r) · e^{−Σ θ·mismatch} + (1 − w) · mean over coordinates of the 1-D terms`.
+/// Returns (value, product part, additive part); with `grad`, also the derivative of the value
+/// by each coordinate's log scale.
+fn unit_kernel(
+    cat: &[bool],
+    row: &[f64],
+    scale: &[f64],
+    w: f64,
+    mut grad: Option<&mut [f64]>,
+) -> (f64, f64, f64) {
+    let d = cat.len();
     let mut r2 = 0.0;
     let mut mismatch = 0.0;
-    for k in 0..cat.len() {
+    for k in 0..d {
         if cat[k] {
             mismatch += row[k] * scale[k];
         } else {
-            r2 += row[k] * inv_ls2[k];
+            r2 += row[k] / (scale[k] * scale[k]);
         }
     }
-    (r2, mismatch)
+    let r = r2.sqrt();
+    let e = (-SQRT5 * r - mismatch).exp();
+    let product = (1.0 + SQRT5 * r + 5.0 / 3.0 * r2) * e;
+    let additive_on = w < 1.0 - 1e-6;
+    let mut additive = 0.0;
+    let inv_d = 1.0 / d as f64;
+    for k in 0..d {
+        let (term, dterm) = if !additive_on {
+            (0.0, 0.0)
+        } else if cat[k] {
+            let t = (-scale[k] * row[k]).exp();
+            (t, -scale[k] * row[k] * t)
+        } else {
+            let rk2 = row[k] / (scale[k] * scale[k]);
+            let rk = rk2.sqrt();
+            let ek = (-SQRT5 * rk).exp();
+            (
+                (1.0 + SQRT5 * rk + 5.0 / 3.0 * rk2) * ek,
+                5.0 / 3.0 * (1.0 + SQRT5 * rk) * ek * rk2,
+            )
+        };
+        additive += term * inv_d;
+        if let Some(g) = grad.as_deref_mut() {
+            let dproduct = if cat[k] {
+                -scale[k] * row[k] * product
+            } else {
+                5.0 / 3.0 * (1.0 + SQRT5 * r) * e * row[k] / (scale[k] * scale[k])
+            };
+            g[k] = w * dproduct + (1.0 - w) * dterm * inv_d;
+        }
+    }
+    (w * product + (1.0 - w) * additive, product, additive)
+}
+
+fn logistic(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
 }
 
 /// Projected L-BFGS with a backtracking (Armijo) line search inside the bounds. Returns the
 /// best point seen (the start if nothing could be evaluated).
 fn minimize(problem: &Problem, start: Vec<f64>, iterations: usize) -> Vec<f64> {
     const MEMORY: usize = 6;
-    let dim = start.len();
     let project = |x: &mut Vec<f64>| {
         for (i, v) in x.iter_mut().enumerate() {
             let (lo, hi) = problem.bounds(i);
@@ -378,7 +448,6 @@ fn minimize(problem: &Problem, start: Vec<f64>, iterations: usize) -> Vec<f64> {
         if improvement < 1e-7 * fx.abs().max(1.0) {
             break;
         }
-        let _ = dim;
     }
     x
 }
@@ -413,7 +482,7 @@ mod tests {
         let cat = [false, false, true];
         let opts = FitOptions::default();
         let problem = Problem::new(&x, &y, &cat, &opts);
-        let theta = vec![-1.0, -0.5, 0.2, 0.1, -4.0];
+        let theta = vec![-1.0, -0.5, 0.2, 0.1, -4.0, 0.3];
         let (_, grad) = problem.value(&theta).unwrap();
         for k in 0..theta.len() {
             let h = 1e-6;

@@ -22,18 +22,13 @@ impl Cholesky {
         Some(c)
     }
 
-    /// Number of rows.
-    pub fn len(&self) -> usize {
-        self.rows.len()
-    }
-
     /// Extends the factor by one row and column: `cross` are the new column's entries above
     /// the diagonal, `diagonal` its diagonal entry. None (and unchanged) when the extended
     /// matrix is not positive definite.
     pub fn push(&mut self, cross: &[f64], diagonal: f64) -> Option<()> {
         let mut row = self.solve_lower(cross);
         let d = diagonal - row.iter().map(|v| v * v).sum::<f64>();
-        if !(d > 0.0) || !d.is_finite() {
+        if d.is_nan() || d <= 0.0 || d.is_infinite() {
             return None;
         }
         row.push(d.sqrt());

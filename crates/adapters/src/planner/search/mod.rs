@@ -1,7 +1,7 @@
 //! The built-in search planner: model-based optimisation, deterministic for a given
 //! configuration, seed and history, no network.
 //!
-//! - **Start** ([`design`]): until the history holds a few experiments (`max(d + 2, 6)` with
+//! - **Start** ([`design`]): until the history holds a few experiments (`max(d/2 + 1, 4)` with
 //!   `d` parameters, the baseline included), it proposes the points of a space-filling design (a
 //!   maximin Latin hypercube drawn from the seed), so the first results cover the whole space.
 //! - **Model** ([`gp`], [`model`]): then a Gaussian process is fitted to the results (lower is
@@ -52,7 +52,7 @@ const RANDOM_ATTEMPTS: usize = 200;
 #[doc(hidden)]
 #[derive(Debug, Clone)]
 pub struct Tuning {
-    /// Size of the start design (baseline included); None for `max(d + 2, 6)`.
+    /// Size of the start design (baseline included); None for `max(d/2 + 1, 4)`.
     pub initial: Option<usize>,
     /// Transform of the results before the fit.
     pub transform: Transform,
@@ -66,6 +66,10 @@ pub struct Tuning {
     pub refined: usize,
     /// L-BFGS iterations of the fit.
     pub fit_iterations: usize,
+    /// Whether the kernel has an additive part.
+    pub additive: bool,
+    /// Pending points lower the score near them instead of entering the model as fantasies.
+    pub penalize: bool,
 }
 
 impl Default for Tuning {
@@ -73,18 +77,20 @@ impl Default for Tuning {
         Tuning {
             initial: None,
             transform: Transform::Standardize,
-            max_points: 100,
+            max_points: 64,
             random_candidates: 500,
             local_candidates: 500,
             refined: 3,
             fit_iterations: 40,
+            additive: true,
+            penalize: false,
         }
     }
 }
 
 impl Tuning {
     fn initial(&self, dims: usize) -> usize {
-        self.initial.unwrap_or((dims + 2).max(6))
+        self.initial.unwrap_or((dims / 2 + 1).max(4))
     }
 }
 
@@ -218,31 +224,47 @@ impl<'a> Round<'a> {
         true
     }
 
-    /// The start design's untried points, while the history is shorter than the design.
+    /// The start design's untried points while the history is shorter than the design, and
+    /// more space-filling points while fewer results than that are in (with several slots the
+    /// design is proposed before its results arrive; a model of two or three results would
+    /// only guess).
     fn design(&mut self) {
         let size = self.tuning.initial(self.space.len());
         let have = self.req.history.len();
-        if have >= size {
+        let results = self.observed.completed.len();
+        let wanted = if have < size {
+            self.wanted().min(size - have)
+        } else if results < size {
+            self.wanted()
+        } else {
             return;
-        }
-        let wanted = self.wanted().min(size - have);
+        };
         let baseline = self.space.encode(&self.config.complete_params(&Map::new()));
         let mut rng = fastrand::Rng::with_seed(mix(self.req.seed, DESIGN_SALT));
-        let points = design::latin_hypercube(&self.space, size - 1, baseline.as_deref(), &mut rng);
+        let first = design::latin_hypercube(&self.space, size - 1, baseline.as_deref(), &mut rng);
+        let more = design::latin_hypercube(&self.space, 2 * size, baseline.as_deref(), &mut rng);
         let (root, root_params) = self.root();
         let mut added = 0;
-        for (i, x) in points.into_iter().enumerate() {
+        for (i, x) in first.into_iter().chain(more).enumerate() {
             if added == wanted {
                 break;
             }
             let params = self.space.decode(&x);
-            let why = format!(
-                "space-filling start: point {} of {} of a Latin hypercube over the whole search \
-                 space (seed {}), so the model sees every region before it chooses",
-                i + 1,
-                size - 1,
-                self.req.seed
-            );
+            let why = if i + 1 < size {
+                format!(
+                    "space-filling start: point {} of {} of a Latin hypercube over the whole \
+                     search space (seed {}), so the model sees every region before it chooses",
+                    i + 1,
+                    size - 1,
+                    self.req.seed
+                )
+            } else {
+                format!(
+                    "space-filling start, continued: {results} of the {size} results the model \
+                     starts from are in, so another point of a Latin hypercube (seed {})",
+                    self.req.seed
+                )
+            };
             if self.push(x, params, (&root, &root_params), why) {
                 added += 1;
             }
@@ -251,8 +273,17 @@ impl<'a> Round<'a> {
 
     /// Points chosen by the model.
     fn model(&mut self) {
+        // A long history (more points than the model takes) is a long run: half the effort per
+        // round keeps planning fast there, while short runs get the full search.
+        let points = self.observed.completed.len() + self.observed.failed.len();
+        let divisor = if points > self.tuning.max_points {
+            2
+        } else {
+            1
+        };
         let opts = gp::FitOptions {
-            iterations: self.tuning.fit_iterations,
+            iterations: self.tuning.fit_iterations / divisor,
+            additive: self.tuning.additive,
             ..gp::FitOptions::default()
         };
         let Some(fitted) = model::fit(
@@ -289,26 +320,35 @@ impl<'a> Round<'a> {
             .map(|p| p.x.clone())
             .chain(self.chosen.iter().cloned())
             .collect();
-        for x in &pending {
-            let mean = gp.predict(x).0;
-            gp.condition(x.clone(), mean);
-            best = best.min(mean);
+        if !self.tuning.penalize {
+            for x in &pending {
+                let mean = gp.predict(x).0;
+                gp.condition(x.clone(), mean);
+                best = best.min(mean);
+            }
         }
         let config = self.config;
-        let key = |p: &Map<String, Value>| params_key(config, p);
         let chooser = Chooser {
             space: &self.space,
-            key: &key,
             incumbents,
             effort: Effort {
-                random: self.tuning.random_candidates,
-                local: self.tuning.local_candidates,
-                refined: self.tuning.refined,
+                random: self.tuning.random_candidates / divisor,
+                local: self.tuning.local_candidates / divisor,
+                refined: (self.tuning.refined / divisor).max(1),
             },
+            penalized: self.tuning.penalize.then(|| pending.clone()),
         };
-        let mut tried = std::mem::take(&mut self.tried);
+        // Every point of the history and of this round, as snapped coordinates.
+        let mut tried: HashSet<Vec<u64>> = self
+            .observed
+            .completed
+            .iter()
+            .chain(&self.observed.failed)
+            .chain(&self.observed.pending)
+            .map(|p| Space::point_key(&self.space.snap_coords(&p.x)))
+            .chain(self.chosen.iter().map(|x| Space::point_key(x)))
+            .collect();
         let picks = chooser.choose(&mut gp, best, self.wanted(), &mut tried, &mut self.rng);
-        self.tried = tried;
 
         let best_point = self.observed.best().cloned();
         let best_text = best_point.as_ref().map_or_else(String::new, |b| {
@@ -358,8 +398,6 @@ impl<'a> Round<'a> {
                 fitted.results,
                 percent(pick.improve_prob),
             );
-            let key = params_key(self.config, &pick.params);
-            self.tried.remove(&key);
             self.push(pick.x, pick.params, (&parent.node_id, &parent.params), why);
         }
     }

@@ -200,14 +200,35 @@ impl Space {
     /// `x` moved onto the nearest point that [`decode`](Self::decode) can produce, with that
     /// parameter set.
     pub fn snap(&self, x: &[f64]) -> (Vec<f64>, Map<String, Value>) {
-        let params = self.decode(x);
-        let snapped = self
-            .dims
+        let snapped = self.snap_coords(x);
+        let params = self.decode(&snapped);
+        (snapped, params)
+    }
+
+    /// `x` moved onto the nearest point that [`decode`](Self::decode) can produce (the same as
+    /// `encode(decode(x))`, without building the parameter set).
+    pub fn snap_coords(&self, x: &[f64]) -> Vec<f64> {
+        self.dims
             .iter()
             .zip(x)
-            .map(|(d, &u)| params.get(&d.name).and_then(|v| d.encode(v)).unwrap_or(u))
-            .collect();
-        (snapped, params)
+            .map(|(d, &u)| match &d.kind {
+                DimKind::Numeric(r) => match range_value(r, from_unit(r, u)).as_f64() {
+                    Some(v) => to_unit(r, v),
+                    None => u,
+                },
+                DimKind::Ordered(c) if c.len() > 1 => {
+                    let n = (c.len() - 1) as f64;
+                    (u.clamp(0.0, 1.0) * n).round() / n
+                }
+                DimKind::Ordered(_) => 0.5,
+                DimKind::Unordered(c) => (u.max(0.0).floor()).min(c.len() as f64 - 1.0),
+            })
+            .collect()
+    }
+
+    /// A key identifying a snapped point (equal keys, equal parameter sets).
+    pub fn point_key(x: &[f64]) -> Vec<u64> {
+        x.iter().map(|v| (v + 0.0).to_bits()).collect()
     }
 
     /// A uniformly random point (log-uniform on log ranges, uniform over ints and choices).
@@ -335,5 +356,64 @@ pub(crate) fn round_sig(x: f64, digits: i32) -> f64 {
     } else {
         let f = 10f64.powi(-p);
         (x / f).round() * f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn space() -> Space {
+        let config: Config = serde_json::from_value(json!({
+            "objective": { "metric": "m", "direction": "minimize" },
+            "job": { "command": "true" },
+            "search_space": {
+                "width": [32, 64, 128, 256],
+                "algo": ["gemm", "fft", "direct"],
+                "batch": { "min": 1, "max": 4096, "scale": "log", "type": "int" },
+                "lr": { "min": 0.0001, "max": 1, "scale": "log" },
+            },
+        }))
+        .unwrap();
+        Space::new(&config)
+    }
+
+    #[test]
+    fn ordered_choices_step_to_adjacent_values_unordered_by_index() {
+        let s = space();
+        assert!(!s.dims[0].is_categorical() && s.dims[1].is_categorical());
+        // Ordered: evenly spaced, and a coordinate between two choices snaps to the nearer.
+        let p = params(&s, &[0.4, 2.0, 0.5, 0.5]);
+        assert_eq!(p["width"], json!(64));
+        assert_eq!(p["algo"], json!("direct"));
+        let p = params(&s, &[0.6, 0.0, 0.5, 0.5]);
+        assert_eq!(p["width"], json!(128));
+        assert_eq!(s.dims[0].unit(), 1.0 / 3.0);
+    }
+
+    #[test]
+    fn decoding_respects_types_and_bounds_and_snap_matches_encode_decode() {
+        let s = space();
+        let mut rng = fastrand::Rng::with_seed(3);
+        for _ in 0..500 {
+            let mut x = s.random_point(&mut rng);
+            // Push some coordinates past the edges.
+            x[2] = x[2] * 1.4 - 0.2;
+            x[3] = x[3] * 1.4 - 0.2;
+            let p = s.decode(&x);
+            let batch = p["batch"].as_i64().expect("ints stay ints");
+            assert!((1..=4096).contains(&batch));
+            let lr = p["lr"].as_f64().unwrap();
+            assert!((0.0001..=1.0).contains(&lr), "{lr}");
+            assert_eq!(round_sig(lr, FLOAT_DIGITS), lr);
+            let snapped = s.snap_coords(&x);
+            assert_eq!(Some(snapped.clone()), s.encode(&p));
+            assert_eq!(s.decode(&snapped), p);
+        }
+    }
+
+    fn params(s: &Space, x: &[f64]) -> Map<String, Value> {
+        s.decode(x)
     }
 }
