@@ -5,9 +5,9 @@
 #
 # - starts a local Slurm (scripts/slurm-local.sh up: installs slurm-wlm + munge with apt-get if
 #   missing; needs root), and stops it again at the end;
-# - runs `cargo test --workspace` with AUTORESEARCH_REQUIRE_SLURM=1, so Slurm tests fail rather
-#   than skip when Slurm is not usable. Set AUTORESEARCH_SKIP_SLURM=1 to run without Slurm (its
-#   tests then skip with a visible message).
+# - runs every test, the `#[ignore = "needs slurm"]` ones included (`--include-ignored`): they
+#   fail when Slurm is not usable. Set AUTORESEARCH_SKIP_SLURM=1 to run without Slurm (then the
+#   ignored tests are left out: `cargo test` lists them as ignored).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +17,6 @@ if [ "${AUTORESEARCH_SKIP_SLURM:-0}" != 1 ]; then
     bash scripts/slurm-local.sh up
     started_slurm=1
   fi
-  export AUTORESEARCH_REQUIRE_SLURM=1
 fi
 cleanup() {
   if [ "$started_slurm" = 1 ]; then
@@ -26,4 +25,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo test --workspace --all-targets -- --test-threads=2
+ignored=--include-ignored
+if [ "${AUTORESEARCH_SKIP_SLURM:-0}" = 1 ]; then
+  ignored=
+fi
+cargo test --workspace --all-targets -- --test-threads=2 $ignored
+# `--all-targets` skips doctests: run them too.
+cargo test --workspace --doc -- --test-threads=2

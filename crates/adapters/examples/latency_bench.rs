@@ -1,4 +1,4 @@
-//! Latency benchmark (design §6): how soon the next experiment starts after a job exits, with
+//! Latency benchmark: how soon the next experiment starts after a job exits, with
 //! the local executor at `max_concurrency = 1`.
 //!
 //! `cargo run --release -p autoresearch-adapters --example latency_bench -- [N] [--dir DIR] [--keep]`
@@ -19,8 +19,8 @@
 //!   `mv` and exit, the engine woken by the child's exit, status `analyzing` persisted)
 //! - `analyze`: → `planning` (metrics read and judged, result.json, analysis.md, status,
 //!   state.json)
-//! - `plan+complete`: → `node_completed` (planner, result.json again, status `completed`)
-//! - `dispatch`: → `node_started` of the next node (outcome, tree.json, next spec admitted)
+//! - `plan+complete`: → `spec_completed` (planner, result.json again, status `completed`)
+//! - `dispatch`: → `spec_started` of the next node (outcome, tree.json, next spec admitted)
 //! - `prepare`: → its `launching` (status `preparing`, run dir, command.sh, status `launching`)
 //! - `launch+spawn`: → its `pid` written (launch.json, wrapper.sh, process spawned, the wrapper's
 //!   first line)
@@ -95,26 +95,20 @@ fn sorted(mut v: Vec<f64>) -> Vec<f64> {
     v
 }
 
-/// `(node id, event)` → time, from `events.jsonl`; `node_phase` events are keyed by their phase.
+/// `(spec id, event)` → time, from `events.jsonl`; `spec_phase` events are keyed by their phase.
 fn read_events(path: &Path) -> std::collections::HashMap<(String, String), SystemTime> {
+    use autoresearch_engine::Event;
     let mut out = std::collections::HashMap::new();
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    for line in text.lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
+    let (lines, _) = autoresearch_engine::events::read_events::<Event>(path, 0).unwrap_or_default();
+    for line in lines {
+        let (id, what) = match line.event {
+            Event::SpecPhase { id, phase, .. } => (id, phase),
+            Event::SpecStarted { id, .. } => (id, "spec_started".to_string()),
+            Event::SpecCompleted { id } => (id, "spec_completed".to_string()),
+            _ => continue,
         };
-        let (Some(id), Some(event), Some(ts)) =
-            (v["id"].as_str(), v["event"].as_str(), v["ts"].as_str())
-        else {
-            continue;
-        };
-        let what = if event == "node_phase" {
-            v["phase"].as_str().unwrap_or(event)
-        } else {
-            event
-        };
-        if let Ok(t) = humantime::parse_rfc3339_weak(ts) {
-            out.entry((id.to_string(), what.to_string())).or_insert(t);
+        if let Ok(t) = humantime::parse_rfc3339_weak(&line.ts) {
+            out.entry((id, what)).or_insert(t);
         }
     }
     out
@@ -231,8 +225,8 @@ fn main() {
             mtime(&runs.join(prev).join("exit_code")),
             ev(prev, "analyzing"),
             ev(prev, "planning"),
-            ev(prev, "node_completed"),
-            ev(next, "node_started"),
+            ev(prev, "spec_completed"),
+            ev(next, "spec_started"),
             ev(next, "launching"),
             mtime(&runs.join(next).join("pid")),
         ];

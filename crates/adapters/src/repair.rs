@@ -131,6 +131,7 @@ pub fn repair(root: &Path, dry_run: bool) -> Result<RepairReport, RepairError> {
     }
     let cp = Checkpoint {
         schema_version: checkpoint::SCHEMA_VERSION,
+        revision: old.as_ref().map_or(0, |o| o.revision) + 1,
         status: EngineStatus::Interrupted,
         updated_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
         queued,

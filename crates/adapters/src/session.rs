@@ -3,7 +3,8 @@
 //!
 //! - First run: the given configuration is validated, its `job.cwd` made absolute (relative to
 //!   the config file's folder, or the current directory for flags), and written to
-//!   `<workdir>/config.json`.
+//!   `<workdir>/config.json`. A `job.cwd` that is not an existing folder is refused, on a
+//!   first run and on resume, before anything is written.
 //! - Resume: `config.json` is the source of truth. A given configuration may change only
 //!   `limits.*` and `executor.slurm.*`; any other difference is refused with a diff and nothing
 //!   is written.
@@ -76,11 +77,13 @@ pub fn resolve_config(root: &Path, given: Option<Config>) -> Result<Config, Sess
     if path.is_file() {
         let stored = Config::load(&path)?;
         let Some(given) = given else {
+            stored.check_cwd()?;
             return Ok(stored);
         };
         let mut given = given;
         absolutize_cwd(&mut given);
         let merged = Config::merge_for_resume(&stored, &given)?;
+        merged.check_cwd()?;
         if merged != stored {
             write_config(&path, &merged)?;
         }
@@ -91,6 +94,7 @@ pub fn resolve_config(root: &Path, given: Option<Config>) -> Result<Config, Sess
     };
     config.validate()?;
     absolutize_cwd(&mut config);
+    config.check_cwd()?;
     std::fs::create_dir_all(root).map_err(|source| SessionError::Io {
         path: root.to_path_buf(),
         source,
@@ -141,7 +145,11 @@ impl Session {
         let mut ec = EngineConfig::new(root);
         ec.max_concurrency = config.limits.max_concurrency;
         ec.grace_period = options.grace_period;
-        ec.handle_signals = options.handle_signals;
+        ec.signals = if options.handle_signals {
+            autoresearch_engine::SignalHandlerKind::Standard
+        } else {
+            autoresearch_engine::SignalHandlerKind::Noop
+        };
         // Lock first: a second engine must be refused before it touches any file.
         let lock_probe = autoresearch_engine::lock::holder(root).ok().flatten();
         if let Some(pid) = lock_probe {

@@ -1,12 +1,14 @@
 //! Configuration: defaults, JSON/TOML equivalence, error messages naming the file and the field
 //! path, resume rules, and shell-safe command rendering.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
 use autoresearch_adapters::config::{
-    Config, ConfigError, Direction, ExecutorKind, NumType, Param, PlannerKind, Scale,
-    canonical_params_key, param_env, render_command,
+    Config, ConfigError, Direction, ExecutorKind, NumType, Param, ParamSpec, PlannerKind, Scale,
+    canonical_params_key, check_template, param_env, render_command,
 };
 use serde_json::{Map, Value, json};
 
@@ -624,4 +626,489 @@ mod no_panics {
             .to_string();
         assert!(err.contains("objective.metric"), "{err}");
     }
+}
+
+mod param_syntax {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Param, String> {
+        s.parse::<ParamSpec>()
+            .map(|p| p.param)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn ranges_are_int_when_both_ends_are_integers() {
+        let Param::Range(r) = parse("w=1..8").unwrap() else {
+            panic!()
+        };
+        assert_eq!((r.kind, r.scale), (NumType::Int, Scale::Linear));
+        let Param::Range(r) = parse("w=0.5..2:log").unwrap() else {
+            panic!()
+        };
+        assert_eq!((r.kind, r.scale), (NumType::Float, Scale::Log));
+        let Param::Range(r) = parse("w=1..8:float:linear").unwrap() else {
+            panic!()
+        };
+        assert_eq!(r.kind, NumType::Float);
+        assert!(parse("w=1.5..8:int").unwrap_err().contains("whole-number"));
+        assert!(parse("w=0..1:lin").unwrap_err().contains("`linear`"));
+        assert!(
+            parse("w=1..9007199254740993").unwrap_err().contains("2^53"),
+            "int bounds beyond 2^53"
+        );
+        assert!(parse("w=1..9007199254740993:float").is_ok());
+    }
+
+    #[test]
+    fn malformed_ranges_suggest_the_range_syntax() {
+        for bad in [
+            "cutoff=1-256",
+            "cutoff=1:256",
+            "cutoff=[1,256]",
+            "cutoff=1...256",
+            "cutoff=(1, 256)",
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.contains("did you mean cutoff=1..256?"), "{bad}: {e}");
+        }
+        assert!(
+            parse("x=-5-5")
+                .unwrap_err()
+                .contains("did you mean x=-5..5?")
+        );
+    }
+
+    #[test]
+    fn choices_quotes_and_order() {
+        let Param::Choices(c) = parse(r#"x=1, "2", 'a,b', true, "", 0.5"#).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            c.values(),
+            [
+                json!(1),
+                json!("2"),
+                json!("a,b"),
+                json!(true),
+                json!(""),
+                json!(0.5)
+            ]
+        );
+        assert!(!c.is_ordered());
+        assert!(parse("x=1,2,4").unwrap().is_ordered());
+        assert!(!parse("x=adam,sgd").unwrap().is_ordered());
+        assert!(parse("x=adam,sgd:ordered").unwrap().is_ordered());
+        assert!(!parse("x=1,2:unordered").unwrap().is_ordered());
+        // A colon that is not a known flag stays part of the choice.
+        let Param::Choices(c) = parse("dev=cuda:0,cuda:1").unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.values(), [json!("cuda:0"), json!("cuda:1")]);
+        for bad in [
+            "x",
+            "x=",
+            "1x=1",
+            "x=1,,2",
+            "x=1,1",
+            "x=\"a",
+            "x=8..1",
+            "x=0..4:log",
+        ] {
+            assert!(parse(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn values_typed_for_a_parameter() {
+        let p = parse("w=1,2,4").unwrap();
+        assert_eq!(p.parse_value("4.0").unwrap(), json!(4));
+        assert!(p.parse_value("3").is_err());
+        let p = parse("c=16..4096:log:int").unwrap();
+        assert_eq!(p.parse_value("64").unwrap(), json!(64));
+        assert!(p.parse_value("64.5").is_err());
+        assert_eq!(p.default_value(), json!(16));
+        assert_eq!(parse("o=adam,sgd").unwrap().default_value(), json!("adam"));
+    }
+
+    #[test]
+    fn order_flag_round_trips_and_plain_lists_stay_plain() {
+        for (text, ordered) in [
+            (r#"[1, 2]"#, true),
+            (r#"["a", "b"]"#, false),
+            (r#"{"choices": ["a", "b"], "ordered": true}"#, true),
+            (r#"{"choices": [1, 2], "ordered": false}"#, false),
+        ] {
+            let p: Param = serde_json::from_str(text).unwrap();
+            assert_eq!(p.is_ordered(), ordered, "{text}");
+            let back: Param = serde_json::from_value(serde_json::to_value(&p).unwrap()).unwrap();
+            assert_eq!(back, p);
+        }
+        let plain: Param = serde_json::from_str(r#"{"choices": ["a"], "ordered": false}"#).unwrap();
+        assert_eq!(serde_json::to_value(&plain).unwrap(), json!(["a"]));
+        assert!(serde_json::from_str::<Param>(r#"{"choices": [1], "min": 0}"#).is_err());
+        assert!(serde_json::from_str::<Param>(r#"{"min": 0}"#).is_err());
+    }
+}
+
+#[test]
+fn unknown_keys_and_values_have_a_location_and_a_hint() {
+    let text = DESIGN_JSON.replace("\"patience\": 8", "\"patiense\": 8");
+    let err = Config::from_json_str(&text, json_origin())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("limits.patiense"), "{err}");
+    assert!(err.contains("did you mean `patience`?"), "{err}");
+    assert!(err.contains("line 11, column"), "{err}");
+    assert_err(
+        with_edit(|v| v["objective"]["direction"] = json!("maximise")),
+        &["objective.direction", "did you mean `maximize`?"],
+    );
+    assert_err(
+        with_edit(|v| v["search_space"]["workers"] = json!({"choices": [1, 2], "order": true})),
+        &["search_space.workers.order", "did you mean `ordered`?"],
+    );
+}
+
+#[test]
+fn choices_carry_an_order_flag() {
+    let c = with_edit(|v| {
+        v["search_space"]["opt"] = json!(["adam", "sgd"]);
+        v["search_space"]["size"] = json!({"choices": ["s", "m", "l"], "ordered": true});
+        v["baseline"]["opt"] = json!("adam");
+        v["baseline"]["size"] = json!("m");
+    })
+    .unwrap();
+    assert!(c.search_space.get("workers").unwrap().is_ordered());
+    assert!(!c.search_space.get("opt").unwrap().is_ordered());
+    assert!(c.search_space.get("size").unwrap().is_ordered());
+    assert!(c.search_space.get("chunk").unwrap().is_ordered());
+    let back = Config::from_json_str(&c.to_json_pretty(), json_origin()).unwrap();
+    assert_eq!(back, c);
+}
+
+#[test]
+fn int_bounds_beyond_2_pow_53_are_refused() {
+    assert_err(
+        with_edit(|v| v["search_space"]["chunk"]["max"] = json!(1.0e17)),
+        &["search_space.chunk.max", "2^53", "float"],
+    );
+    assert_err(
+        with_edit(|v| v["search_space"]["workers"] = json!([1, 9007199254740993_u64])),
+        &["search_space.workers[1]", "2^53"],
+    );
+}
+
+#[test]
+fn log_limit_has_a_default_and_must_be_positive() {
+    let c = Config::from_json_str(DESIGN_JSON, json_origin()).unwrap();
+    assert_eq!(c.job.log_limit_mb, 64);
+    assert_err(
+        with_edit(|v| v["job"]["log_limit_mb"] = json!(0)),
+        &["job.log_limit_mb", "≥ 1"],
+    );
+}
+
+#[test]
+fn quoted_placeholders_are_refused_with_how_to_write_them() {
+    for command in [
+        "sh bench.sh --workers \"{workers}\" --chunk {chunk}",
+        "sh bench.sh --workers='{workers}' --chunk {chunk}",
+        "sh bench.sh --workers `echo {workers}` --chunk {chunk}",
+        "sh bench.sh --workers $(echo {workers}) --chunk {chunk}",
+    ] {
+        let err = assert_err(
+            with_edit(|v| v["job"]["command"] = json!(command)),
+            &["job.command", "{workers}", "--workers={workers}"],
+        );
+        assert!(err.contains("AUTORESEARCH_PARAM_WORKERS"), "{err}");
+    }
+    assert!(
+        with_edit(|v| v["job"]["command"] = json!("sh b.sh --workers={workers} {chunk}")).is_ok()
+    );
+}
+
+#[test]
+fn cwd_must_be_an_existing_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Config::from_json_str(DESIGN_JSON, json_origin()).unwrap();
+    c.job.cwd = dir.path().join("missing");
+    let err = c.check_cwd().unwrap_err().to_string();
+    assert!(
+        err.contains("job.cwd") && err.contains("missing") && err.contains("--cwd"),
+        "{err}"
+    );
+    std::fs::write(dir.path().join("file"), "x").unwrap();
+    c.job.cwd = dir.path().join("file");
+    assert!(
+        c.check_cwd()
+            .unwrap_err()
+            .to_string()
+            .contains("found a file")
+    );
+    c.job.cwd = dir.path().to_path_buf();
+    c.check_cwd().unwrap();
+}
+
+#[test]
+fn checkpoint_params_are_checked_against_the_search_space() {
+    let c = Config::from_json_str(DESIGN_JSON, json_origin()).unwrap();
+    let ok: Map<String, Value> = serde_json::from_str(r#"{"workers": 4.0, "chunk": 64}"#).unwrap();
+    c.check_params(&ok).unwrap();
+    for (bad, needles) in [
+        (
+            r#"{"wrokers": 4}"#,
+            &["wrokers", "did you mean `workers`?"][..],
+        ),
+        (
+            r#"{"workers": 3}"#,
+            &["workers", "one of [1, 2, 4, 8]", "found 3"][..],
+        ),
+        (r#"{"workers": "4"}"#, &["workers", "string \"4\""][..]),
+        (r#"{"chunk": 8}"#, &["chunk", "from 16 to 4096"][..]),
+        (r#"{"chunk": 64.5}"#, &["chunk", "integer"][..]),
+        (
+            r#"{"workers": "$(touch X)"}"#,
+            &["workers", "$(touch X)"][..],
+        ),
+    ] {
+        let params: Map<String, Value> = serde_json::from_str(bad).unwrap();
+        let err = c.check_params(&params).unwrap_err().to_string();
+        for n in needles {
+            assert!(err.contains(n), "{bad}: {err} lacks {n}");
+        }
+    }
+}
+
+/// Hostile parameter values through real `sh -c`, in every placeholder position the
+/// configuration accepts: the program receives exactly the value and nothing is executed.
+mod hostile_values {
+    use super::*;
+    use proptest::prelude::*;
+
+    const FRAGMENTS: &[&str] = &[
+        "$(touch A)",
+        "`touch B`",
+        ";touch C",
+        "&& touch D",
+        "| touch E",
+        "'",
+        "\"",
+        "\\",
+        "\n",
+        "$HOME",
+        "${HOME}",
+        "*",
+        "~",
+        "#",
+        "{x}",
+        "' ; touch F ; '",
+        "\"$(touch G)\"",
+        "\ttab",
+        "-n",
+        "=",
+        "!",
+        "ü日本",
+    ];
+
+    /// (template with `{v}`, what `printf '%s\n'` prints for value `v`).
+    /// What `printf` prints for a value.
+    type Expected = fn(&str) -> String;
+
+    fn positions() -> Vec<(&'static str, Expected)> {
+        vec![
+            ("printf '%s\\n' {v}", |v| format!("{v}\n")),
+            ("printf '%s\\n' --name={v}", |v| format!("--name={v}\n")),
+            ("printf '%s\\n' x{v}y", |v| format!("x{v}y\n")),
+            ("printf '%s\\n' {v}{v}", |v| format!("{v}{v}\n")),
+            ("true && (printf '%s\\n' {v}) | cat", |v| format!("{v}\n")),
+            ("cat <<'EOF'\nhead\nEOF\nprintf '%s\\n' {v}", |v| {
+                format!("head\n{v}\n")
+            }),
+            (
+                "printf '%s\\n' \"$HOME\" {v} >/dev/null; printf '%s\\n' {v}",
+                |v| format!("{v}\n"),
+            ),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = String> {
+        (
+            proptest::collection::vec(proptest::sample::select(FRAGMENTS), 0..4),
+            "[^\u{0}]{0,12}",
+        )
+            .prop_map(|(frags, tail)| {
+                let mut s: String = frags.concat();
+                s.push_str(&tail);
+                s
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+
+        #[test]
+        fn hostile_values_reach_the_program_verbatim(v in value()) {
+            let dir = tempfile::tempdir().unwrap();
+            for (template, expected) in positions() {
+                prop_assert_eq!(check_template(template), Ok(()), "{}", template);
+                let mut params = Map::new();
+                params.insert("v".into(), Value::String(v.clone()));
+                let cmd = render_command(template, &params).unwrap();
+                let out = Command::new("sh")
+                    .arg("-c")
+                    .arg(&cmd)
+                    .current_dir(dir.path())
+                    .env("HOME", "/nonexistent-home")
+                    .output()
+                    .unwrap();
+                prop_assert!(out.status.success(), "{}: {:?}", cmd, out);
+                prop_assert_eq!(String::from_utf8_lossy(&out.stdout), expected(&v), "{}", cmd);
+                let created: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+                prop_assert!(created.is_empty(), "{} executed something: {:?}", cmd, created);
+            }
+        }
+    }
+}
+
+/// `docs/config-reference.md` lists exactly the fields the configuration types accept: a
+/// configuration with every field set is read (so each is accepted), written back (so a field
+/// added to the types shows up here, defaults included), and its field paths compared with the
+/// page's table, both ways.
+#[test]
+fn config_reference_lists_every_field() {
+    let full = json!({
+        "objective": { "metric": "m", "direction": "minimize", "min_improvement": 0.02 },
+        "job": { "command": "run {a} {b} {c}", "cwd": "/", "timeout_s": 5,
+                 "env": { "K": "v" }, "log_limit_mb": 8 },
+        "search_space": {
+            "a": [1, 2],
+            "b": { "choices": ["x", "y"], "ordered": true },
+            "c": { "min": 1, "max": 8, "scale": "log", "type": "int" }
+        },
+        "baseline": { "a": 1, "b": "x", "c": 2 },
+        "seeds": [ { "name": "s", "params": { "a": 2 }, "priority": 1, "hypothesis": "h" } ],
+        "planner": { "kind": "none", "seed": 3, "batch": 2 },
+        "executor": { "kind": "slurm", "cancel_jobs_on_stop": true,
+                      "slurm": { "partition": "p", "account": "a", "sbatch_args": ["--x"],
+                                 "time_limit_min": 5 } },
+        "limits": { "max_experiments": 3, "patience": 2, "time_budget_s": 60,
+                    "max_concurrency": 2 }
+    });
+    let config = Config::from_json_str(&full.to_string(), json_origin()).expect("full config");
+    let written = serde_json::to_value(&config).unwrap();
+
+    fn walk(path: &str, v: &Value, out: &mut std::collections::BTreeSet<String>) {
+        let generic = |parent: &str, key: &str| -> String {
+            match parent {
+                "search_space" | "baseline" | "seeds[].params" => format!("{parent}.<name>"),
+                "job.env" => format!("{parent}.<NAME>"),
+                "" => key.to_string(),
+                _ => format!("{parent}.{key}"),
+            }
+        };
+        match v {
+            Value::Object(map) => {
+                for (k, sub) in map {
+                    walk(&generic(path, k), sub, out);
+                }
+            }
+            Value::Array(items) if path == "seeds" => {
+                for item in items {
+                    walk("seeds[]", item, out);
+                }
+            }
+            _ => {
+                out.insert(path.to_string());
+            }
+        }
+    }
+    let mut from_types = std::collections::BTreeSet::new();
+    walk("", &written, &mut from_types);
+
+    let page = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/config-reference.md"),
+    )
+    .expect("docs/config-reference.md");
+    let section = page
+        .split("## Fields")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("a `## Fields` section");
+    let from_page: std::collections::BTreeSet<String> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .map(str::to_string)
+        .collect();
+    let undocumented: Vec<_> = from_types.difference(&from_page).collect();
+    let unknown: Vec<_> = from_page.difference(&from_types).collect();
+    assert!(
+        undocumented.is_empty() && unknown.is_empty(),
+        "docs/config-reference.md is out of date: fields missing from the page {undocumented:?}, \
+         fields the configuration does not have {unknown:?}"
+    );
+}
+
+/// A spec added by hand (or planted in the checkpoint) whose parameters are outside the search
+/// space is refused with a message naming the parameter; nothing of it runs, and a valid one
+/// added next to it does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hand_added_specs_are_checked_against_the_search_space() {
+    use autoresearch_engine::WorkSpec;
+    use autoresearch_engine::control::ControlCommand;
+    let fx = common::Fixture::new();
+    let script = fx.script("job.sh", "echo \"METRIC score=$1\"\n");
+    let cfg = fx.config(json!({
+        "objective": { "metric": "score", "direction": "maximize" },
+        "job": { "command": format!("sh {} {{x}}", script.display()) },
+        "search_space": { "x": [1, 2, 3] },
+        "baseline": { "x": 1 },
+        "planner": { "kind": "none" },
+        "limits": { "max_concurrency": 1, "max_experiments": 10, "patience": 10 }
+    }));
+    fx.run(Some(cfg)).await;
+    let spec = |id: &str, x: Value| {
+        let mut payload = Map::new();
+        payload.insert("name".into(), json!(id));
+        payload.insert("params".into(), json!({ "x": x }));
+        WorkSpec {
+            id: id.into(),
+            priority: 0.0,
+            kind: "experiment".into(),
+            payload,
+        }
+    };
+    autoresearch_engine::control::edit_offline(
+        &fx.wd,
+        &[
+            ControlCommand::Add {
+                spec: spec("900_evil", json!("$(touch PWNED)")),
+            },
+            ControlCommand::Add {
+                spec: spec("901_good", json!(3)),
+            },
+        ],
+    )
+    .expect("queue add");
+    fx.run(None).await;
+    assert!(!fx.work_file("PWNED").exists(), "the hostile value ran");
+    assert!(
+        !fx.run_dir("900_evil").exists(),
+        "the refused spec got a run dir"
+    );
+    assert!(
+        !fx.node_dir("900_evil").exists(),
+        "the refused spec became a node"
+    );
+    let events = std::fs::read_to_string(fx.path("engine/events.jsonl")).unwrap();
+    let refusal = events
+        .lines()
+        .find(|l| l.contains("900_evil") && l.contains("refused"))
+        .unwrap_or_else(|| panic!("no refusal event: {events}"));
+    assert!(
+        refusal.contains("parameter `x`") && refusal.contains("one of [1, 2, 3]"),
+        "{refusal}"
+    );
+    assert_eq!(fx.status("901_good"), "completed");
 }

@@ -1,7 +1,12 @@
 //! The local executor against real processes: exit codes, output files and the job record,
 //! timeouts and cancellation killing whole process groups, detaching, re-attaching from a record
 //! (a new executor instance standing in for a restarted engine), pid reuse, and the job's
-//! environment. Every test kills what it starts, even when an assertion fails.
+//! environment, finding a started job after a crash without waiting, the wrapper's refusal to
+//! write through planted links and its log cap, and an engine restarted faster than the old
+//! 2 s pid-file poll still launching. Every test kills what it starts, even when an assertion
+//! fails.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -34,6 +39,7 @@ fn job(command: &str) -> Job {
             env: Vec::new(),
             timeout: None,
             attempt: 1,
+            log_limit_bytes: 64 << 20,
         },
         _tmp: tmp,
     }
@@ -592,6 +598,193 @@ async fn missing_command_is_a_launch_error() {
     std::fs::remove_file(j.req.run_dir.join("command.sh")).expect("remove");
     let exec = LocalExecutor::new(false);
     let err = exec.launch(&j.req).await.expect_err("launch must fail");
-    assert!(matches!(err, ExecError::Launch(_)), "{err:?}");
+    assert!(
+        matches!(&err, ExecError::Io { path, .. } if path.ends_with("command.sh")),
+        "{err:?}"
+    );
     assert!(!j.req.run_dir.join("job.json").exists());
+}
+
+#[tokio::test(start_paused = true)]
+async fn recover_answers_without_waiting_when_nothing_was_started() {
+    // A run dir left between the launch marker and the spawn: no pid, no record, no wrapper.
+    let j = job("exit 0\n");
+    std::fs::write(j.req.run_dir.join("launch.json"), r#"{"attempt":1}"#).unwrap();
+    let exec = LocalExecutor::new(false);
+    let before = tokio::time::Instant::now();
+    assert_eq!(exec.recover(&j.req).await.expect("recover"), None);
+    // Paused time only moves when something sleeps: recover did not.
+    assert_eq!(before.elapsed(), Duration::ZERO);
+    tokio::time::resume();
+    // And a launch is then allowed (the lock recover probed is free again).
+    let record = exec.launch(&j.req).await.expect("launch");
+    let _guard = GroupGuard::of(&record);
+    let outcome = wait_job(&exec, &j.req, &record).await.expect("wait");
+    assert_eq!(outcome, WaitOutcome::Ended(JobEnd::Exited { code: 0 }));
+}
+
+#[tokio::test]
+async fn recover_finds_a_started_job_from_its_pid_file_or_its_wrapper_process() {
+    let j = job("sleep 30\n");
+    let exec = LocalExecutor::new(false);
+    let launched = exec.launch(&j.req).await.expect("launch");
+    let _guard = GroupGuard::of(&launched);
+    assert!(wait_for_file(&j.req.run_dir.join("pid"), Duration::from_secs(5)).await);
+    let restarted = LocalExecutor::new(false);
+    // With job.json: that record.
+    assert_eq!(
+        restarted.recover(&j.req).await.unwrap(),
+        Some(launched.clone())
+    );
+    // Without it: from the wrapper's pid file.
+    std::fs::remove_file(j.req.run_dir.join("job.json")).unwrap();
+    let from_pid = restarted
+        .recover(&j.req)
+        .await
+        .unwrap()
+        .expect("found by pid file");
+    assert_eq!(from_pid.pid, launched.pid);
+    // Without the pid file either (a wrapper not yet past its first line): found in /proc by
+    // its command line while it holds the launch lock, with its start time.
+    std::fs::remove_file(j.req.run_dir.join("pid")).unwrap();
+    let from_proc = restarted
+        .recover(&j.req)
+        .await
+        .unwrap()
+        .expect("found in /proc");
+    assert_eq!(from_proc.pid, launched.pid);
+    assert_eq!(from_proc.pid_start_ticks, launched.pid_start_ticks);
+    // Another attempt of the same run dir is not this job.
+    let mut other = j.req.clone();
+    other.attempt = 2;
+    assert!(
+        restarted.recover(&other).await.is_err(),
+        "the lock is held by attempt 1"
+    );
+    // A second launch while the wrapper lives is refused instead of running the job twice.
+    let err = restarted.launch(&j.req).await.expect_err("second launch");
+    assert!(matches!(err, ExecError::AlreadyRunning { .. }), "{err:?}");
+    restarted.kill(&launched).await.expect("kill");
+}
+
+#[tokio::test]
+async fn the_wrapper_never_writes_through_a_planted_link() {
+    let j = job("echo out; echo err >&2\n");
+    let outside = tempfile::tempdir().unwrap();
+    for name in ["stdout.log", "stderr.log", ".pid.tmp", ".exit_code.tmp"] {
+        let target = outside.path().join(name);
+        std::fs::write(&target, "keep").unwrap();
+        std::os::unix::fs::symlink(&target, j.req.run_dir.join(name)).unwrap();
+    }
+    let exec = LocalExecutor::new(false);
+    let record = exec.launch(&j.req).await.expect("launch");
+    let _guard = GroupGuard::of(&record);
+    let outcome = wait_job(&exec, &j.req, &record).await.expect("wait");
+    assert_eq!(outcome, WaitOutcome::Ended(JobEnd::Exited { code: 0 }));
+    for name in ["stdout.log", "stderr.log", ".pid.tmp", ".exit_code.tmp"] {
+        assert_eq!(
+            read(outside.path().join(name)),
+            "keep",
+            "{name} was written through"
+        );
+    }
+    for (name, text) in [("stdout.log", "out\n"), ("stderr.log", "err\n")] {
+        let path = j.req.run_dir.join(name);
+        assert!(!path.symlink_metadata().unwrap().is_symlink(), "{name}");
+        assert_eq!(read(path), text);
+    }
+}
+
+#[tokio::test]
+async fn logs_are_capped_keeping_the_start_and_the_end() {
+    // 3 MiB of output with a 1 MiB limit: the first and the last 512 KiB are kept.
+    let mut j = job(
+        "i=0; while [ $i -lt 3072 ]; do printf '%01023d\\n' $i; i=$((i+1)); done\n\
+         echo 'METRIC score=7'\n",
+    );
+    j.req.log_limit_bytes = 1 << 20;
+    let exec = LocalExecutor::new(false);
+    let record = exec.launch(&j.req).await.expect("launch");
+    let _guard = GroupGuard::of(&record);
+    let outcome = wait_job(&exec, &j.req, &record).await.expect("wait");
+    assert_eq!(outcome, WaitOutcome::Ended(JobEnd::Exited { code: 0 }));
+    let log = read(j.req.run_dir.join("stdout.log"));
+    assert!(log.len() as u64 <= 1 << 20, "{} bytes", log.len());
+    assert!(log.len() as u64 >= (1 << 20) - 4096, "{} bytes", log.len());
+    assert!(log.starts_with(&format!("{:01023}\n", 0)));
+    assert!(log.ends_with("METRIC score=7\n"));
+}
+
+/// An engine restarted again and again, each time for less than the 2 s the old pid-file poll
+/// held a slot, still launches a node left between its launch marker and its spawn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarts_faster_than_two_seconds_still_launch() {
+    use common::Fixture;
+    use serde_json::json;
+    let fx = Fixture::new();
+    let script = fx.script(
+        "job.sh",
+        "echo \"$AUTORESEARCH_NODE_ID\" >> launches.log\n\
+         while [ ! -e release ]; do sleep 0.05; done\necho 'METRIC score=1'\n",
+    );
+    let cfg = fx.config(json!({
+        "objective": { "metric": "score", "direction": "maximize" },
+        "job": { "command": format!("sh {}", script.display()), "timeout_s": 120 },
+        "planner": { "kind": "none" },
+        "limits": { "max_concurrency": 1, "max_experiments": 5, "patience": 5 }
+    }));
+    fx.resolve(Some(cfg));
+    // A first engine creates the baseline and launches it; then the state a death between the
+    // launch marker and the spawn leaves is made: no job, no record, status `launching`.
+    let (_, fired) = fx
+        .run_until(None, |fx| {
+            fx.node_ids()
+                .first()
+                .is_some_and(|id| fx.run_dir(id).join("job.json").is_file())
+        })
+        .await;
+    assert!(fired);
+    let base = fx.node_ids()[0].clone();
+    let pid = fx.job_pid(&base).expect("pid");
+    // SAFETY: kill(2) of the job's own process group.
+    unsafe { libc::kill(-pid, libc::SIGKILL) };
+    for name in [
+        "job.json",
+        "pid",
+        "stdout.log",
+        "stderr.log",
+        "exit_code",
+        "launches.log",
+    ] {
+        let _ = std::fs::remove_file(fx.run_dir(&base).join(name));
+    }
+    let _ = std::fs::remove_file(fx.work_file("launches.log"));
+    std::fs::write(fx.node_dir(&base).join("status.txt"), "launching\n").unwrap();
+    // Restarts, each stopped after at most 1.5 s (or as soon as the job runs).
+    let mut launched_at = None;
+    for restart in 1..=3 {
+        let started = Instant::now();
+        let (_, _) = fx
+            .run_until(None, |fx| {
+                fx.launches_of(&base) > 0 || started.elapsed() > Duration::from_millis(1500)
+            })
+            .await;
+        if fx.launches_of(&base) > 0 && launched_at.is_none() {
+            launched_at = Some(restart);
+        }
+    }
+    assert_eq!(
+        launched_at,
+        Some(1),
+        "the first restart must launch the node"
+    );
+    std::fs::write(fx.work_file("release"), "").unwrap();
+    let report = fx.run(None).await;
+    assert_eq!(
+        fx.status(&base),
+        "completed",
+        "{report:?} {}",
+        fx.failure(&base)
+    );
+    assert_eq!(fx.launches_of(&base), 1, "launched twice");
 }

@@ -86,6 +86,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let n: usize = n.parse()?;
         let cp = autoresearch_engine::checkpoint::Checkpoint {
             schema_version: 1,
+            revision: 1,
             status: autoresearch_engine::EngineStatus::Interrupted,
             updated_at: "2026-11-23T18:00:00Z".into(),
             queued: (0..n as u64).map(NoOp::spec).collect(),
@@ -127,7 +128,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut config = EngineConfig::new(&dir);
     config.max_concurrency = concurrency;
-    config.handle_signals = false;
+    config.signals = autoresearch_engine::SignalHandlerKind::Noop;
     let wf = NoOp {
         shape,
         total,

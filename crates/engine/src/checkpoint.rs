@@ -2,27 +2,39 @@
 //!
 //! Loading validates every field and reports the first problem as one error naming the file,
 //! line, column and field path (`queued[3].priority: expected a finite number, found string
-//! "high"`). A failed load never modifies the file. Unknown top-level keys are kept and written
-//! back; unknown keys inside a spec are reported as warnings.
+//! "high"`). A failed load never modifies the file. A key repeated anywhere is an error (JSON
+//! parsers silently keep the last copy, which could drop a whole queue). Unknown top-level keys
+//! are kept and written back; unknown keys inside a spec are reported as warnings.
+//!
+//! Every file the engine writes carries a `revision`, one more than the last: a live hand edit
+//! says which revision it was made from, so the engine can tell the user's changes from its own
+//! (see `docs/workdir-format.md`).
 
 use std::collections::HashSet;
-use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::spec::{WorkSpec, is_valid_id};
+use crate::serde_error::{self, Located};
+use crate::spec::WorkSpec;
 use crate::state::EngineStatus;
 
 /// The checkpoint format version this engine reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// The largest checkpoint the engine reads (a larger file is refused, never loaded into memory).
+pub const MAX_BYTES: u64 = 4 << 30;
 
 /// A loaded and validated checkpoint.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checkpoint {
     /// Always [`SCHEMA_VERSION`].
     pub schema_version: u32,
+    /// The write this file came from (0 when the file has none).
+    pub revision: u64,
     /// `running`, `interrupted` or `stopped`.
     pub status: EngineStatus,
     /// When it was written (RFC 3339), as found.
@@ -33,17 +45,17 @@ pub struct Checkpoint {
     pub running: Vec<WorkSpec>,
     /// Unknown top-level keys, kept as they are.
     pub extra: Map<String, Value>,
-    /// Non-fatal findings (unknown keys inside specs).
+    /// Non-fatal findings (unknown keys).
     pub warnings: Vec<String>,
 }
 
 /// A checkpoint that failed validation; its Display is the whole user-facing message.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{}:{line}:{column}: {field}{sep}{message}; fix the file (or run `supervisor repair`) and start again — it was left unchanged", path.display(), sep = if field.is_empty() { "" } else { ": " })]
+#[error("{}:{line}:{column}: {field}{sep}{message}; fix the file and start again — it was left unchanged", path.display(), sep = if field.is_empty() { "" } else { ": " })]
 pub struct CheckpointError {
     /// The checkpoint file.
     pub path: PathBuf,
-    /// 1-based line of the problem.
+    /// 1-based line of the problem (0 when the file could not be read).
     pub line: usize,
     /// 1-based column of the problem.
     pub column: usize,
@@ -53,11 +65,35 @@ pub struct CheckpointError {
     pub message: String,
 }
 
-/// Reads and validates the checkpoint at `path`; `Ok(None)` when there is none.
+/// The statuses a checkpoint may have (`failed` exists only in `engine_state.json`).
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Status {
+    Running,
+    Interrupted,
+    Stopped,
+}
+
+/// The file as written, before the checks that span fields.
+#[derive(Deserialize)]
+struct CheckpointFile {
+    schema_version: Option<u32>,
+    #[serde(default)]
+    revision: u64,
+    status: Option<Status>,
+    updated_at: Option<String>,
+    #[serde(default)]
+    queued: Vec<WorkSpec>,
+    #[serde(default)]
+    running: Vec<WorkSpec>,
+}
+
+/// Reads and validates the checkpoint at `path`; `Ok(None)` when there is none. Only a regular
+/// file of at most [`MAX_BYTES`] is read (a link, FIFO or device is an error naming it).
 pub fn load(path: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
-    match std::fs::read(path) {
-        Ok(bytes) => parse(&bytes, path).map(Some),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+    match crate::nofollow::read_regular(path, MAX_BYTES) {
+        Ok(Some(bytes)) => parse(&bytes, path).map(Some),
+        Ok(None) => Ok(None),
         Err(e) => Err(CheckpointError {
             path: path.to_path_buf(),
             line: 0,
@@ -77,6 +113,7 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Checkpoint, CheckpointError> {
         field: field.to_string(),
         message,
     };
+    let located = |l: Located| err(l.line, l.column, &l.path, l.message);
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(err(
             1,
@@ -85,24 +122,9 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Checkpoint, CheckpointError> {
             "the file is empty; expected a JSON object with schema_version, status, queued and running".into(),
         ));
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let raw: RawCheckpoint = match serde_path_to_error::deserialize(&mut de) {
-        Ok(raw) => raw,
-        Err(e) => {
-            let field = e.path().to_string();
-            let inner = e.into_inner();
-            // serde_path_to_error writes `?` for a position it could not name (syntax errors).
-            let field = field
-                .trim_end_matches(".?")
-                .trim_end_matches('?')
-                .to_string();
-            let field = if field == "." { String::new() } else { field };
-            return Err(err(inner.line(), inner.column(), &field, humanize(&inner)));
-        }
-    };
-    if let Err(e) = de.end() {
-        return Err(err(e.line(), e.column(), "", humanize(&e)));
-    }
+    let mut unknown = Vec::new();
+    let raw: CheckpointFile =
+        serde_error::from_json_slice(bytes, |p| unknown.push(p)).map_err(located)?;
     let text = String::from_utf8_lossy(bytes);
     let position_of = |needle: &str, nth: usize| locate(&text, needle, nth);
     let Some(version) = raw.schema_version else {
@@ -135,8 +157,8 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Checkpoint, CheckpointError> {
     // Ids must be unique across both lists.
     let mut seen: HashSet<&str> = HashSet::with_capacity(raw.queued.len() + raw.running.len());
     for (list, specs) in [("queued", &raw.queued), ("running", &raw.running)] {
-        for (i, raw_spec) in specs.iter().enumerate() {
-            let id = raw_spec.spec.id.as_str();
+        for (i, spec) in specs.iter().enumerate() {
+            let id = spec.id.as_str();
             if !seen.insert(id) {
                 let encoded = serde_json::to_string(id).unwrap_or_default();
                 // The duplicate is (at the earliest) the second time the id appears in the text.
@@ -150,390 +172,239 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Checkpoint, CheckpointError> {
             }
         }
     }
+    let (extra, warnings) = unknown_keys(bytes, &unknown, path).map_err(located)?;
+    Ok(Checkpoint {
+        schema_version: version,
+        revision: raw.revision,
+        status: match status {
+            Status::Running => EngineStatus::Running,
+            Status::Interrupted => EngineStatus::Interrupted,
+            Status::Stopped => EngineStatus::Stopped,
+        },
+        updated_at: raw.updated_at.unwrap_or_default(),
+        queued: raw.queued,
+        running: raw.running,
+        extra,
+        warnings,
+    })
+}
+
+/// Unknown keys: top-level ones are kept (their values read in a second pass, only when there
+/// are any), those inside a spec become warnings. A repeated unknown key is an error.
+fn unknown_keys(
+    bytes: &[u8],
+    unknown: &[String],
+    path: &Path,
+) -> Result<(Map<String, Value>, Vec<String>), Located> {
+    let mut extra = Map::new();
     let mut warnings = Vec::new();
-    for (list, specs) in [("queued", &raw.queued), ("running", &raw.running)] {
-        for (i, spec) in specs.iter().enumerate() {
-            for key in &spec.unknown {
+    let mut seen = HashSet::new();
+    let text = String::from_utf8_lossy(bytes);
+    for key in unknown {
+        if !seen.insert(key.as_str()) {
+            let name = key.rsplit('.').next().unwrap_or(key);
+            let (line, column) = locate(&text, &format!("\"{name}\""), 1);
+            return Err(Located {
+                line,
+                column,
+                path: key.clone(),
+                message: format!("duplicate key `{name}`: each key may appear only once"),
+            });
+        }
+    }
+    let top_level: Vec<&String> = unknown.iter().filter(|k| !k.contains(['.', '['])).collect();
+    if !top_level.is_empty() {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let mut all = serde_error::unique_keys_object(&mut de).map_err(|e| Located {
+            line: e.line(),
+            column: e.column(),
+            path: String::new(),
+            message: serde_error::message(&e),
+        })?;
+        for key in top_level {
+            if let Some(v) = all.remove(key.as_str()) {
+                extra.insert(key.clone(), v);
+            }
+            let known = serde_error::field_names::<CheckpointFile>();
+            if let Some(k) = serde_error::did_you_mean(key, known) {
                 warnings.push(format!(
-                    "{}: {list}[{i}].{key}: unknown key ignored (a spec has id, priority, kind, payload)",
+                    "{}: unknown top-level key `{key}` kept as is (did you mean `{k}`?)",
                     path.display()
                 ));
             }
         }
     }
-    let strip = |v: Vec<RawSpec>| v.into_iter().map(|r| r.spec).collect();
-    Ok(Checkpoint {
-        schema_version: version,
-        status,
-        updated_at: raw.updated_at.unwrap_or_default(),
-        queued: strip(raw.queued),
-        running: strip(raw.running),
-        extra: raw.extra,
-        warnings,
-    })
+    for key in unknown.iter().filter(|k| k.contains(['.', '['])) {
+        let name = key.rsplit('.').next().unwrap_or(key);
+        warnings.push(format!(
+            "{}: {key}: {} (the key was ignored)",
+            path.display(),
+            serde_error::unknown_key(name, serde_error::field_names::<WorkSpec>())
+        ));
+    }
+    Ok((extra, warnings))
 }
 
 /// Line and column (1-based) of the `nth` occurrence of `needle`, or (1, 1).
 fn locate(text: &str, needle: &str, nth: usize) -> (usize, usize) {
-    let Some((offset, _)) = text.match_indices(needle).nth(nth) else {
-        return (1, 1);
-    };
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let column = offset - before.rfind('\n').map(|p| p + 1).unwrap_or(0) + 1;
-    (line, column)
-}
-
-/// Turns serde's "invalid type: X, expected Y at line L column C" into "expected Y, found X".
-fn humanize(e: &serde_json::Error) -> String {
-    let full = e.to_string();
-    let msg = match full.rfind(" at line ") {
-        Some(p) => &full[..p],
-        None => full.as_str(),
-    };
-    let msg = msg.replace("expected a map", "expected a JSON object");
-    for prefix in ["invalid type: ", "invalid value: "] {
-        if let Some(rest) = msg.strip_prefix(prefix)
-            && let Some((found, expected)) = rest.split_once(", expected ")
-        {
-            return format!("expected {expected}, found {found}");
-        }
-    }
-    if msg.starts_with("EOF while parsing") {
-        return format!("{msg} (the file is truncated)");
-    }
-    msg
-}
-
-struct RawCheckpoint {
-    schema_version: Option<u32>,
-    status: Option<EngineStatus>,
-    updated_at: Option<String>,
-    queued: Vec<RawSpec>,
-    running: Vec<RawSpec>,
-    extra: Map<String, Value>,
-}
-
-impl<'de> de::Deserialize<'de> for RawCheckpoint {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = RawCheckpoint;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object with schema_version, status, queued and running")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawCheckpoint, A::Error> {
-                let mut out = RawCheckpoint {
-                    schema_version: None,
-                    status: None,
-                    updated_at: None,
-                    queued: Vec::new(),
-                    running: Vec::new(),
-                    extra: Map::new(),
-                };
-                while let Some(key) = map.next_key::<String>()? {
-                    match key.as_str() {
-                        "schema_version" => out.schema_version = Some(map.next_value()?),
-                        "status" => out.status = Some(map.next_value::<StatusField>()?.0),
-                        "updated_at" => out.updated_at = map.next_value()?,
-                        "queued" => out.queued = map.next_value::<SpecList>()?.0,
-                        "running" => out.running = map.next_value::<SpecList>()?.0,
-                        _ => {
-                            let v: Value = map.next_value()?;
-                            out.extra.insert(key, v);
-                        }
-                    }
-                }
-                Ok(out)
-            }
-        }
-        d.deserialize_map(V)
+    match text.match_indices(needle).nth(nth) {
+        Some((offset, _)) => serde_error::line_column(text, offset),
+        None => (1, 1),
     }
 }
 
-struct StatusField(EngineStatus);
-impl<'de> de::Deserialize<'de> for StatusField {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = StatusField;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("one of \"running\", \"interrupted\", \"stopped\"")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<StatusField, E> {
-                match s {
-                    "running" => Ok(StatusField(EngineStatus::Running)),
-                    "interrupted" => Ok(StatusField(EngineStatus::Interrupted)),
-                    "stopped" => Ok(StatusField(EngineStatus::Stopped)),
-                    other => Err(E::invalid_value(de::Unexpected::Str(other), &self)),
-                }
-            }
-        }
-        d.deserialize_str(V)
+/// A spec already serialized (once, when it was queued).
+pub(crate) trait SpecJson {
+    /// The spec's JSON.
+    fn json(&self) -> &RawValue;
+}
+
+impl SpecJson for Box<RawValue> {
+    fn json(&self) -> &RawValue {
+        self
     }
 }
 
-struct SpecList(Vec<RawSpec>);
-impl<'de> de::Deserialize<'de> for SpecList {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = SpecList;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON array of specs")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<SpecList, A::Error> {
-                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
-                while let Some(spec) = seq.next_element::<RawSpec>()? {
-                    out.push(spec);
-                }
-                Ok(SpecList(out))
-            }
-        }
-        d.deserialize_seq(V)
+impl SpecJson for Arc<RawValue> {
+    fn json(&self) -> &RawValue {
+        self
     }
 }
 
-struct RawSpec {
-    spec: WorkSpec,
-    unknown: Vec<String>,
-}
+/// A list of pre-serialized specs, written as they are.
+pub(crate) struct Specs<'a, T>(pub &'a [T]);
 
-impl<'de> de::Deserialize<'de> for RawSpec {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = RawSpec;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a spec object {\"id\", \"priority\", \"kind\", \"payload\"}")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawSpec, A::Error> {
-                let mut id = None;
-                let mut priority = None;
-                let mut kind = None;
-                let mut payload = None;
-                let mut unknown = Vec::new();
-                while let Some(key) = map.next_key::<String>()? {
-                    match key.as_str() {
-                        "id" => id = Some(map.next_value::<IdField>()?.0),
-                        "priority" => priority = Some(map.next_value::<PriorityField>()?.0),
-                        "kind" => kind = Some(map.next_value::<String>()?),
-                        "payload" => payload = Some(map.next_value::<Map<String, Value>>()?),
-                        _ => {
-                            map.next_value::<de::IgnoredAny>()?;
-                            unknown.push(key);
-                        }
-                    }
-                }
-                let id = id.ok_or_else(|| {
-                    de::Error::custom(
-                        "missing field `id`; expected a spec id such as \"007_workers_8\"",
-                    )
-                })?;
-                Ok(RawSpec {
-                    spec: WorkSpec {
-                        id,
-                        priority: priority.unwrap_or(0.0),
-                        kind: kind.unwrap_or_default(),
-                        payload: payload.unwrap_or_default(),
-                    },
-                    unknown,
-                })
-            }
-        }
-        d.deserialize_map(V)
+impl<T: SpecJson> Serialize for Specs<'_, T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(SpecJson::json))
     }
 }
 
-struct IdField(String);
-impl<'de> de::Deserialize<'de> for IdField {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = IdField;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an id of 1 to 128 characters from A-Z a-z 0-9 . _ -")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<IdField, E> {
-                if is_valid_id(s) {
-                    Ok(IdField(s.to_string()))
-                } else {
-                    Err(E::invalid_value(de::Unexpected::Str(s), &self))
-                }
-            }
-        }
-        d.deserialize_str(V)
-    }
+/// The checkpoint document as written: pretty, with one spec per line.
+#[derive(Serialize)]
+pub(crate) struct Document<'a, Q: Serialize, R: Serialize> {
+    pub schema_version: u32,
+    pub revision: u64,
+    pub status: EngineStatus,
+    pub updated_at: &'a str,
+    pub queued: Q,
+    pub running: R,
+    #[serde(flatten)]
+    pub extra: &'a Map<String, Value>,
 }
 
-struct PriorityField(f64);
-impl<'de> de::Deserialize<'de> for PriorityField {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = PriorityField;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a finite number")
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<PriorityField, E> {
-                if v.is_finite() {
-                    Ok(PriorityField(v))
-                } else {
-                    Err(E::invalid_value(de::Unexpected::Float(v), &self))
-                }
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<PriorityField, E> {
-                Ok(PriorityField(v as f64))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<PriorityField, E> {
-                Ok(PriorityField(v as f64))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// Serializes a checkpoint document from pre-serialized spec JSON (one spec per line).
-pub(crate) fn render<'a>(
-    out: &mut impl std::io::Write,
-    status: EngineStatus,
-    updated_at: &str,
-    queued: impl Iterator<Item = &'a str>,
-    running: impl Iterator<Item = &'a str>,
-    extra: &Map<String, Value>,
-) -> std::io::Result<()> {
-    write!(
-        out,
-        "{{\n  \"schema_version\": {SCHEMA_VERSION},\n  \"status\": \"{}\",\n  \"updated_at\": \"{updated_at}\",\n",
-        status.as_str()
-    )?;
-    write_list(out, "queued", queued)?;
-    out.write_all(b",\n")?;
-    write_list(out, "running", running)?;
-    for (k, v) in extra {
-        write!(
-            out,
-            ",\n  {}: {}",
-            serde_json::to_string(k)?,
-            serde_json::to_string(v)?
-        )?;
-    }
-    out.write_all(b"\n}\n")
-}
-
-fn write_list<'a>(
-    out: &mut impl std::io::Write,
-    name: &str,
-    items: impl Iterator<Item = &'a str>,
-) -> std::io::Result<()> {
-    write!(out, "  \"{name}\": [")?;
-    let mut empty = true;
-    for (i, item) in items.enumerate() {
-        out.write_all(if i == 0 { b"\n    " } else { b",\n    " })?;
-        out.write_all(item.as_bytes())?;
-        empty = false;
-    }
-    if empty {
-        out.write_all(b"]")
-    } else {
-        out.write_all(b"\n  ]")
+impl<Q: Serialize, R: Serialize> Document<'_, Q, R> {
+    /// Writes the document followed by a newline.
+    pub(crate) fn write(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        serde_json::to_writer_pretty(&mut *out, self)?;
+        out.write_all(b"\n")
     }
 }
 
 /// Writes a whole checkpoint atomically (used by offline edits and repair).
 pub fn save(path: &Path, cp: &Checkpoint) -> std::io::Result<()> {
-    let ser = |v: &[WorkSpec]| -> std::io::Result<Vec<String>> {
+    let raw = |v: &[WorkSpec]| -> std::io::Result<Vec<Box<RawValue>>> {
         v.iter()
-            .map(|s| serde_json::to_string(s).map_err(std::io::Error::other))
+            .map(|s| serde_json::value::to_raw_value(s).map_err(std::io::Error::other))
             .collect()
     };
-    let queued = ser(&cp.queued)?;
-    let running = ser(&cp.running)?;
-    crate::atomic::write_atomic_with(path, |w| {
-        render(
-            w,
-            cp.status,
-            &cp.updated_at,
-            queued.iter().map(String::as_str),
-            running.iter().map(String::as_str),
-            &cp.extra,
-        )
-    })
+    let queued = raw(&cp.queued)?;
+    let running = raw(&cp.running)?;
+    let doc = Document {
+        schema_version: SCHEMA_VERSION,
+        revision: cp.revision,
+        status: cp.status,
+        updated_at: &cp.updated_at,
+        queued: Specs(&queued),
+        running: Specs(&running),
+        extra: &cp.extra,
+    };
+    crate::atomic::write_atomic_with(path, |w| doc.write(w))
 }
 
-/// Applies queue commands to the checkpoint of a stopped engine (atomic rewrite).
-///
-/// Fails with a message when the engine is running (use the control inbox then) or a command
-/// does not apply; the file is unchanged on failure.
-pub fn edit_offline(
-    workdir: &Path,
-    commands: &[crate::control::ControlCommand],
-) -> Result<Vec<String>, crate::EngineError> {
-    use crate::control::ControlCommand;
-    let lock = crate::lock::acquire(workdir)?;
-    let path = crate::paths::EnginePaths::new(workdir).checkpoint();
-    let mut cp = load(&path)?.ok_or_else(|| crate::EngineError::Io {
-        path: path.clone(),
-        source: std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            "no checkpoint yet: start the run first",
-        ),
-    })?;
-    let mut messages = Vec::new();
-    for cmd in commands {
-        let msg = match cmd {
-            ControlCommand::Bump { id, priority } => {
-                if !priority.is_finite() {
-                    return Err(crate::EngineError::Config(format!(
-                        "priority for {id} must be a finite number"
-                    )));
-                }
-                let spec = cp
-                    .queued
-                    .iter_mut()
-                    .find(|s| &s.id == id)
-                    .ok_or_else(|| not_queued(id))?;
-                spec.priority = *priority;
-                format!("{id}: priority set to {priority}")
-            }
-            ControlCommand::Drop { id } => {
-                let pos = cp
-                    .queued
-                    .iter()
-                    .position(|s| &s.id == id)
-                    .ok_or_else(|| not_queued(id))?;
-                cp.queued.remove(pos);
-                format!("{id}: dropped from the queue")
-            }
-            ControlCommand::Add { spec } => {
-                spec.validate()
-                    .map_err(|e| crate::EngineError::Config(e.to_string()))?;
-                if cp
-                    .queued
-                    .iter()
-                    .chain(cp.running.iter())
-                    .any(|s| s.id == spec.id)
-                {
-                    return Err(crate::EngineError::Config(format!(
-                        "{}: id already queued or running",
-                        spec.id
-                    )));
-                }
-                cp.queued.push(spec.clone());
-                format!("{}: added", spec.id)
-            }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_then_load_round_trips_an_awkward_updated_at() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("checkpoint.json");
+        let cp = Checkpoint {
+            schema_version: SCHEMA_VERSION,
+            revision: 7,
+            status: EngineStatus::Interrupted,
+            updated_at: "2026 \"quoted\" \\ time".into(),
+            queued: vec![WorkSpec::new("a", 1.0, "k", Map::new()).unwrap()],
+            running: vec![],
+            extra: [("note".to_string(), Value::from("kept"))]
+                .into_iter()
+                .collect(),
+            warnings: vec![],
         };
-        messages.push(msg);
+        save(&path, &cp).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("\n    {\"id\":\"a\",\"priority\":1.0,\"kind\":\"k\",\"payload\":{}}\n"),
+            "{text}"
+        );
+        assert_eq!(load(&path).unwrap().unwrap(), cp);
     }
-    cp.queued.sort_by(|a, b| a.priority.total_cmp(&b.priority));
-    cp.updated_at = crate::util::now_rfc3339();
-    save(&path, &cp).map_err(|e| crate::EngineError::io(&path, e))?;
-    drop(lock);
-    Ok(messages)
-}
 
-fn not_queued(id: &str) -> crate::EngineError {
-    crate::EngineError::Config(format!(
-        "{id} is not in the queue (see `supervisor queue <workdir> list`)"
-    ))
+    #[test]
+    fn a_repeated_key_anywhere_is_an_error_with_its_position() {
+        let p = Path::new("cp.json");
+        let text = "{\"schema_version\": 1, \"status\": \"stopped\",\n\"queued\": [{\"id\": \"a\"}],\n\"queued\": [], \"running\": []}";
+        let e = parse(text.as_bytes(), p).unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("duplicate key `queued`"), "{e}");
+        let text = "{\"schema_version\": 1, \"status\": \"stopped\", \"queued\": [{\"id\": \"a\", \"payload\": {\"x\": 1,\n \"x\": 2}}]}";
+        let e = parse(text.as_bytes(), p).unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (2, "queued[0].payload"), "{e}");
+        assert!(e.message.contains("duplicate key `x`"), "{e}");
+        let text = "{\"schema_version\": 1, \"status\": \"stopped\", \"note\": 1, \"note\": 2}";
+        assert!(
+            parse(text.as_bytes(), p)
+                .unwrap_err()
+                .message
+                .contains("duplicate key `note`")
+        );
+    }
+
+    #[test]
+    fn ids_of_only_dots_are_refused() {
+        for id in [".", ".."] {
+            let text = format!(
+                "{{\"schema_version\": 1, \"status\": \"stopped\", \"queued\": [{{\"id\": \"{id}\"}}]}}"
+            );
+            let e = parse(text.as_bytes(), Path::new("cp.json")).unwrap_err();
+            assert_eq!(e.field, "queued[0].id", "{e}");
+        }
+    }
+
+    #[test]
+    fn a_fifo_or_a_device_is_refused_without_hanging() {
+        let e = load(Path::new("/dev/zero")).unwrap_err();
+        assert!(e.message.contains("device"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("checkpoint.json");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = load(&fifo).unwrap_err();
+        assert!(e.message.contains("FIFO"), "{e}");
+    }
+
+    #[test]
+    fn a_typo_in_a_key_gets_a_hint() {
+        let text = "{\"schema_version\": 1, \"status\": \"stopped\", \"queud\": [], \"queued\": [{\"id\": \"a\", \"priorty\": 3}]}";
+        let cp = parse(text.as_bytes(), Path::new("cp.json")).unwrap();
+        assert!(cp.extra.contains_key("queud"));
+        let all = cp.warnings.join("\n");
+        assert!(all.contains("did you mean `queued`"), "{all}");
+        assert!(
+            all.contains("queued[0].priorty: unknown key `priorty` (did you mean `priority`?)"),
+            "{all}"
+        );
+    }
 }

@@ -3,28 +3,41 @@
 //! The engine runs [`WorkSpec`]s supplied by a [`Workflow`] from a priority queue with bounded
 //! concurrency, persists the queue to `engine/checkpoint.json` (atomically, coalesced), survives
 //! interruption and crashes, and resumes where it left off. It knows nothing about what the work
-//! is: experiments, jobs and metrics live in the workflow that plugs into it.
+//! is: what a spec means lives in the workflow that plugs into it.
 //!
 //! Files it owns under `<workdir>/engine/`: `checkpoint.json`, `engine_state.json`, `queue.json`,
 //! `active.json`, `events.jsonl`, `control/`, `lock`. See `docs/workdir-format.md`.
 
+mod append;
 pub mod atomic;
 pub mod checkpoint;
+mod command;
 pub mod control;
 mod engine;
 pub mod error;
 pub mod events;
+#[cfg(test)]
+mod faults;
+mod live_edit;
 pub mod lock;
+pub mod nofollow;
 pub mod paths;
 mod queue;
+mod scheduler;
+pub mod serde_error;
+mod signal;
+mod snapshot;
 pub mod spec;
 pub mod state;
 mod util;
+pub mod views;
 pub mod workflow;
 mod writer;
 
 pub use engine::{AsyncWorkEngine, EngineConfig, RunReport};
-pub use error::EngineError;
+pub use error::{EngineError, WriteError};
+pub use events::{Event, EventLine, EventLog};
+pub use signal::SignalHandlerKind;
 pub use spec::{SpecError, WorkSpec};
 pub use state::EngineStatus;
 pub use tokio_util::sync::CancellationToken;

@@ -1,7 +1,7 @@
 //! The single-writer lock `engine/lock`: an exclusive `flock` held for the engine's life,
 //! with the holder's pid written inside for error messages.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
@@ -15,17 +15,15 @@ pub struct EngineLock {
 }
 
 /// Takes the workdir's lock, or fails with [`EngineError::Locked`] naming the holder's pid.
+/// Neither `engine/` nor `engine/lock` is ever reached through a symbolic link.
 pub fn acquire(workdir: &Path) -> Result<EngineLock, EngineError> {
     let paths = EnginePaths::new(workdir);
-    crate::atomic::create_dir_durable(&paths.dir).map_err(|e| EngineError::io(&paths.dir, e))?;
+    // The workdir itself may be a link (the user chose it); nothing below it is followed.
+    crate::atomic::create_dir_durable(workdir).map_err(|e| EngineError::io(workdir, e))?;
+    crate::nofollow::create_dir_under(workdir, &paths.dir)
+        .map_err(|e| EngineError::io(&paths.dir, e))?;
     let path = paths.lock();
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| EngineError::io(&path, e))?;
+    let mut file = crate::nofollow::open_rw(&path).map_err(|e| EngineError::io(&path, e))?;
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
@@ -49,10 +47,8 @@ pub fn acquire(workdir: &Path) -> Result<EngineLock, EngineError> {
 /// The pid of the engine holding the workdir's lock, or `None` when the lock is free.
 pub fn holder(workdir: &Path) -> std::io::Result<Option<u32>> {
     let path = EnginePaths::new(workdir).lock();
-    let mut file = match OpenOptions::new().read(true).write(true).open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
+    let Some(mut file) = crate::nofollow::open_existing(&path)? else {
+        return Ok(None);
     };
     match file.try_lock_shared() {
         Ok(()) => {

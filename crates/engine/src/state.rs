@@ -67,16 +67,9 @@ pub struct EngineState {
     pub stop_reason: Option<String>,
 }
 
-/// Reads `engine_state.json`; `Ok(None)` when it does not exist.
+/// Reads `engine_state.json`; `Ok(None)` when it does not exist. Errors name the file.
 pub fn read_state(workdir: &Path) -> std::io::Result<Option<EngineState>> {
-    let path = crate::paths::EnginePaths::new(workdir).state();
-    match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
+    crate::views::read_json(&crate::paths::EnginePaths::new(workdir).state())
 }
 
 /// This machine's host name (best effort).

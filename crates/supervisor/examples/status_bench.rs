@@ -280,6 +280,7 @@ fn generate(root: &Path, n: usize) {
         &root.join("engine/checkpoint.json"),
         &Checkpoint {
             schema_version: checkpoint::SCHEMA_VERSION,
+            revision: 1,
             status: EngineStatus::Interrupted,
             updated_at: now.into(),
             queued,

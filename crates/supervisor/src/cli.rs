@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use autoresearch_adapters::config::{Direction, ExecutorKind, PlannerKind};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Autoresearch: run experiments on a program, keep every result, plan follow-ups, resume
 /// after any interruption. `supervisor <workdir>` opens the interactive session.
@@ -55,10 +56,22 @@ pub enum Command {
         /// The workdir.
         workdir: PathBuf,
     },
-    /// Re-render master_table.tsv, summary.md, progress.png and hypothesis_tree.png.
+    /// Re-render master_table.tsv, summary.md, progress.png, hypothesis_tree.png, params.png
+    /// and parallel.png.
     Render {
         /// The workdir.
         workdir: PathBuf,
+    },
+    /// Export the table of experiments (one column per parameter) as CSV or JSON.
+    Export {
+        /// The workdir.
+        workdir: PathBuf,
+        /// csv (a header line, RFC 4180 quoting) or json (an array of objects, typed values).
+        #[arg(long, value_enum, default_value = "csv")]
+        format: crate::commands::export::Format,
+        /// Write to this file (atomically) instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
     },
     /// Rebuild engine/checkpoint.json and engine/tree.json from the node files.
     Repair {
@@ -104,7 +117,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub config: ConfigFlags,
     /// Seconds running experiments get to persist their phase after an interrupt.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_parser = non_negative, allow_negative_numbers = true)]
     pub grace_s: f64,
     /// Do not re-render the views during the run.
     #[arg(long)]
@@ -124,30 +137,36 @@ pub struct ConfigFlags {
     /// Primary metric name (printed by the job as `METRIC <name>=<number>`).
     #[arg(long)]
     pub metric: Option<String>,
-    /// maximize or minimize.
-    #[arg(long)]
-    pub direction: Option<String>,
+    /// Which way the metric is better: maximize (higher is better) or minimize (lower is
+    /// better); `max` and `min` also work. Required for a new run.
+    #[arg(long, value_enum)]
+    pub direction: Option<DirectionArg>,
     /// Smallest relative improvement that counts (default 0.01).
-    #[arg(long)]
+    #[arg(long, value_parser = non_negative, allow_negative_numbers = true)]
     pub min_improvement: Option<f64>,
-    /// A parameter: `name=1,2,4,8` (choices) or `name=16..4096[:log][:int]` (range). Repeatable.
+    /// A parameter (repeatable, each name once): `NAME=1,2,4` gives choices (numbers are
+    /// searched in order, strings unordered; add `:ordered` or `:unordered`; quote an item to make
+    /// it a string); `NAME=MIN..MAX` gives a range, an int range when both ends are integers
+    /// (`1..8`) and a float range otherwise (`0.5..2`), linear unless `:log`; add `:int` or
+    /// `:float` to choose the type. Examples: `workers=1,2,4,8`, `chunk=16..4096:log`,
+    /// `lr=1e-4..0.1:log`, `opt=adam,sgd`.
     #[arg(long = "param", value_name = "NAME=SPEC")]
     pub params: Vec<String>,
     /// Baseline value of a parameter, `name=value` (default: first choice or minimum). Repeatable.
     #[arg(long = "baseline", value_name = "NAME=VALUE")]
     pub baseline: Vec<String>,
-    /// Working directory of the job (default: the current directory).
+    /// Working directory of the job, an existing folder (default: the current directory).
     #[arg(long)]
     pub cwd: Option<PathBuf>,
-    /// Job time limit in seconds.
-    #[arg(long)]
+    /// Job time limit in seconds (a number > 0).
+    #[arg(long, value_parser = positive_seconds, allow_negative_numbers = true)]
     pub timeout_s: Option<f64>,
-    /// Planner: search, none.
-    #[arg(long)]
-    pub planner: Option<String>,
-    /// Executor: local, slurm.
-    #[arg(long)]
-    pub executor: Option<String>,
+    /// Who proposes follow-up experiments.
+    #[arg(long, value_enum)]
+    pub planner: Option<PlannerArg>,
+    /// Where jobs run.
+    #[arg(long, value_enum)]
+    pub executor: Option<ExecutorArg>,
     /// Slurm partition.
     #[arg(long)]
     pub partition: Option<String>,
@@ -166,10 +185,90 @@ pub struct ConfigFlags {
     /// Experiments in a row without improvement before stopping.
     #[arg(long)]
     pub patience: Option<u32>,
-    /// Total wall time in seconds (over all resumes).
-    #[arg(long)]
+    /// Total wall time in seconds (over all resumes; a number > 0).
+    #[arg(long, value_parser = positive_seconds, allow_negative_numbers = true)]
     pub time_budget_s: Option<f64>,
     /// Experiments running at once.
     #[arg(long)]
     pub max_concurrency: Option<usize>,
+}
+
+/// `--direction`: which way the primary metric is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DirectionArg {
+    /// Higher is better (also `max`).
+    #[value(alias = "max")]
+    Maximize,
+    /// Lower is better (also `min`).
+    #[value(alias = "min")]
+    Minimize,
+}
+
+impl DirectionArg {
+    /// The configuration's direction.
+    pub fn direction(self) -> Direction {
+        match self {
+            DirectionArg::Maximize => Direction::Maximize,
+            DirectionArg::Minimize => Direction::Minimize,
+        }
+    }
+}
+
+/// `--planner`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlannerArg {
+    /// The built-in search (default).
+    Search,
+    /// Run the baseline and seeds only.
+    None,
+    /// A coding-agent CLI.
+    Agent,
+}
+
+impl PlannerArg {
+    /// The configuration's planner kind.
+    pub fn kind(self) -> PlannerKind {
+        match self {
+            PlannerArg::Search => PlannerKind::Search,
+            PlannerArg::None => PlannerKind::None,
+            PlannerArg::Agent => PlannerKind::Agent,
+        }
+    }
+}
+
+/// `--executor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExecutorArg {
+    /// Detached local processes (default).
+    Local,
+    /// A Slurm cluster through sbatch.
+    Slurm,
+}
+
+impl ExecutorArg {
+    /// The configuration's executor kind.
+    pub fn kind(self) -> ExecutorKind {
+        match self {
+            ExecutorArg::Local => ExecutorKind::Local,
+            ExecutorArg::Slurm => ExecutorKind::Slurm,
+        }
+    }
+}
+
+/// A number of seconds > 0 (not NaN, not infinite).
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!(
+            "expected a number of seconds > 0 (such as 600 or 0.5), found {text:?}"
+        )),
+    }
+}
+
+/// A finite number ≥ 0.
+fn non_negative(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        _ => Err(format!("expected a finite number ≥ 0, found {text:?}")),
+    }
 }

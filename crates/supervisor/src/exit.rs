@@ -1,4 +1,4 @@
-//! Exit statuses (design §5): 0 finished, 130 interrupted, 2 bad input (nothing changed),
+//! Exit statuses: 0 finished, 130 interrupted, 2 bad input (nothing changed),
 //! 3 workdir locked by another engine, 1 anything else. Errors carry their status.
 
 use std::path::Path;
@@ -45,7 +45,7 @@ impl Exit {
         .into()
     }
 
-    /// Maps a session error to its exit status.
+    /// Maps a session error to its exit status, with the command that helps.
     pub fn from_session(e: SessionError) -> anyhow::Error {
         let code = match &e {
             SessionError::Config(_) | SessionError::NoConfig(_) => 2,
@@ -54,12 +54,54 @@ impl Exit {
             SessionError::Engine(EngineError::Config(_)) => 2,
             _ => 1,
         };
+        let hint = match &e {
+            SessionError::Engine(engine) => hint(engine, None),
+            _ => String::new(),
+        };
         Exit {
             code,
-            message: e.to_string(),
+            message: format!("{e}{hint}"),
         }
         .into()
     }
+}
+
+/// The `supervisor` command that helps with an engine error (the engine names no program).
+fn hint(e: &EngineError, workdir: Option<&Path>) -> String {
+    let wd = workdir.map_or_else(|| "<workdir>".to_string(), |w| w.display().to_string());
+    match e {
+        EngineError::Locked { .. } => {
+            format!(" (`supervisor status {wd}` shows it; `supervisor stop {wd}` stops it)")
+        }
+        EngineError::Checkpoint(_) => {
+            format!(" (or rebuild it from the node files with `supervisor repair {wd}`)")
+        }
+        EngineError::NotQueued { .. } | EngineError::AlreadyRunning { .. } => {
+            format!(" (see `supervisor queue {wd} list`)")
+        }
+        _ => String::new(),
+    }
+}
+
+/// An engine error as an exit error: its status (2 for bad input, 3 for a locked workdir) and
+/// the command that helps.
+pub fn engine_error(e: EngineError, workdir: &Path) -> anyhow::Error {
+    let code = match &e {
+        EngineError::Locked { .. } => 3,
+        EngineError::Checkpoint(_)
+        | EngineError::Config(_)
+        | EngineError::NotQueued { .. }
+        | EngineError::AlreadyRunning { .. }
+        | EngineError::AlreadyKnown { .. }
+        | EngineError::Spec(_) => 2,
+        _ => 1,
+    };
+    let hint = hint(&e, Some(workdir));
+    Exit {
+        code,
+        message: format!("{e}{hint}"),
+    }
+    .into()
 }
 
 /// The exit status for an error.
@@ -70,7 +112,14 @@ pub fn code_of(e: &anyhow::Error) -> i32 {
     if let Some(EngineError::Locked { .. }) = e.downcast_ref::<EngineError>() {
         return 3;
     }
-    if let Some(EngineError::Checkpoint(_)) = e.downcast_ref::<EngineError>() {
+    if let Some(
+        EngineError::Checkpoint(_)
+        | EngineError::NotQueued { .. }
+        | EngineError::AlreadyRunning { .. }
+        | EngineError::AlreadyKnown { .. }
+        | EngineError::Spec(_),
+    ) = e.downcast_ref::<EngineError>()
+    {
         return 2;
     }
     1

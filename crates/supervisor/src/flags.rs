@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use autoresearch_adapters::config::Config;
+use autoresearch_adapters::config::{Config, Param, ParamSpec};
 use serde_json::{Map, Value, json};
 
 use crate::cli::ConfigFlags;
@@ -41,8 +41,12 @@ pub fn config_from_flags(flags: &ConfigFlags, stored: Option<&Config>) -> Result
                 .metric
                 .clone()
                 .context("--metric is required for a new run (the name the job prints as `METRIC <name>=<number>`)")?;
+            let direction = flags.direction.context(
+                "--direction is required for a new run: maximize (higher is better) or minimize \
+                 (lower is better); max and min also work",
+            )?;
             json!({
-                "objective": { "metric": metric, "direction": "maximize" },
+                "objective": { "metric": metric, "direction": direction.direction().as_str() },
                 "job": { "command": command },
             })
         }
@@ -95,8 +99,8 @@ fn apply(f: &ConfigFlags, v: &mut Value) -> Result<()> {
     if let Some(m) = &f.metric {
         obj(v, "objective").insert("metric".into(), json!(m));
     }
-    if let Some(d) = &f.direction {
-        obj(v, "objective").insert("direction".into(), json!(d));
+    if let Some(d) = f.direction {
+        obj(v, "objective").insert("direction".into(), json!(d.direction().as_str()));
     }
     if let Some(x) = f.min_improvement {
         obj(v, "objective").insert("min_improvement".into(), json!(x));
@@ -109,43 +113,53 @@ fn apply(f: &ConfigFlags, v: &mut Value) -> Result<()> {
         obj(v, "job").insert("timeout_s".into(), json!(t));
     }
     if !f.params.is_empty() {
+        let specs = parse_params(&f.params)?;
         let space = obj(v, "search_space");
-        for p in &f.params {
-            let (name, spec) = parse_param(p)?;
-            space.insert(name, spec);
+        for spec in specs {
+            let value = serde_json::to_value(&spec.param).context("parameter to JSON")?;
+            space.insert(spec.name, value);
         }
     }
-    let space: Map<String, Value> = v
+    let space: Vec<(String, Param)> = v
         .get("search_space")
         .and_then(Value::as_object)
-        .cloned()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, p)| Some((k.clone(), serde_json::from_value(p.clone()).ok()?)))
+                .collect()
+        })
         .unwrap_or_default();
     {
         let base = obj(v, "baseline");
         for b in &f.baseline {
-            let (name, value) = b
+            let (name, text) = b
                 .split_once('=')
                 .with_context(|| format!("--baseline {b:?}: expected NAME=VALUE"))?;
-            base.insert(name.trim().into(), scalar(value.trim()));
+            let name = name.trim();
+            let Some((_, param)) = space.iter().find(|(n, _)| n == name) else {
+                let known: Vec<&str> = space.iter().map(|(n, _)| n.as_str()).collect();
+                bail!(
+                    "--baseline {b:?}: unknown parameter `{name}`: expected one of [{}] (define \
+                     it with --param {name}=...)",
+                    known.join(", ")
+                );
+            };
+            let value = param
+                .parse_value(text)
+                .map_err(|e| anyhow::anyhow!("--baseline {b:?}: {e}"))?;
+            base.insert(name.into(), value);
         }
-        for (name, spec) in &space {
+        for (name, param) in &space {
             if !base.contains_key(name) {
-                let default = match spec {
-                    Value::Array(a) => a.first().cloned(),
-                    Value::Object(o) => o.get("min").cloned(),
-                    _ => None,
-                };
-                if let Some(d) = default {
-                    base.insert(name.clone(), d);
-                }
+                base.insert(name.clone(), param.default_value());
             }
         }
     }
-    if let Some(p) = &f.planner {
-        obj(v, "planner").insert("kind".into(), json!(p));
+    if let Some(p) = f.planner {
+        obj(v, "planner").insert("kind".into(), json!(p.kind()));
     }
-    if let Some(e) = &f.executor {
-        obj(v, "executor").insert("kind".into(), json!(e));
+    if let Some(e) = f.executor {
+        obj(v, "executor").insert("kind".into(), json!(e.kind()));
     }
     if f.cancel_jobs_on_stop {
         obj(v, "executor").insert("cancel_jobs_on_stop".into(), json!(true));
@@ -183,64 +197,22 @@ fn obj_value<'a>(v: &'a mut Value, key: &str) -> &'a mut Value {
     &mut v[key]
 }
 
-/// A scalar from the command line: number, bool, else string.
-fn scalar(s: &str) -> Value {
-    if let Ok(i) = s.parse::<i64>() {
-        return json!(i);
-    }
-    if let Ok(f) = s.parse::<f64>()
-        && f.is_finite()
-    {
-        return json!(f);
-    }
-    match s {
-        "true" => json!(true),
-        "false" => json!(false),
-        _ => json!(s),
-    }
-}
-
-/// `name=1,2,4` → choices; `name=16..4096[:log][:int]` → range.
-pub fn parse_param(p: &str) -> Result<(String, Value)> {
-    let (name, spec) = p.split_once('=').with_context(|| {
-        format!("--param {p:?}: expected NAME=1,2,4 or NAME=MIN..MAX[:log][:int]")
-    })?;
-    let name = name.trim().to_string();
-    let spec = spec.trim();
-    let mut parts = spec.split(':');
-    let head = parts.next().unwrap_or_default();
-    if let Some((lo, hi)) = head.split_once("..") {
-        let (Ok(min), Ok(max)) = (lo.trim().parse::<f64>(), hi.trim().parse::<f64>()) else {
-            bail!("--param {p:?}: range bounds must be numbers, as in {name}=16..4096:log:int");
-        };
-        let mut range = Map::new();
-        range.insert("min".into(), json!(min));
-        range.insert("max".into(), json!(max));
-        for flag in parts {
-            match flag.trim() {
-                "log" => {
-                    range.insert("scale".into(), json!("log"));
-                }
-                "linear" => {
-                    range.insert("scale".into(), json!("linear"));
-                }
-                "int" => {
-                    range.insert("type".into(), json!("int"));
-                }
-                "float" => {
-                    range.insert("type".into(), json!("float"));
-                }
-                other => bail!(
-                    "--param {p:?}: unknown option {other:?}; expected log, linear, int or float"
-                ),
-            }
+/// Parses every `--param` (with [`ParamSpec`], the one parser of the syntax); a name given
+/// twice is an error naming both flags.
+pub fn parse_params(flags: &[String]) -> Result<Vec<ParamSpec>> {
+    let mut specs: Vec<(ParamSpec, &str)> = Vec::new();
+    for text in flags {
+        let spec: ParamSpec = text
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--param {text:?}: {e}"))?;
+        if let Some((_, first)) = specs.iter().find(|(s, _)| s.name == spec.name) {
+            bail!(
+                "--param {first:?} and --param {text:?} both define `{}`: give each parameter \
+                 once",
+                spec.name
+            );
         }
-        if range.get("type") == Some(&json!("int")) {
-            range.insert("min".into(), json!(min as i64));
-            range.insert("max".into(), json!(max as i64));
-        }
-        return Ok((name, Value::Object(range)));
+        specs.push((spec, text));
     }
-    let choices: Vec<Value> = spec.split(',').map(|c| scalar(c.trim())).collect();
-    Ok((name, Value::Array(choices)))
+    Ok(specs.into_iter().map(|(s, _)| s).collect())
 }

@@ -1,4 +1,4 @@
-//! Command-line tests of `supervisor` (design §5): every command on real workdirs, run by the
+//! Command-line tests of `supervisor`: every command on real workdirs, run by the
 //! binary with small shell jobs that print `METRIC score=<n>`.
 //!
 //! The jobs of the default configuration wait for a gate file before reporting, so a test
@@ -45,6 +45,32 @@ fn status_new_workdir_with_only_a_config() {
     assert!(text.stdout.contains("new"), "{}", text.stdout);
     assert!(text.stdout.contains("best: none yet"), "{}", text.stdout);
     assert_same(&before, &snapshot(&wd), "status");
+}
+
+#[test]
+fn status_on_an_invalid_checkpoint_says_so_and_fails() {
+    let lab = Lab::new();
+    let wd = lab.path("broken");
+    fs::create_dir_all(wd.join("engine")).unwrap();
+    fs::write(
+        wd.join("config.json"),
+        serde_json::to_string_pretty(&lab.config(SEEDS, 10)).unwrap(),
+    )
+    .unwrap();
+    fs::write(
+        wd.join("engine/checkpoint.json"),
+        "{\"schema_version\": 1, \"status\": \"stopped\",\n\"queued\": [], \"queued\": []}\n",
+    )
+    .unwrap();
+    let out = lab.sup(&["status", "broken"]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(
+        out.stderr.contains("checkpoint.json:2:")
+            && out.stderr.contains("duplicate key `queued`")
+            && out.stderr.contains("supervisor repair"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -422,6 +448,8 @@ fn bad_inputs(lab: &Lab) -> Vec<(Vec<String>, &'static str)> {
             "sh job.sh {v}",
             "--metric",
             "score",
+            "--direction",
+            "max",
             "--param",
             "v=1,2",
         ]
@@ -433,7 +461,22 @@ fn bad_inputs(lab: &Lab) -> Vec<(Vec<String>, &'static str)> {
     cases.push((flags(&["--max-concurrency", "zero"]), "zero"));
     cases.push((flags(&["--no-such-flag"]), "--no-such-flag"));
     cases.push((flags(&["--max-concurrency", "0"]), "max_concurrency"));
-    cases.push((flags(&["--baseline", "v=7"]), "baseline.v"));
+    cases.push((flags(&["--baseline", "v=7"]), "v=7"));
+    cases.push((
+        flags(&["--param", "cutoff=1-256"]),
+        "did you mean cutoff=1..256?",
+    ));
+    cases.push((flags(&["--param", "v=3,4"]), "both define `v`"));
+    cases.push((flags(&["--param", "w="]), "has no values"));
+    cases.push((flags(&["--param", "w=1..9007199254740993"]), "2^53"));
+    cases.push((flags(&["--timeout-s", "nan"]), "--timeout-s"));
+    cases.push((flags(&["--timeout-s", "-5"]), "--timeout-s"));
+    cases.push((flags(&["--timeout-s", "inf"]), "--timeout-s"));
+    cases.push((flags(&["--direction", "up"]), "--direction"));
+    cases.push((
+        flags(&["--cwd", "/nonexistent/autoresearch-cwd"]),
+        "job.cwd",
+    ));
     for (name, text) in files {
         let p = lab.write(name, &text);
         cases.push((
@@ -582,7 +625,7 @@ fn report_names_the_best_node_and_its_command() {
 }
 
 #[test]
-fn render_writes_the_four_views() {
+fn render_writes_the_six_views() {
     let lab = Lab::new();
     lab.finished_workdir("wd");
     let out = lab.sup(&["render", "wd"]);
@@ -592,6 +635,8 @@ fn render_writes_the_four_views() {
         "summary.md",
         "progress.png",
         "hypothesis_tree.png",
+        "params.png",
+        "parallel.png",
     ] {
         let p = lab.path("wd").join(name);
         let bytes = fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
@@ -809,6 +854,8 @@ fn relative_workdir_with_job_cwd_elsewhere_runs() {
             "sh job.sh {x}",
             "--metric",
             "score",
+            "--direction",
+            "maximize",
         ])
         .args(["--param", "x=1,2,3", "--planner", "none", "--no-render"])
         .arg("--cwd")
@@ -832,4 +879,84 @@ fn relative_workdir_with_job_cwd_elsewhere_runs() {
     )
     .expect("json");
     assert_eq!(job["attempt"], 1);
+}
+
+/// The mistakes a newcomer makes on a first run from flags: each exits 2, says what to do, and
+/// creates nothing.
+#[test]
+fn new_run_mistakes_exit_2_with_a_hint() {
+    let lab = Lab::new();
+    let base = ["run", "new-wd", "--metric", "score"];
+    let cmd = ["--command", "sh job.sh {v}"];
+    for (extra, needles) in [
+        (
+            &[cmd[0], cmd[1], "--param", "v=1,2"][..],
+            &["--direction is required", "maximize", "minimize"][..],
+        ),
+        (
+            &[
+                cmd[0],
+                cmd[1],
+                "--direction",
+                "min",
+                "--param",
+                "v=1..8:lin",
+            ],
+            &["did you mean `linear`?"],
+        ),
+        (
+            &[
+                "--direction",
+                "min",
+                "--param",
+                "v=1,2",
+                "--command",
+                "sh job.sh \"{v}\"",
+            ],
+            &["job.command", "inside double quotes", "--v={v}"],
+        ),
+        (
+            &[
+                cmd[0],
+                cmd[1],
+                "--direction",
+                "sideways",
+                "--param",
+                "v=1,2",
+            ],
+            &["--direction", "maximize", "minimize"],
+        ),
+    ] {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend_from_slice(extra);
+        let out = lab.sup(&args);
+        out.readable_error(2);
+        for n in needles {
+            assert!(
+                out.stderr.contains(n),
+                "`{}`: the error does not mention {n:?}: {}",
+                args.join(" "),
+                out.stderr
+            );
+        }
+        assert!(
+            !lab.path("new-wd").exists(),
+            "`{}` created the workdir",
+            args.join(" ")
+        );
+    }
+    // `--help` shows the parameter grammar and the default type.
+    let help = lab.sup(&["run", "--help"]);
+    for n in [
+        "NAME=MIN..MAX",
+        "int range when both ends are integers",
+        ":log",
+        ":ordered",
+    ] {
+        assert!(
+            help.stdout.contains(n),
+            "--help lacks {n:?}: {}",
+            help.stdout
+        );
+    }
 }

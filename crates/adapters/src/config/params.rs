@@ -1,14 +1,30 @@
-//! Search-space parameters: lists of choices and numeric ranges, membership checks, and the
-//! canonical forms used to compare parameter sets (an int `8` equals a float `8.0`).
+//! Search-space parameters: lists of choices and numeric ranges, their membership checks, and
+//! the one parser of the command-line parameter syntax ([`ParamSpec`]), shared by `--param`, the
+//! interactive questionnaire and tests.
+//!
+//! The syntax (see `docs/config-reference.md`):
+//!
+//! | written | means |
+//! |---|---|
+//! | `a=1,2,4` | choices; numbers are ordered, strings and booleans unordered |
+//! | `a=adam,sgd:ordered` / `a=1,2,4:unordered` | choices with an explicit order flag |
+//! | `a="1",'x,y'` | quoted items are strings, taken literally (commas included) |
+//! | `a=1..8` | a range: int when both ends are integers, else float; linear |
+//! | `a=1e-4..0.1:log`, `a=1..8:float`, `a=1..9:int:linear` | range modifiers |
 
-use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::Deref;
+use std::str::FromStr;
 
 use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::{Map, Number, Value};
+use serde_json::{Number, Value};
+
+use super::error::did_you_mean;
+use super::render::is_param_name;
+use super::values::{MAX_EXACT_INT, compact_json, format_number, int_value, ser_num, values_equal};
 
 /// How a numeric range is explored: evenly (`linear`) or by factors (`log`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -25,16 +41,15 @@ pub enum Scale {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NumType {
-    /// Integers only (`min` and `max` must be integral).
+    /// Integers only (`min` and `max` must be integral, at most 2^53 in magnitude).
     Int,
-    /// Any finite number in the range (default).
+    /// Any finite number in the range (default in `config.json`).
     #[default]
     Float,
 }
 
 /// A numeric range `{min, max, scale, type}` (bounds included).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Range {
     /// Smallest allowed value.
     #[serde(serialize_with = "ser_num")]
@@ -43,10 +58,9 @@ pub struct Range {
     #[serde(serialize_with = "ser_num")]
     pub max: f64,
     /// `linear` (default) or `log`.
-    #[serde(default)]
     pub scale: Scale,
     /// `float` (default) or `int`; written `type` in the file.
-    #[serde(rename = "type", default)]
+    #[serde(rename = "type")]
     pub kind: NumType,
 }
 
@@ -60,11 +74,57 @@ impl Range {
     }
 }
 
+/// A list of choices and whether their listed order means something (`ordered`: neighbours in
+/// the list are neighbours in the search) or not (every other choice is a neighbour).
+///
+/// Dereferences to the values, so `choices.iter()`, `choices.len()` and `choices[i]` work.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Choices {
+    values: Vec<Value>,
+    ordered: bool,
+}
+
+impl Choices {
+    /// Choices with the default order flag: ordered when every value is a number, unordered
+    /// otherwise (strings, booleans, mixed lists).
+    pub fn new(values: Vec<Value>) -> Self {
+        let ordered = Self::default_ordered(&values);
+        Choices { values, ordered }
+    }
+
+    /// Choices with an explicit order flag.
+    pub fn with_order(values: Vec<Value>, ordered: bool) -> Self {
+        Choices { values, ordered }
+    }
+
+    /// The order flag a plain list gets: true when every value is a number.
+    pub fn default_ordered(values: &[Value]) -> bool {
+        !values.is_empty() && values.iter().all(Value::is_number)
+    }
+
+    /// Whether the listed order is meaningful.
+    pub fn is_ordered(&self) -> bool {
+        self.ordered
+    }
+
+    /// The values, in listed order.
+    pub fn values(&self) -> &[Value] {
+        &self.values
+    }
+}
+
+impl Deref for Choices {
+    type Target = [Value];
+    fn deref(&self) -> &[Value] {
+        &self.values
+    }
+}
+
 /// One search-space parameter: a list of choices or a numeric range.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Param {
-    /// A JSON array of numbers, strings or booleans (non-empty, no duplicates).
-    Choices(Vec<Value>),
+    /// Numbers, strings or booleans (non-empty, no duplicates), ordered or not.
+    Choices(Choices),
     /// A numeric range.
     Range(Range),
 }
@@ -93,6 +153,15 @@ impl Param {
         self.canonicalize(value).is_some()
     }
 
+    /// Whether neighbouring values are neighbours in the search: true for ranges and ordered
+    /// choices, false for unordered choices (where every other choice is a neighbour).
+    pub fn is_ordered(&self) -> bool {
+        match self {
+            Param::Choices(c) => c.is_ordered(),
+            Param::Range(_) => true,
+        }
+    }
+
     /// A short description of the domain, for messages: `one of [1, 2, 4]`,
     /// `an integer from 16 to 4096`, `a number from 0.1 to 1`.
     pub fn describe(&self) -> String {
@@ -115,13 +184,107 @@ impl Param {
             },
         }
     }
+
+    /// The default baseline value: the first choice, or the range's smallest allowed value.
+    pub fn default_value(&self) -> Value {
+        match self {
+            Param::Choices(c) => c.first().cloned().unwrap_or(Value::Null),
+            Param::Range(r) => {
+                let (lo, _) = r.bounds();
+                let lo = Value::from(lo);
+                self.canonicalize(&lo).unwrap_or(lo)
+            }
+        }
+    }
+
+    /// A value typed by a person for this parameter (`4`, `adam`, `"4"`), checked against the
+    /// domain and returned in canonical form.
+    pub fn parse_value(&self, text: &str) -> Result<Value, String> {
+        let text = text.trim();
+        let candidate = match self {
+            Param::Choices(choices) => choices
+                .iter()
+                .find(|c| super::values::value_to_raw(c) == text)
+                .cloned()
+                .unwrap_or_else(|| scalar(text)),
+            Param::Range(_) => scalar(text),
+        };
+        self.canonicalize(&candidate)
+            .ok_or_else(|| format!("expected {}, found {text:?}", self.describe()))
+    }
 }
 
 impl Serialize for Param {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
-            Param::Choices(choices) => choices.serialize(serializer),
+            // A plain list when the order flag is the default, so files stay as written.
+            Param::Choices(c) if c.ordered == Choices::default_ordered(&c.values) => {
+                c.values.serialize(serializer)
+            }
+            Param::Choices(c) => {
+                let mut map = serializer.serialize_map(Some(2))?;
+                map.serialize_entry("choices", &c.values)?;
+                map.serialize_entry("ordered", &c.ordered)?;
+                map.end()
+            }
             Param::Range(range) => range.serialize(serializer),
+        }
+    }
+}
+
+/// The object form of a parameter: a range (`min`, `max`, `scale`, `type`) or choices with an
+/// order flag (`choices`, `ordered`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ParamObject {
+    min: Option<f64>,
+    max: Option<f64>,
+    scale: Option<Scale>,
+    #[serde(rename = "type")]
+    kind: Option<NumType>,
+    choices: Option<Vec<Value>>,
+    ordered: Option<bool>,
+}
+
+impl ParamObject {
+    fn into_param<E: de::Error>(self) -> Result<Param, E> {
+        match self {
+            ParamObject {
+                choices: Some(values),
+                ordered,
+                min: None,
+                max: None,
+                scale: None,
+                kind: None,
+            } => {
+                let ordered = ordered.unwrap_or_else(|| Choices::default_ordered(&values));
+                Ok(Param::Choices(Choices::with_order(values, ordered)))
+            }
+            ParamObject {
+                choices: Some(_), ..
+            } => Err(E::custom(
+                "a parameter has either `choices` (and `ordered`) or `min`/`max` (and `scale`, \
+                 `type`), not both",
+            )),
+            ParamObject {
+                ordered: Some(_), ..
+            } => Err(E::custom(
+                "`ordered` applies to `choices`: expected {\"choices\": [...], \"ordered\": ...}",
+            )),
+            ParamObject {
+                min: Some(min),
+                max: Some(max),
+                scale,
+                kind,
+                ..
+            } => Ok(Param::Range(Range {
+                min,
+                max,
+                scale: scale.unwrap_or_default(),
+                kind: kind.unwrap_or_default(),
+            })),
+            ParamObject { min: None, .. } => Err(E::missing_field("min")),
+            ParamObject { .. } => Err(E::missing_field("max")),
         }
     }
 }
@@ -133,185 +296,314 @@ impl<'de> Deserialize<'de> for Param {
             type Value = Param;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str(
-                    "an array of choices or a range object {\"min\", \"max\", \"scale\", \"type\"}",
+                    "an array of choices, {\"choices\": [...], \"ordered\": true|false} or a \
+                     range object {\"min\", \"max\", \"scale\", \"type\"}",
                 )
             }
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Param, A::Error> {
-                Vec::<Value>::deserialize(SeqAccessDeserializer::new(seq)).map(Param::Choices)
+                Vec::<Value>::deserialize(SeqAccessDeserializer::new(seq))
+                    .map(|v| Param::Choices(Choices::new(v)))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Param, A::Error> {
-                Range::deserialize(MapAccessDeserializer::new(map)).map(Param::Range)
+                ParamObject::deserialize(MapAccessDeserializer::new(map))?.into_param()
             }
         }
         deserializer.deserialize_any(ParamVisitor)
     }
 }
 
-/// The search space: parameters by name, in the order the file declares them.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SearchSpace {
-    params: Vec<(String, Param)>,
+/// A parameter written in the command-line syntax `NAME=SPEC` (see the module docs): the one
+/// parser of that syntax.
+///
+/// ```
+/// use autoresearch_adapters::config::{NumType, Param, ParamSpec};
+/// let spec: ParamSpec = "workers=1..8".parse().unwrap();
+/// assert_eq!(spec.name, "workers");
+/// assert!(matches!(spec.param, Param::Range(ref r) if r.kind == NumType::Int));
+/// assert!("cutoff=1-256".parse::<ParamSpec>().unwrap_err().to_string()
+///     .contains("did you mean cutoff=1..256?"));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamSpec {
+    /// The parameter's name (`[A-Za-z_][A-Za-z0-9_]*`).
+    pub name: String,
+    /// Its domain.
+    pub param: Param,
 }
 
-impl SearchSpace {
-    /// A search space from `(name, param)` pairs, in order. Names are not checked here;
-    /// [`Config::validate`](super::Config::validate) checks them.
-    pub fn new(params: Vec<(String, Param)>) -> Self {
-        SearchSpace { params }
-    }
+/// Why a `NAME=SPEC` text is not a parameter: says what was expected, what was found, and (for
+/// a near miss) what was probably meant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ParamSyntaxError {
+    message: String,
+}
 
-    /// The parameter called `name`.
-    pub fn get(&self, name: &str) -> Option<&Param> {
-        self.params.iter().find(|(n, _)| n == name).map(|(_, p)| p)
-    }
+/// The grammar in one line, for messages and `--help`.
+pub const PARAM_SYNTAX: &str = "NAME=1,2,4 (choices; add :ordered or :unordered) or \
+     NAME=MIN..MAX (a range; int when both ends are integers, else float; add :log or :linear, \
+     :int or :float)";
 
-    /// Parameters in declaration order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Param)> + '_ {
-        self.params.iter().map(|(n, p)| (n.as_str(), p))
-    }
-
-    /// Parameter names in declaration order.
-    pub fn names(&self) -> impl Iterator<Item = &str> + '_ {
-        self.params.iter().map(|(n, _)| n.as_str())
-    }
-
-    /// Number of parameters.
-    pub fn len(&self) -> usize {
-        self.params.len()
-    }
-
-    /// Whether there are no parameters.
-    pub fn is_empty(&self) -> bool {
-        self.params.is_empty()
+fn syntax_err(message: impl Into<String>) -> ParamSyntaxError {
+    ParamSyntaxError {
+        message: message.into(),
     }
 }
 
-impl Serialize for SearchSpace {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.params.len()))?;
-        for (name, param) in &self.params {
-            map.serialize_entry(name, param)?;
+impl FromStr for ParamSpec {
+    type Err = ParamSyntaxError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let Some((name, spec)) = text.split_once('=') else {
+            return Err(syntax_err(format!(
+                "expected {PARAM_SYNTAX}, found {text:?} (no `=`)"
+            )));
+        };
+        let name = name.trim();
+        let spec = spec.trim();
+        if !is_param_name(name) {
+            return Err(syntax_err(format!(
+                "expected a parameter name of letters, digits and _ not starting with a digit, \
+                 found {name:?}"
+            )));
         }
-        map.end()
+        if spec.is_empty() {
+            return Err(syntax_err(format!(
+                "`{name}` has no values: expected {name}=1,2,4 or {name}=MIN..MAX"
+            )));
+        }
+        if let Some(fix) = range_typo(spec) {
+            return Err(syntax_err(format!(
+                "`{name}={spec}` is not a range: did you mean {name}={fix}? (a range is \
+                 written MIN..MAX)"
+            )));
+        }
+        let param = if let Some((lo, rest)) = spec.split_once("..") {
+            parse_range(name, lo, rest)?
+        } else {
+            parse_choices(name, spec)?
+        };
+        Ok(ParamSpec {
+            name: name.to_string(),
+            param,
+        })
     }
 }
 
-impl<'de> Deserialize<'de> for SearchSpace {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct SpaceVisitor;
-        impl<'de> Visitor<'de> for SpaceVisitor {
-            type Value = SearchSpace;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an object mapping parameter names to choices or ranges")
+/// `1-256`, `1:256`, `[1,256]`, `(1, 256)`, `1...256`, `1…256` → `Some("1..256")`.
+fn range_typo(spec: &str) -> Option<String> {
+    let is_num = |s: &str| {
+        let s = s.trim();
+        !s.is_empty() && s.parse::<f64>().is_ok_and(f64::is_finite)
+    };
+    let inner = spec
+        .strip_prefix(['[', '('])
+        .and_then(|s| s.strip_suffix([']', ')']))
+        .unwrap_or(spec);
+    let bracketed = inner.len() != spec.len();
+    for sep in ["...", "…", ",", ":", "-", " to "] {
+        if sep == "," && !bracketed {
+            continue;
+        }
+        // Skip a leading minus sign when splitting on `-` (`-5-5`).
+        let start = usize::from(sep == "-" && inner.starts_with('-'));
+        if let Some(i) = inner[start..].find(sep) {
+            let (lo, hi) = (&inner[..start + i], &inner[start + i + sep.len()..]);
+            if is_num(lo) && is_num(hi) {
+                return Some(format!("{}..{}", lo.trim(), hi.trim()));
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SearchSpace, A::Error> {
-                let mut params: Vec<(String, Param)> = Vec::new();
-                while let Some(name) = map.next_key::<String>()? {
-                    if params.iter().any(|(n, _)| *n == name) {
-                        return Err(de::Error::custom(format!(
-                            "parameter `{name}` is defined twice"
-                        )));
+        }
+    }
+    None
+}
+
+fn parse_range(name: &str, lo: &str, rest: &str) -> Result<Param, ParamSyntaxError> {
+    let mut parts = rest.split(':');
+    let hi = parts.next().unwrap_or("").trim();
+    let lo = lo.trim();
+    let bound = |s: &str, which: &str| -> Result<f64, ParamSyntaxError> {
+        s.parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite())
+            .ok_or_else(|| {
+                syntax_err(format!(
+                    "`{name}`: expected a number as the {which} bound of MIN..MAX, found {s:?}"
+                ))
+            })
+    };
+    let min = bound(lo, "lower")?;
+    let max = bound(hi, "upper")?;
+    let mut scale = None;
+    let mut kind = None;
+    for m in parts {
+        match m.trim() {
+            "log" if scale.is_none() => scale = Some(Scale::Log),
+            "linear" if scale.is_none() => scale = Some(Scale::Linear),
+            "int" if kind.is_none() => kind = Some(NumType::Int),
+            "float" if kind.is_none() => kind = Some(NumType::Float),
+            other => {
+                let hint = did_you_mean(other, &["log", "linear", "int", "float"]);
+                return Err(syntax_err(format!(
+                    "`{name}`: unknown or repeated range modifier {other:?}{hint}: expected \
+                     :log or :linear, and :int or :float"
+                )));
+            }
+        }
+    }
+    let looks_int = |s: &str| s.parse::<i64>().is_ok();
+    let kind = kind.unwrap_or(if looks_int(lo) && looks_int(hi) {
+        NumType::Int
+    } else {
+        NumType::Float
+    });
+    let shown = format!("{}..{}", format_number(min), format_number(max));
+    if min >= max {
+        return Err(syntax_err(format!(
+            "`{name}`: expected MIN < MAX, found {shown}"
+        )));
+    }
+    if kind == NumType::Int {
+        if min.fract() != 0.0 || max.fract() != 0.0 {
+            return Err(syntax_err(format!(
+                "`{name}`: an int range needs whole-number bounds, found {shown} (drop :int for \
+                 a float range)"
+            )));
+        }
+        let too_big = |x: f64, text: &str| {
+            x.abs() > MAX_EXACT_INT
+                || text
+                    .parse::<i128>()
+                    .is_ok_and(|i| i.unsigned_abs() > MAX_EXACT_INT as u128)
+        };
+        if too_big(min, lo) || too_big(max, hi) {
+            return Err(syntax_err(format!(
+                "`{name}`: int bounds must be at most 2^53 (9007199254740992) in magnitude, \
+                 found {lo}..{hi}; use :float for larger numbers"
+            )));
+        }
+    }
+    let scale = scale.unwrap_or_default();
+    if scale == Scale::Log && min <= 0.0 {
+        return Err(syntax_err(format!(
+            "`{name}`: a :log range needs MIN > 0, found {}",
+            format_number(min)
+        )));
+    }
+    Ok(Param::Range(Range {
+        min,
+        max,
+        scale,
+        kind,
+    }))
+}
+
+fn parse_choices(name: &str, spec: &str) -> Result<Param, ParamSyntaxError> {
+    let (body, ordered) = match spec.rsplit_once(':') {
+        Some((body, "ordered")) => (body, Some(true)),
+        Some((body, "unordered")) => (body, Some(false)),
+        _ => (spec, None),
+    };
+    let mut values: Vec<Value> = Vec::new();
+    for item in split_items(name, body)? {
+        let value = match item {
+            Item::Quoted(s) => Value::String(s),
+            Item::Bare(s) if s.is_empty() => {
+                return Err(syntax_err(format!(
+                    "`{name}`: empty choice in {body:?} (quote it as \"\" for an empty string)"
+                )));
+            }
+            Item::Bare(s) => scalar(&s),
+        };
+        if value
+            .as_i64()
+            .is_some_and(|i| i.unsigned_abs() > MAX_EXACT_INT as u64)
+        {
+            return Err(syntax_err(format!(
+                "`{name}`: integer choices must be at most 2^53 (9007199254740992) in \
+                 magnitude, found {value}; quote it to make it a string"
+            )));
+        }
+        if let Some(first) = values.iter().find(|c| values_equal(c, &value)) {
+            return Err(syntax_err(format!(
+                "`{name}`: choice {} is listed twice",
+                compact_json(first)
+            )));
+        }
+        values.push(value);
+    }
+    let choices = match ordered {
+        Some(o) => Choices::with_order(values, o),
+        None => Choices::new(values),
+    };
+    Ok(Param::Choices(choices))
+}
+
+/// One comma-separated item of a choice list.
+enum Item {
+    /// `"…"` or `'…'`: a string, taken literally.
+    Quoted(String),
+    /// Anything else, trimmed.
+    Bare(String),
+}
+
+/// Splits `a, "b,c", 'd'` on commas outside quotes.
+fn split_items(name: &str, body: &str) -> Result<Vec<Item>, ParamSyntaxError> {
+    let mut items = Vec::new();
+    let mut chars = body.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let item = match chars.peek() {
+            Some(&q @ ('"' | '\'')) => {
+                chars.next();
+                let mut s = String::new();
+                loop {
+                    match chars.next() {
+                        Some(c) if c == q => break,
+                        Some(c) => s.push(c),
+                        None => {
+                            return Err(syntax_err(format!("`{name}`: unclosed {q} in {body:?}")));
+                        }
                     }
-                    let param = map.next_value::<Param>()?;
-                    params.push((name, param));
                 }
-                Ok(SearchSpace { params })
+                while chars.next_if(|c| c.is_whitespace()).is_some() {}
+                if chars.peek().is_some_and(|c| *c != ',') {
+                    return Err(syntax_err(format!(
+                        "`{name}`: expected `,` after the quoted choice {q}{s}{q} in {body:?}"
+                    )));
+                }
+                Item::Quoted(s)
             }
+            _ => {
+                let mut s = String::new();
+                while let Some(c) = chars.next_if(|c| *c != ',') {
+                    s.push(c);
+                }
+                Item::Bare(s.trim().to_string())
+            }
+        };
+        items.push(item);
+        if chars.next().is_none() {
+            return Ok(items);
         }
-        deserializer.deserialize_map(SpaceVisitor)
     }
 }
 
-/// Whether two parameter values are equal, numbers compared numerically (`8 == 8.0`).
-pub fn values_equal(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
-            (Some(x), Some(y)) => x == y,
-            _ => x == y,
-        },
-        _ => a == b,
+/// A bare word as typed: an integer, a number, `true`/`false`, or a string.
+fn scalar(item: &str) -> Value {
+    if let Ok(i) = item.parse::<i64>() {
+        return Value::from(i);
     }
-}
-
-/// A number as written in commands, names and keys: integral values without `.0`
-/// (`8`, `-3`), others in Rust's shortest round-trip form (`0.25`, `1e-7`).
-pub fn format_number(x: f64) -> String {
-    if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e15 {
-        // Integral and well inside i64: print as an integer (also turns -0 into 0).
-        format!("{}", x as i64)
-    } else {
-        format!("{x:?}")
+    if let Some(n) = item
+        .parse::<f64>()
+        .ok()
+        .filter(|x| x.is_finite())
+        .and_then(Number::from_f64)
+    {
+        return Value::Number(n);
     }
-}
-
-/// A parameter value as a plain string: strings unquoted, numbers canonical
-/// ([`format_number`]), booleans `true`/`false`, anything else as compact JSON.
-pub fn value_to_raw(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => number_to_string(n),
-        Value::Bool(b) => b.to_string(),
-        other => compact_json(other),
-    }
-}
-
-/// A canonical string for a parameter set, equal for sets that are equal up to key order and
-/// number representation (`{"a": 8, "b": "x"}` and `{"b": "x", "a": 8.0}` give the same key).
-pub fn canonical_params_key(params: &Map<String, Value>) -> String {
-    let sorted: BTreeMap<&str, &Value> = params.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    let mut key = String::new();
-    for (name, value) in sorted {
-        key.push_str(name);
-        key.push('=');
-        match value {
-            Value::Number(n) => key.push_str(&number_to_string(n)),
-            other => key.push_str(&compact_json(other)),
-        }
-        key.push('\u{1f}');
-    }
-    key
-}
-
-/// Compact JSON text of a value (for messages and keys).
-pub(crate) fn compact_json(value: &Value) -> String {
-    serde_json::to_string(value).unwrap_or_else(|_| String::from("?"))
-}
-
-fn number_to_string(n: &Number) -> String {
-    if let Some(i) = n.as_i64() {
-        i.to_string()
-    } else if let Some(u) = n.as_u64() {
-        u.to_string()
-    } else {
-        format_number(n.as_f64().unwrap_or(f64::NAN))
-    }
-}
-
-/// An integral f64 as a JSON integer.
-pub(crate) fn int_value(x: f64) -> Value {
-    if x.abs() < 9.0e15 {
-        Value::from(x as i64)
-    } else {
-        Number::from_f64(x).map_or(Value::Null, Value::Number)
-    }
-}
-
-/// Serializes an f64 as an integer when it is integral (so `600.0` is written `600`).
-pub(crate) fn ser_num<S: Serializer>(x: &f64, serializer: S) -> Result<S::Ok, S::Error> {
-    if x.is_finite() && x.fract() == 0.0 && x.abs() < 9.0e15 {
-        serializer.serialize_i64(*x as i64)
-    } else {
-        serializer.serialize_f64(*x)
-    }
-}
-
-/// [`ser_num`] for an optional value (`None` is written `null`).
-pub(crate) fn ser_opt_num<S: Serializer>(
-    x: &Option<f64>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    match x {
-        Some(x) => ser_num(x, serializer),
-        None => serializer.serialize_none(),
+    match item {
+        "true" => Value::Bool(true),
+        "false" => Value::Bool(false),
+        _ => Value::String(item.to_string()),
     }
 }

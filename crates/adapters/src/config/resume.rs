@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use super::params::{compact_json, values_equal};
+use super::values::{compact_json, values_equal};
 use super::{Config, ConfigError};
 
 /// Field paths that may differ between the stored and the given configuration on resume.

@@ -15,14 +15,16 @@
 //! * The `exit_code` file is the final truth: a job that exits without one is `Lost`.
 
 mod exitwatch;
+mod identity;
 mod procfs;
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -31,22 +33,24 @@ use tokio::process::Child;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use self::exitwatch::ExitWatch;
+use self::identity::{gone_reason, identify, kill_verified, read_pid_file, watch_exit};
 use self::procfs::PidState;
 use super::{
-    BoxFut, ExecError, Executor, JobEnd, JobRequest, Probe, WaitOutcome, read_exit_code, wrapper,
+    ExecError, Executor, JOB_RECORD, JobEnd, JobRequest, Probe, WaitOutcome, blocking,
+    read_exit_code, read_record, wrapper,
 };
 use crate::model::JobRecord;
 
 /// Time a process group gets between SIGTERM and SIGKILL.
-const KILL_GRACE: Duration = Duration::from_secs(2);
+pub(super) const KILL_GRACE: Duration = Duration::from_secs(2);
 /// How long to wait for the `exit_code` file after the job's process is gone (the wrapper
 /// renames it into place just before exiting; this covers slow or racing filesystems).
 const EXIT_CODE_SETTLE: Duration = Duration::from_millis(200);
+/// Longest wait for the `pid` of a wrapper that holds the launch lock but has not started yet
+/// (forked by an engine that died before its `exec`).
+const FORK_WINDOW: Duration = Duration::from_secs(2);
 /// Check interval while waiting for the `exit_code` file to settle.
 const EXIT_CODE_CHECK: Duration = Duration::from_millis(20);
-/// Name of the job record in the run dir.
-const JOB_RECORD: &str = "job.json";
 
 /// A job this process spawned and still holds: its exit wakes `wait`, which also reaps it.
 #[derive(Debug)]
@@ -116,35 +120,38 @@ impl LocalExecutor {
     async fn launch_job(&self, req: &JobRequest) -> Result<JobRecord, ExecError> {
         let command = req.run_dir.join("command.sh");
         if let Err(e) = tokio::fs::metadata(&command).await {
-            return Err(ExecError::Launch(format!("{}: {e}", command.display())));
+            return Err(ExecError::io(command, e));
         }
         let run_dir = req.run_dir.clone();
-        let wrapper_path = blocking(req.run_dir.join(wrapper::WRAPPER_NAME), move || {
-            wrapper::write_wrapper(&run_dir)
-        })
-        .await?;
-
-        // The wrapper's own complaints (a run dir it cannot write, a cwd it cannot enter) go to
-        // `wrapper.log`; the job's output goes to stdout.log/stderr.log through the wrapper.
-        let wrapper_log_path = req.run_dir.join(WRAPPER_LOG);
-        let wrapper_log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&wrapper_log_path)
-            .map_err(|e| io_err(wrapper_log_path.clone(), e))?;
+        let (wrapper_path, lock, wrapper_log) =
+            blocking(req.run_dir.clone(), move || prepare_launch(&run_dir)).await?;
+        let lock_fd = lock.as_raw_fd();
         let mut cmd = std::process::Command::new("/bin/sh");
         cmd.arg(&wrapper_path)
             .arg(&req.run_dir)
             .arg(&req.cwd)
+            .arg(req.attempt.to_string())
+            .arg(req.log_limit_bytes.to_string())
             .envs(req.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(wrapper_log));
         // SAFETY: the hook runs in the forked child before exec, where only async-signal-safe
-        // calls are allowed: setsid(2) is one, and reading errno allocates nothing.
+        // calls are allowed: setsid(2), dup2(2) and fcntl(2) are, and reading errno allocates
+        // nothing.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 if libc::setsid() == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+                // The wrapper keeps the launch lock on fd 9: dup2 gives a copy without
+                // close-on-exec, except onto itself, where the flag is cleared instead.
+                let kept = if lock_fd == wrapper::LOCK_FD {
+                    libc::fcntl(lock_fd, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(lock_fd, wrapper::LOCK_FD)
+                };
+                if kept == -1 {
                     return Err(io::Error::last_os_error());
                 }
                 Ok(())
@@ -155,13 +162,15 @@ impl LocalExecutor {
 
         let started = Instant::now();
         let started_at = SystemTime::now();
-        let mut child = cmd.spawn().map_err(|e| {
-            ExecError::Launch(format!("spawning /bin/sh {}: {e}", wrapper_path.display()))
+        let spawned = cmd.spawn();
+        // The child holds the lock now (or nothing was started): the engine's copy goes.
+        drop(lock);
+        let mut child = spawned.map_err(|source| ExecError::Spawn {
+            program: format!("/bin/sh {}", wrapper_path.display()),
+            source,
         })?;
         let Some(pid) = child.id() else {
-            return Err(ExecError::Launch(
-                "the job exited before its pid was known".into(),
-            ));
+            return Err(ExecError::Vanished { pid: 0 });
         };
 
         let record = match procfs::read_stat(pid) {
@@ -176,22 +185,20 @@ impl LocalExecutor {
                 started_at: humantime::format_rfc3339_millis(started_at).to_string(),
                 attempt: req.attempt,
             },
-            other => {
-                let why = match other {
-                    Err(e) => e.to_string(),
-                    _ => "no such process".into(),
-                };
+            Ok(None) => {
                 abandon_launch(pid, &mut child).await;
-                return Err(ExecError::Launch(format!(
-                    "reading /proc/{pid}/stat of the new job: {why}"
-                )));
+                return Err(ExecError::Vanished { pid });
+            }
+            Err(e) => {
+                abandon_launch(pid, &mut child).await;
+                return Err(ExecError::io(proc_path(pid).join("stat"), e));
             }
         };
 
         let record_path = req.run_dir.join(JOB_RECORD);
         let to_write = record.clone();
         let written = blocking(record_path.clone(), move || {
-            write_json_atomic(&record_path, &to_write)
+            write_json_atomic(&record_path, &to_write).map_err(|e| ExecError::io(record_path, e))
         })
         .await;
         if let Err(e) = written {
@@ -209,6 +216,27 @@ impl LocalExecutor {
         // A previous attempt's child, if any, is dropped here: tokio reaps it when it exits.
         self.children().insert(req.node_id.clone(), own);
         Ok(record)
+    }
+
+    /// Finds a job an earlier engine started for this request before it wrote `job.json`,
+    /// without sleeping: `job.json` of this attempt; else the wrapper's `pid` file; else a live
+    /// wrapper of this run dir and attempt found in `/proc` while it holds the launch lock.
+    /// `None` (the lock is free and no `pid` file exists) means nothing was started.
+    ///
+    /// Only when the lock is held by a process that is not yet the wrapper (forked, not yet
+    /// started: a window of microseconds) does it wait, at most [`FORK_WINDOW`], for its `pid`.
+    async fn recover_job(&self, req: &JobRequest) -> Result<Option<JobRecord>, ExecError> {
+        let deadline = Instant::now() + FORK_WINDOW;
+        loop {
+            let run_dir = req.run_dir.clone();
+            let attempt = req.attempt;
+            match blocking(req.run_dir.clone(), move || recover_in(&run_dir, attempt)).await {
+                Err(ExecError::AlreadyRunning { .. }) if Instant::now() < deadline => {
+                    tokio::time::sleep(EXIT_CODE_CHECK).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     async fn wait_job(
@@ -233,12 +261,12 @@ impl LocalExecutor {
         stop: CancellationToken,
     ) -> Result<WaitOutcome, ExecError> {
         let pid = own.pid;
-        let pgid = procfs::pgid_of(pid).map_err(|e| io_err(proc_path(pid), e))?;
+        let pgid = procfs::pgid_of(pid).map_err(|e| ExecError::io(proc_path(pid), e))?;
         let deadline = req.timeout.map(|t| own.started + t);
         tokio::select! {
             biased;
             status = own.child.wait() => {
-                let status = status.map_err(|e| io_err(proc_path(pid), e))?;
+                let status = status.map_err(|e| ExecError::io(proc_path(pid), e))?;
                 let reason = format!(
                     "the job wrapper (pid {pid}) ended ({status}) without an exit code{}",
                     wrapper_complaint(&req.run_dir)
@@ -249,7 +277,7 @@ impl LocalExecutor {
                 tracing::info!(node = %req.node_id, pid, "local job timed out; killing its group");
                 procfs::kill_group(pgid, Some(&mut own.child), KILL_GRACE)
                     .await
-                    .map_err(|e| io_err(proc_path(pid), e))?;
+                    .map_err(|e| ExecError::io(proc_path(pid), e))?;
                 Ok(WaitOutcome::Ended(JobEnd::TimedOut))
             }
             () = stop.cancelled() => {
@@ -257,7 +285,7 @@ impl LocalExecutor {
                     tracing::info!(node = %req.node_id, pid, "stopping: killing local job");
                     procfs::kill_group(pgid, Some(&mut own.child), KILL_GRACE)
                         .await
-                        .map_err(|e| io_err(proc_path(pid), e))?;
+                        .map_err(|e| ExecError::io(proc_path(pid), e))?;
                     Ok(WaitOutcome::Ended(JobEnd::Cancelled))
                 } else {
                     tracing::info!(node = %req.node_id, pid, "stopping: leaving the job running");
@@ -281,10 +309,10 @@ impl LocalExecutor {
         }
         let record_path = req.run_dir.join(JOB_RECORD);
         let (pid, identity) = identify(record, Some(&req.run_dir), &record_path)?;
-        let pgid = procfs::pgid_of(pid).map_err(|e| io_err(proc_path(pid), e))?;
+        let pgid = procfs::pgid_of(pid).map_err(|e| ExecError::io(proc_path(pid), e))?;
         let watched = match identity {
             Ok(ticks) => watch_exit(pid, ticks)
-                .map_err(|e| io_err(proc_path(pid), e))?
+                .map_err(|e| ExecError::io(proc_path(pid), e))?
                 .map(|watch| (watch, ticks)),
             Err(gone) => Err(gone),
         };
@@ -302,7 +330,7 @@ impl LocalExecutor {
         tokio::select! {
             biased;
             exited = watch.exited() => {
-                exited.map_err(|e| io_err(proc_path(pid), e))?;
+                exited.map_err(|e| ExecError::io(proc_path(pid), e))?;
                 let reason = format!("the job wrapper (pid {pid}) ended without an exit code");
                 Ok(WaitOutcome::Ended(settle_exit(&req.run_dir, reason).await))
             }
@@ -332,7 +360,9 @@ impl LocalExecutor {
         let record_path = req.run_dir.join(JOB_RECORD);
         let (pid, identity) = identify(record, Some(&req.run_dir), &record_path)?;
         let state = match identity {
-            Ok(ticks) => procfs::pid_state(pid, ticks).map_err(|e| io_err(proc_path(pid), e))?,
+            Ok(ticks) => {
+                procfs::pid_state(pid, ticks).map_err(|e| ExecError::io(proc_path(pid), e))?
+            }
             Err(gone) => gone,
         };
         match state {
@@ -351,12 +381,12 @@ impl LocalExecutor {
 
     async fn kill_job(&self, record: &JobRecord) -> Result<(), ExecError> {
         let (pid, identity) = identify(record, None, Path::new(JOB_RECORD))?;
-        let pgid = procfs::pgid_of(pid).map_err(|e| io_err(proc_path(pid), e))?;
+        let pgid = procfs::pgid_of(pid).map_err(|e| ExecError::io(proc_path(pid), e))?;
         if let Some(mut own) = self.take_child_by_pid(pid) {
             tracing::info!(pid, "killing local job");
             return procfs::kill_group(pgid, Some(&mut own.child), KILL_GRACE)
                 .await
-                .map_err(|e| io_err(proc_path(pid), e));
+                .map_err(|e| ExecError::io(proc_path(pid), e));
         }
         match identity {
             Ok(ticks) => kill_verified(pid, ticks, pgid).await,
@@ -365,7 +395,7 @@ impl LocalExecutor {
             // The leader is gone or a zombie; members of its group may remain.
             Err(_) => procfs::kill_group(pgid, None, KILL_GRACE)
                 .await
-                .map_err(|e| io_err(proc_path(pid), e)),
+                .map_err(|e| ExecError::io(proc_path(pid), e)),
         }
     }
 }
@@ -375,80 +405,105 @@ impl Executor for LocalExecutor {
         "local"
     }
 
-    fn launch<'a>(&'a self, req: &'a JobRequest) -> BoxFut<'a, Result<JobRecord, ExecError>> {
-        Box::pin(self.launch_job(req))
+    async fn launch(&self, req: &JobRequest) -> Result<JobRecord, ExecError> {
+        self.launch_job(req).await
     }
 
-    fn wait<'a>(
-        &'a self,
-        req: &'a JobRequest,
-        record: &'a JobRecord,
+    async fn recover(&self, req: &JobRequest) -> Result<Option<JobRecord>, ExecError> {
+        self.recover_job(req).await
+    }
+
+    async fn wait(
+        &self,
+        req: &JobRequest,
+        record: &JobRecord,
         stop: CancellationToken,
-    ) -> BoxFut<'a, Result<WaitOutcome, ExecError>> {
-        Box::pin(self.wait_job(req, record, stop))
+    ) -> Result<WaitOutcome, ExecError> {
+        self.wait_job(req, record, stop).await
     }
 
-    fn probe<'a>(
-        &'a self,
-        req: &'a JobRequest,
-        record: &'a JobRecord,
-    ) -> BoxFut<'a, Result<Probe, ExecError>> {
-        Box::pin(self.probe_job(req, record))
+    async fn probe(&self, req: &JobRequest, record: &JobRecord) -> Result<Probe, ExecError> {
+        self.probe_job(req, record).await
     }
 
-    fn kill<'a>(&'a self, record: &'a JobRecord) -> BoxFut<'a, Result<(), ExecError>> {
-        Box::pin(self.kill_job(record))
+    async fn kill(&self, record: &JobRecord) -> Result<(), ExecError> {
+        self.kill_job(record).await
     }
 }
 
-/// Starts watching the exit of the job `(pid, ticks)`, or says why it is not running.
-///
-/// The pidfd is opened first and the start time checked after: if the pid still belongs to the
-/// job once the pidfd exists, the pidfd refers to the job (not to a later owner of the pid).
-fn watch_exit(pid: u32, ticks: u64) -> io::Result<Result<ExitWatch, PidState>> {
-    let pidfd = match exitwatch::pidfd_open(pid) {
-        Ok(pidfd) => Some(pidfd),
-        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(Err(PidState::Missing)),
-        Err(e) if exitwatch::pidfd_unsupported(&e) => {
-            static WARNED: AtomicBool = AtomicBool::new(false);
-            if !WARNED.swap(true, Ordering::Relaxed) {
-                tracing::warn!(
-                    "pidfd_open unavailable ({e}); re-attached jobs are checked at an interval"
-                );
-            }
-            None
-        }
-        Err(e) => return Err(e),
+/// [`LocalExecutor::recover`] without waiting (see there).
+fn recover_in(run_dir: &Path, attempt: u32) -> Result<Option<JobRecord>, ExecError> {
+    if let Some(record) = read_record(run_dir, "local", attempt)? {
+        return Ok(Some(record));
+    }
+    let rebuilt = |pid: u32, ticks: Option<u64>| JobRecord {
+        job_id: format!("local:{pid}"),
+        executor: "local".into(),
+        pid: Some(pid),
+        pid_start_ticks: ticks,
+        slurm_id: None,
+        host: autoresearch_engine::state::hostname(),
+        started_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        attempt,
     };
-    match procfs::pid_state(pid, ticks)? {
-        PidState::Running => match pidfd {
-            Some(pidfd) => ExitWatch::from_pidfd(pidfd).map(Ok),
-            None => Ok(Ok(ExitWatch::fallback(pid, ticks))),
-        },
-        gone => Ok(Err(gone)),
+    if let Some(pid) = read_pid_file(run_dir) {
+        // The wrapper writes `pid` first. Its start time is not read here: the pid may have
+        // been reused since; without it, the process is accepted only if it is this run dir's
+        // wrapper (its command line and `pid` file say so).
+        return Ok(Some(rebuilt(pid, None)));
+    }
+    if !run_dir.is_dir() {
+        return Ok(None);
+    }
+    if try_lock(run_dir)?.is_some() {
+        // No wrapper of this run dir is alive and none wrote a pid: nothing was started.
+        return Ok(None);
+    }
+    match identity::find_wrapper(run_dir, attempt).map_err(|e| ExecError::io("/proc", e))? {
+        Some((pid, ticks)) => Ok(Some(rebuilt(pid, Some(ticks)))),
+        None => Err(ExecError::AlreadyRunning {
+            run_dir: run_dir.to_path_buf(),
+        }),
     }
 }
 
-/// Kills the group of a job known from its record, unless its pid now belongs to another
-/// process (then the job is long gone and the new owner must not be touched). When the leader
-/// is gone but members of its group may remain, the group is still killed: a pid cannot be
-/// reused while a process group with that id exists.
-async fn kill_verified(pid: u32, ticks: u64, pgid: i32) -> Result<(), ExecError> {
-    match procfs::pid_state(pid, ticks).map_err(|e| io_err(proc_path(pid), e))? {
-        PidState::Reused { start_ticks } => {
-            tracing::debug!(
-                pid,
-                start_ticks,
-                "pid reused by another process; the job is gone"
-            );
-            Ok(())
+/// Writes the wrapper, takes the run dir's launch lock and opens `wrapper.log`, never through a
+/// link. A lock already held means a wrapper for this run dir is alive: launching again would
+/// run the job twice, so it is refused.
+fn prepare_launch(run_dir: &Path) -> Result<(PathBuf, File, File), ExecError> {
+    let wrapper_path = wrapper::write_wrapper(run_dir)
+        .map_err(|e| ExecError::io(run_dir.join(wrapper::WRAPPER_NAME), e))?;
+    let lock = match try_lock(run_dir)? {
+        Some(lock) => lock,
+        None => {
+            return Err(ExecError::AlreadyRunning {
+                run_dir: run_dir.to_path_buf(),
+            });
         }
-        _ => {
-            tracing::info!(pid, "killing local job");
-            procfs::kill_group(pgid, None, KILL_GRACE)
-                .await
-                .map_err(|e| io_err(proc_path(pid), e))
-        }
+    };
+    // The wrapper's own complaints (a run dir it cannot write, a cwd it cannot enter) go to
+    // `wrapper.log`; the job's output goes to stdout.log/stderr.log through the wrapper.
+    let log_path = run_dir.join(WRAPPER_LOG);
+    let log = autoresearch_engine::nofollow::open_append(&log_path)
+        .map_err(|e| ExecError::io(log_path, e))?;
+    Ok((wrapper_path, lock, log))
+}
+
+/// The run dir's launch lock, taken, or `None` when a live wrapper holds it.
+fn try_lock(run_dir: &Path) -> Result<Option<File>, ExecError> {
+    let path = run_dir.join(wrapper::LAUNCH_LOCK);
+    let file =
+        autoresearch_engine::nofollow::open_rw(&path).map_err(|e| ExecError::io(&path, e))?;
+    // SAFETY: flock(2) on a valid open fd; no memory is involved.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(Some(file));
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(None)
+    } else {
+        Err(ExecError::io(path, e))
     }
 }
 
@@ -480,79 +535,6 @@ async fn settle_exit(run_dir: &Path, reason: String) -> JobEnd {
         }
         tokio::time::sleep(EXIT_CODE_CHECK).await;
     }
-}
-
-/// Why a recorded job is not running, in words.
-fn gone_reason(pid: u32, ticks: Option<u64>, state: &PidState) -> String {
-    match (state, ticks) {
-        (PidState::Reused { start_ticks }, Some(ticks)) => format!(
-            "pid {pid} now belongs to another process (started at tick {start_ticks}, \
-             the job at tick {ticks}) and there is no exit code"
-        ),
-        (PidState::Reused { .. }, None) => format!(
-            "pid {pid} now belongs to another process (not the job's wrapper) and there is \
-             no exit code"
-        ),
-        (PidState::Exited, _) => format!("the job (pid {pid}) exited without an exit code"),
-        (PidState::Missing | PidState::Running, _) => {
-            format!("no process {pid} and no exit code")
-        }
-    }
-}
-
-/// Identifies the job of a local record: its pid and start ticks, or why no process is the job.
-///
-/// Records written by [`LocalExecutor::launch`] carry both. A record rebuilt from the wrapper's
-/// `pid` file (an engine that died between spawning the job and writing `job.json`) may lack the
-/// start time; then the live process `pid` is the job only if it is the wrapper of the job's run
-/// dir (its command line says so and that run dir's `pid` file names it). `run_dir` is the job's
-/// run dir when known; `record_path` names the record in errors.
-fn identify(
-    record: &JobRecord,
-    run_dir: Option<&Path>,
-    record_path: &Path,
-) -> Result<(u32, Result<u64, PidState>), ExecError> {
-    let Some(pid) = record.pid else {
-        return Err(io_err(
-            record_path,
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("local job record {} has no pid", record.job_id),
-            ),
-        ));
-    };
-    if let Some(ticks) = record.pid_start_ticks {
-        return Ok((pid, Ok(ticks)));
-    }
-    let proc_err = |e| io_err(proc_path(pid), e);
-    let Some(stat) = procfs::read_stat(pid).map_err(proc_err)? else {
-        return Ok((pid, Err(PidState::Missing)));
-    };
-    if stat.has_exited() {
-        return Ok((pid, Err(PidState::Exited)));
-    }
-    let is_job = procfs::wrapper_run_dir(pid)
-        .map_err(proc_err)?
-        .is_some_and(|dir| {
-            run_dir.is_none_or(|expected| expected == dir) && read_pid_file(&dir) == Some(pid)
-        });
-    if is_job {
-        Ok((pid, Ok(stat.start_ticks)))
-    } else {
-        Ok((
-            pid,
-            Err(PidState::Reused {
-                start_ticks: stat.start_ticks,
-            }),
-        ))
-    }
-}
-
-/// The pid the wrapper recorded in `<run_dir>/pid`.
-fn read_pid_file(run_dir: &Path) -> Option<u32> {
-    std::fs::read_to_string(run_dir.join("pid"))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
 }
 
 /// File in the run dir that receives the wrapper's own error output.
@@ -599,26 +581,7 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
     }
 }
 
-/// Runs blocking file work off the async runtime; errors name `path`.
-async fn blocking<T: Send + 'static>(
-    path: PathBuf,
-    work: impl FnOnce() -> io::Result<T> + Send + 'static,
-) -> Result<T, ExecError> {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(source)) => Err(io_err(path, source)),
-        Err(join) => Err(io_err(path, io::Error::other(join.to_string()))),
-    }
-}
-
-fn io_err(path: impl Into<PathBuf>, source: io::Error) -> ExecError {
-    ExecError::Io {
-        path: path.into(),
-        source,
-    }
-}
-
 /// The procfs directory of `pid`, used to name a process in errors.
-fn proc_path(pid: u32) -> PathBuf {
+pub(super) fn proc_path(pid: u32) -> PathBuf {
     PathBuf::from(format!("/proc/{pid}"))
 }

@@ -9,14 +9,13 @@
 //!   timeout or a lost job, in `runs/<id>/ending.json`, so analysis can resume too.
 
 use std::path::Path;
-use std::time::Duration;
 
 use autoresearch_engine::RunContext;
 use serde_json::json;
 
 use super::lifecycle::{Fail, Stop};
-use super::{Exec, ExperimentWorkflow, now_millis};
-use crate::executor::{JobEnd, JobRequest, Probe, WaitOutcome, read_exit_code};
+use super::{ExperimentWorkflow, now_millis};
+use crate::executor::{Executor, JobEnd, JobRequest, Probe, WaitOutcome, read_exit_code};
 use crate::model::{FailureKind, JobRecord, NodeSpec, NodeStatus};
 
 /// Jobs are relaunched at most this many times after being found dead.
@@ -52,6 +51,7 @@ impl ExperimentWorkflow {
             env,
             timeout: self.config.job.timeout(),
             attempt,
+            log_limit_bytes: self.config.job.log_limit_mb.saturating_mul(1 << 20),
         }
     }
 
@@ -97,7 +97,7 @@ impl ExperimentWorkflow {
         )
         .map_err(|e| Fail::new(FailureKind::Launch, NodeStatus::Launching, e.to_string()))?;
         let req = self.request(spec, attempt);
-        let record = self.exec.as_dyn().launch(&req).await.map_err(|e| {
+        let record = self.exec.launch(&req).await.map_err(|e| {
             Fail::new(FailureKind::Launch, NodeStatus::Launching, e.to_string())
                 .details(json!({ "command": spec.command }))
         })?;
@@ -105,35 +105,16 @@ impl ExperimentWorkflow {
         Ok(())
     }
 
-    /// Evidence that an earlier engine started the job before it could write `job.json`.
+    /// Evidence that an earlier engine started the job before it could write `job.json`: the
+    /// executor's `recover` (exact match on this run dir and attempt; it answers without
+    /// waiting, so repeated restarts cannot hold a slot).
     async fn find_started(&self, spec: &NodeSpec, attempt: u32) -> Option<JobRecord> {
-        let id = spec.node_id.as_str();
-        let run_dir = self.wd.run_dir(id);
-        match &self.exec {
-            Exec::Local(_) => {
-                // The wrapper writes `pid` first thing; give a just-spawned one a moment.
-                for _ in 0..20 {
-                    if let Some(pid) = read_pid(&run_dir) {
-                        return Some(JobRecord {
-                            job_id: format!("local:{pid}"),
-                            executor: "local".into(),
-                            pid: Some(pid),
-                            // Not read now: the pid may have been reused since. Without ticks
-                            // the executor accepts the process only if it is this run dir's
-                            // wrapper (its command line and `pid` file).
-                            pid_start_ticks: None,
-                            slurm_id: None,
-                            host: autoresearch_engine::state::hostname(),
-                            started_at: now_millis(),
-                            attempt,
-                        });
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+        match self.exec.recover(&self.request(spec, attempt)).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(node = %spec.node_id, error = %e, "could not look for an already started job");
                 None
             }
-            // Exact match on this run dir and attempt (node ids repeat across workdirs).
-            Exec::Slurm(s) => s.recover(&self.request(spec, attempt)).await.ok().flatten(),
         }
     }
 
@@ -150,7 +131,7 @@ impl ExperimentWorkflow {
             };
             ctx.annotate(json!({ "job_id": record.job_id }));
             let req = self.request(spec, record.attempt);
-            let exec = self.exec.as_dyn();
+            let exec = &self.exec;
             let outcome = if ctx.resumed {
                 match exec.probe(&req, &record).await {
                     Ok(Probe::Ended(_)) => return Ok(None),
@@ -206,7 +187,6 @@ impl ExperimentWorkflow {
         ctx: &RunContext,
     ) -> Result<WaitOutcome, Stop> {
         self.exec
-            .as_dyn()
             .wait(req, record, ctx.cancel.clone())
             .await
             .map_err(|e| {
@@ -272,12 +252,6 @@ fn write_record(run_dir: &Path, record: &JobRecord) -> Result<(), Stop> {
         )
         .into()
     })
-}
-
-fn read_pid(run_dir: &Path) -> Option<u32> {
-    std::fs::read_to_string(run_dir.join("pid"))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
 }
 
 /// Moves a dead attempt's files to `runs/<id>/attempt-<n>/`.

@@ -6,6 +6,7 @@ use std::path::Path;
 use autoresearch_engine::{RunContext, WorkError, WorkSpec};
 use serde_json::{Map, Value, json};
 
+use super::events::NodeEvent;
 use super::jobs::JobEnding;
 use super::{ExperimentWorkflow, Notice, now_millis};
 use crate::model::{Failure, FailureKind, NodeResult, NodeSpec, NodeStatus};
@@ -94,6 +95,10 @@ impl ExperimentWorkflow {
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
+        // A spec from the checkpoint or added by hand runs only inside the search space.
+        self.config
+            .check_params(&params)
+            .map_err(|e| WorkError::msg(format!("{}: refused: {e}", spec.id)))?;
         let params = self.config.complete_params(&params);
         let command = self
             .config
@@ -148,6 +153,15 @@ impl ExperimentWorkflow {
                 NodeStatus::Launching => {
                     self.launch_or_recover(spec, ctx).await?;
                     self.notify(Notice::Started { id: id.to_string() });
+                    self.emit(NodeEvent::NodeStarted {
+                        id: id.to_string(),
+                        job_id: super::nodes::read_json::<crate::model::JobRecord>(
+                            &self.wd.run_dir(id).join("job.json"),
+                        )
+                        .ok()
+                        .flatten()
+                        .map(|r| r.job_id),
+                    });
                     status = NodeStatus::Running;
                     self.nodes
                         .set_status(id, status)
@@ -301,6 +315,11 @@ impl ExperimentWorkflow {
             primary,
             improved: verdict.improved,
         });
+        self.emit(NodeEvent::NodeCompleted {
+            id: id.to_string(),
+            primary,
+            improved: verdict.improved,
+        });
         Ok(())
     }
 
@@ -336,6 +355,11 @@ impl ExperimentWorkflow {
         );
         self.notify(Notice::Failed {
             id: id.to_string(),
+            message: fail.message.clone(),
+        });
+        self.emit(NodeEvent::NodeFailed {
+            id: id.to_string(),
+            kind: fail.kind,
             message: fail.message.clone(),
         });
         fail.message

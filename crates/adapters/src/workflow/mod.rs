@@ -5,6 +5,7 @@
 //! planning → completed | failed`, and each phase boundary is on disk before the next phase
 //! starts, so a resumed node continues from its phase (see `docs/resume.md`).
 
+pub mod events;
 mod jobs;
 pub mod ledger;
 mod lifecycle;
@@ -12,7 +13,7 @@ pub mod nodes;
 mod planning;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use autoresearch_engine::{
     Admission, Decision, Outcome, RunContext, RunReport, StartInfo, WorkError, WorkSpec, Workflow,
@@ -20,9 +21,8 @@ use autoresearch_engine::{
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
-use crate::config::{Config, ExecutorKind};
-use crate::executor::local::LocalExecutor;
-use crate::executor::slurm::SlurmExecutor;
+use crate::config::Config;
+use crate::executor::Exec;
 use crate::model::{NodeSpec, NodeStatus};
 use crate::workdir::Workdir;
 use ledger::Ledger;
@@ -63,22 +63,6 @@ pub enum Notice {
     },
 }
 
-/// The concrete executor in use.
-#[derive(Clone)]
-pub(crate) enum Exec {
-    Local(Arc<LocalExecutor>),
-    Slurm(Arc<SlurmExecutor>),
-}
-
-impl Exec {
-    fn as_dyn(&self) -> &dyn crate::executor::Executor {
-        match self {
-            Exec::Local(e) => e.as_ref(),
-            Exec::Slurm(e) => e.as_ref(),
-        }
-    }
-}
-
 /// Errors building the workflow.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkflowError {
@@ -106,6 +90,8 @@ pub struct ExperimentWorkflow {
     stop_reason: Mutex<Option<String>>,
     planner_stop: Mutex<Option<String>>,
     notices: broadcast::Sender<Notice>,
+    /// The engine's event log, handed over when the engine starts the workflow.
+    events: std::sync::OnceLock<autoresearch_engine::EventLog>,
 }
 
 impl ExperimentWorkflow {
@@ -120,24 +106,7 @@ impl ExperimentWorkflow {
                 source,
             })
         })?);
-        let exec = match config.executor.kind {
-            ExecutorKind::Local => Exec::Local(Arc::new(LocalExecutor::new(
-                config.executor.cancel_jobs_on_stop,
-            ))),
-            ExecutorKind::Slurm => {
-                let s = &config.executor.slurm;
-                let cfg = crate::executor::slurm::SlurmConfig {
-                    partition: s.partition.clone(),
-                    account: s.account.clone(),
-                    sbatch_args: s.sbatch_args.clone(),
-                    time_limit_min: s.time_limit_min,
-                };
-                Exec::Slurm(Arc::new(SlurmExecutor::new(
-                    cfg,
-                    config.executor.cancel_jobs_on_stop,
-                )))
-            }
-        };
+        let exec = Exec::from_config(&config.executor);
         let nodes = NodeStore::load(&wd)?;
         let ledger = Ledger::load(&wd, &config)?;
         ledger
@@ -160,6 +129,7 @@ impl ExperimentWorkflow {
             stop_reason: Mutex::new(None),
             planner_stop: Mutex::new(None),
             notices,
+            events: std::sync::OnceLock::new(),
         })
     }
 
@@ -384,6 +354,7 @@ pub(crate) fn now_millis() -> String {
 
 impl Workflow for ExperimentWorkflow {
     async fn initial_specs(&self, start: &StartInfo) -> Result<Vec<WorkSpec>, WorkError> {
+        let _ = self.events.set(start.events.clone());
         // Under the engine's lock now: count results a crash left unrecorded.
         let fixed = self
             .ledger

@@ -9,7 +9,6 @@ use anyhow::{Context, Result, bail};
 use autoresearch_adapters::workdir::Workdir;
 use autoresearch_adapters::workflow::DROPPED_MARKER;
 use autoresearch_engine::control::{self, ControlCommand};
-use serde_json::Value;
 
 /// One queued experiment.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -25,24 +24,16 @@ pub fn list(workdir: &Path) -> Result<Vec<QueueEntry>> {
     super::require_workdir(workdir)?;
     let engine = autoresearch_engine::paths::EnginePaths::new(workdir);
     if autoresearch_engine::lock::holder(workdir)?.is_some()
-        && let Ok(bytes) = std::fs::read(engine.queue_view())
+        && let Some(view) = autoresearch_engine::views::read_queue(workdir)?
     {
-        let v: Value = serde_json::from_slice(&bytes)
-            .with_context(|| format!("{}", engine.queue_view().display()))?;
-        return Ok(v
-            .get("queued")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|e| {
-                        Some(QueueEntry {
-                            id: e.get("id")?.as_str()?.to_string(),
-                            priority: e.get("priority")?.as_f64()?,
-                        })
-                    })
-                    .collect()
+        return Ok(view
+            .queued
+            .into_iter()
+            .map(|e| QueueEntry {
+                id: e.id.into_owned(),
+                priority: e.priority,
             })
-            .unwrap_or_default());
+            .collect());
     }
     let cp = autoresearch_engine::checkpoint::load(&engine.checkpoint())?;
     let mut queued: Vec<QueueEntry> = cp
@@ -77,7 +68,12 @@ fn apply(workdir: &Path, cmd: ControlCommand) -> Result<String> {
             control::submit(workdir, &cmd).context("writing the command to engine/control/")?;
         return match control::wait_result(workdir, &ticket, Duration::from_secs(15))? {
             Some(r) if r.ok => Ok(r.message),
-            Some(r) => bail!("{}", r.message),
+            // Refused by the engine (not queued, already running, …): bad input, nothing changed.
+            Some(r) => Err(crate::exit::Exit::bad_input(format!(
+                "{} (see `supervisor queue {} list`)",
+                r.message,
+                workdir.display()
+            ))),
             None => bail!(
                 "the engine did not answer within 15 s; the command stays in engine/control/ and will be applied when it does"
             ),
@@ -94,11 +90,11 @@ fn apply(workdir: &Path, cmd: ControlCommand) -> Result<String> {
             workdir.display()
         );
     }
-    match autoresearch_engine::checkpoint::edit_offline(workdir, std::slice::from_ref(&cmd)) {
+    match control::edit_offline(workdir, std::slice::from_ref(&cmd)) {
         Ok(mut msgs) => Ok(msgs.pop().unwrap_or_default()),
         // An engine started meanwhile: go through it.
         Err(autoresearch_engine::EngineError::Locked { .. }) => apply(workdir, cmd),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(crate::exit::engine_error(e, workdir)),
     }
 }
 

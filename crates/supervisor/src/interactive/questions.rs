@@ -1,14 +1,18 @@
 //! The configuration questionnaire of a new workdir: one question per required field, each
 //! with a default where one makes sense, each answer checked as it is given (a bad answer is
-//! re-asked with the reason). The answers become the JSON of `config.json` (design §3), which
-//! the caller validates as a whole with `Config::from_json_str` before writing it.
+//! re-asked with the reason). The answers become the JSON of `config.json` (fields in
+//! `docs/config-reference.md`), which the caller validates as a whole with
+//! `Config::from_json_str` before writing it.
 
 use std::path::Path;
 
 use autoresearch_adapters::config::{
-    MAX_CONCURRENCY, NumType, Param, Range, Scale, format_number, is_metric_name, is_param_name,
-    placeholders, value_to_raw,
+    MAX_CONCURRENCY, PARAM_SYNTAX, Param, ParamSpec, ParamSyntaxError, Scale, check_template,
+    is_metric_name, is_param_name, placeholders, value_to_raw,
 };
+use clap::ValueEnum;
+
+use crate::cli::DirectionArg;
 use serde_json::{Map, Value, json};
 
 /// What a prompt read.
@@ -102,8 +106,8 @@ pub fn ask_config(p: &mut dyn Prompter, cwd: &Path) -> Result<Value, Abort> {
     )?;
     let direction = ask_value(
         p,
-        "Better is (maximize/minimize)",
-        Some("maximize"),
+        "Is a higher or a lower metric better? (maximize/minimize, or max/min)",
+        None,
         parse_direction,
     )?;
     let command = ask_value(
@@ -120,7 +124,7 @@ pub fn ask_config(p: &mut dyn Prompter, cwd: &Path) -> Result<Value, Abort> {
         |t| parse_dir(t, cwd),
     )?;
 
-    p.say("Search space: one parameter per line, as name=1,2,4,8 (choices) or name=16..4096:log:int (a range; modifiers log|linear and int|float, integer bounds make an int range). An empty line ends the list.");
+    p.say(&format!("Search space: one parameter per line, as {PARAM_SYNTAX}. Giving a name again redefines it. An empty line ends the list."));
     let needed: Vec<String> = placeholders(&command)
         .iter()
         .map(|s| s.to_string())
@@ -144,29 +148,30 @@ pub fn ask_config(p: &mut dyn Prompter, cwd: &Path) -> Result<Value, Abort> {
                 }
                 return Ok(None);
             }
-            let (name, param) = parse_param(t)?;
-            if params.iter().any(|(n, _)| *n == name) {
-                return Err(format!("parameter `{name}` is already defined"));
-            }
-            Ok(Some((name, param)))
+            parse_param(t).map(Some)
         })?;
         match done {
             None => break,
             Some((name, param)) => {
-                p.say(&format!("    {name}: {}", describe(&param)));
-                params.push((name, param));
+                if let Some(slot) = params.iter_mut().find(|(n, _)| *n == name) {
+                    p.say(&format!("    {name} redefined: {}", describe(&param)));
+                    slot.1 = param;
+                } else {
+                    p.say(&format!("    {name}: {}", describe(&param)));
+                    params.push((name, param));
+                }
             }
         }
     }
 
     let mut baseline = Map::new();
     for (name, param) in &params {
-        let default = value_to_raw(&default_value(param));
+        let default = value_to_raw(&param.default_value());
         let value = ask_value(
             p,
             &format!("Baseline value of {name}"),
             Some(&default),
-            |t| parse_value(param, t),
+            |t| param.parse_value(t),
         )?;
         baseline.insert(name.clone(), value);
     }
@@ -238,13 +243,14 @@ pub fn parse_metric(t: &str) -> Result<String, String> {
     Ok(t.to_string())
 }
 
-/// `maximize` or `minimize` (also `max`/`min`, any case).
+/// `maximize` or `minimize` (also `max`/`min`, any case): the words `--direction` takes.
 pub fn parse_direction(t: &str) -> Result<String, String> {
-    match t.to_ascii_lowercase().as_str() {
-        "maximize" | "max" | "maximise" | "higher" => Ok("maximize".into()),
-        "minimize" | "min" | "minimise" | "lower" => Ok("minimize".into()),
-        _ => Err(format!("expected maximize or minimize, found {t:?}")),
+    if t.is_empty() {
+        return Err("a direction is required: maximize (higher is better) or minimize".into());
     }
+    DirectionArg::from_str(t, true)
+        .map(|d| d.direction().as_str().to_string())
+        .map_err(|_| format!("expected maximize, minimize, max or min, found {t:?}"))
 }
 
 /// A non-empty command whose `{placeholders}` are well formed.
@@ -262,6 +268,7 @@ pub fn parse_command(t: &str) -> Result<String, String> {
             ));
         }
     }
+    check_template(t)?;
     Ok(t.to_string())
 }
 
@@ -275,164 +282,10 @@ fn parse_dir(t: &str, base: &Path) -> Result<String, String> {
     Ok(path.display().to_string())
 }
 
-/// One parameter line: `name=1,2,4,8` or `name=16..4096[:log|:linear][:int|:float]`.
+/// One parameter line, in the command-line syntax ([`ParamSpec`], shared with `--param`).
 pub fn parse_param(t: &str) -> Result<(String, Param), String> {
-    let Some((name, domain)) = t.split_once('=') else {
-        return Err(format!(
-            "expected name=1,2,4 or name=MIN..MAX[:log][:int], found {t:?}"
-        ));
-    };
-    let name = name.trim();
-    let domain = domain.trim();
-    if !is_param_name(name) {
-        return Err(format!(
-            "a parameter name is letters, digits and _ and does not start with a digit, found {name:?}"
-        ));
-    }
-    if domain.is_empty() {
-        return Err(format!(
-            "`{name}` has no values: expected name=1,2,4 or name=MIN..MAX"
-        ));
-    }
-    let param = if let Some((lo, rest)) = domain.split_once("..") {
-        parse_range(name, lo, rest)?
-    } else {
-        parse_choices(name, domain)?
-    };
-    Ok((name.to_string(), param))
-}
-
-fn parse_range(name: &str, lo: &str, rest: &str) -> Result<Param, String> {
-    let mut parts = rest.split(':');
-    let hi = parts.next().unwrap_or("").trim();
-    let lo = lo.trim();
-    let num = |s: &str, which: &str| -> Result<f64, String> {
-        s.parse::<f64>()
-            .ok()
-            .filter(|x| x.is_finite())
-            .ok_or_else(|| format!("`{name}`: the {which} bound must be a number, found {s:?}"))
-    };
-    let min = num(lo, "lower")?;
-    let max = num(hi, "upper")?;
-    let mut scale = None;
-    let mut kind = None;
-    for m in parts {
-        match m.trim().to_ascii_lowercase().as_str() {
-            "log" if scale.is_none() => scale = Some(Scale::Log),
-            "linear" | "lin" if scale.is_none() => scale = Some(Scale::Linear),
-            "int" | "integer" if kind.is_none() => kind = Some(NumType::Int),
-            "float" | "real" if kind.is_none() => kind = Some(NumType::Float),
-            other => {
-                return Err(format!(
-                    "`{name}`: unknown or repeated modifier {other:?}: expected log or linear, and int or float"
-                ));
-            }
-        }
-    }
-    let looks_int = |s: &str| s.parse::<i64>().is_ok();
-    let kind = kind.unwrap_or(if looks_int(lo) && looks_int(hi) {
-        NumType::Int
-    } else {
-        NumType::Float
-    });
-    let scale = scale.unwrap_or_default();
-    if min >= max {
-        return Err(format!(
-            "`{name}`: expected MIN < MAX, found {}..{}",
-            format_number(min),
-            format_number(max)
-        ));
-    }
-    if kind == NumType::Int && (min.fract() != 0.0 || max.fract() != 0.0) {
-        return Err(format!(
-            "`{name}`: an int range needs whole-number bounds, found {}..{}",
-            format_number(min),
-            format_number(max)
-        ));
-    }
-    if scale == Scale::Log && min <= 0.0 {
-        return Err(format!(
-            "`{name}`: a log range needs MIN > 0, found {}",
-            format_number(min)
-        ));
-    }
-    Ok(Param::Range(Range {
-        min,
-        max,
-        scale,
-        kind,
-    }))
-}
-
-fn parse_choices(name: &str, domain: &str) -> Result<Param, String> {
-    let mut choices: Vec<Value> = Vec::new();
-    for item in domain.split(',') {
-        let item = item.trim();
-        if item.is_empty() {
-            return Err(format!("`{name}`: empty choice in {domain:?}"));
-        }
-        let value = choice_value(item);
-        if choices
-            .iter()
-            .any(|c| autoresearch_adapters::config::values_equal(c, &value))
-        {
-            return Err(format!("`{name}`: choice {item} is listed twice"));
-        }
-        choices.push(value);
-    }
-    Ok(Param::Choices(choices))
-}
-
-/// A choice as typed: an integer, a number, true/false, or a string (quotes optional).
-fn choice_value(item: &str) -> Value {
-    if let Ok(i) = item.parse::<i64>() {
-        return Value::from(i);
-    }
-    if let Some(x) = item.parse::<f64>().ok().filter(|x| x.is_finite())
-        && let Some(n) = serde_json::Number::from_f64(x)
-    {
-        return Value::Number(n);
-    }
-    match item {
-        "true" => return Value::Bool(true),
-        "false" => return Value::Bool(false),
-        _ => {}
-    }
-    let unquoted = item
-        .strip_prefix('"')
-        .and_then(|s| s.strip_suffix('"'))
-        .or_else(|| item.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')))
-        .unwrap_or(item);
-    Value::String(unquoted.to_string())
-}
-
-/// The default baseline value of a parameter: its first choice, or its range's minimum.
-pub fn default_value(param: &Param) -> Value {
-    match param {
-        Param::Choices(c) => c.first().cloned().unwrap_or(Value::Null),
-        Param::Range(r) => {
-            let (lo, _) = r.bounds();
-            param.canonicalize(&json!(lo)).unwrap_or_else(|| json!(lo))
-        }
-    }
-}
-
-/// A value typed for `param`, checked against its domain.
-pub fn parse_value(param: &Param, t: &str) -> Result<Value, String> {
-    let candidate = match param {
-        Param::Choices(choices) => choices
-            .iter()
-            .find(|c| value_to_raw(c) == t)
-            .cloned()
-            .unwrap_or_else(|| choice_value(t)),
-        Param::Range(_) => match t.parse::<f64>() {
-            Ok(x) if x.is_finite() => json!(x),
-            _ => return Err(format!("expected {}, found {t:?}", param.describe())),
-        },
-    };
-    param
-        .canonicalize(&candidate)
-        .ok_or_else(|| format!("expected {}, found {t:?}", param.describe()))
+    let spec: ParamSpec = t.parse().map_err(|e: ParamSyntaxError| e.to_string())?;
+    Ok((spec.name, spec.param))
 }
 
 /// One seed line: `name param=value ...`.
@@ -456,7 +309,7 @@ fn parse_seed(t: &str, params: &[(String, Param)]) -> Result<Value, String> {
                 known.join(", ")
             ));
         };
-        let value = parse_value(param, v).map_err(|e| format!("{k}: {e}"))?;
+        let value = param.parse_value(v).map_err(|e| format!("{k}: {e}"))?;
         values.insert(k.to_string(), value);
     }
     if values.is_empty() {
@@ -506,89 +359,28 @@ mod tests {
     }
 
     #[test]
-    fn parses_choices_and_ranges() {
-        let (n, p) = parse_param("workers=1,2,4,8").unwrap();
+    fn parameter_lines_use_the_shared_syntax() {
+        // The same text means the same thing here and in `--param`.
+        let (n, p) = parse_param("workers=1..8").unwrap();
         assert_eq!(n, "workers");
-        assert_eq!(
-            p,
-            Param::Choices(vec![json!(1), json!(2), json!(4), json!(8)])
-        );
-        let (_, p) = parse_param("opt = adam, sgd ,true,0.5").unwrap();
-        assert_eq!(
-            p,
-            Param::Choices(vec![json!("adam"), json!("sgd"), json!(true), json!(0.5)])
-        );
-        let (_, p) = parse_param("chunk=16..4096:log:int").unwrap();
-        assert_eq!(
-            p,
-            Param::Range(Range {
-                min: 16.0,
-                max: 4096.0,
-                scale: Scale::Log,
-                kind: NumType::Int
-            })
-        );
-        let (_, p) = parse_param("lr=0.0001..0.1:log").unwrap();
-        assert!(matches!(
-            p,
-            Param::Range(Range {
-                kind: NumType::Float,
-                scale: Scale::Log,
-                ..
-            })
-        ));
-        let (_, p) = parse_param("n=1..8").unwrap();
-        assert!(matches!(
-            p,
-            Param::Range(Range {
-                kind: NumType::Int,
-                scale: Scale::Linear,
-                ..
-            })
-        ));
-        let (_, p) = parse_param("f=0..1:float").unwrap();
-        assert!(matches!(
-            p,
-            Param::Range(Range {
-                kind: NumType::Float,
-                ..
-            })
-        ));
+        let flag: ParamSpec = "workers=1..8".parse().unwrap();
+        assert_eq!(p, flag.param);
+        let e = parse_param("cutoff=1-256").unwrap_err();
+        assert!(e.contains("did you mean cutoff=1..256?"), "{e}");
+        assert!(parse_param("w=").is_err());
     }
 
     #[test]
-    fn rejects_bad_parameters() {
-        for bad in [
-            "workers",
-            "1x=1,2",
-            "w=",
-            "w=1,,2",
-            "w=1,1",
-            "w=8..1",
-            "w=0..10:log",
-            "w=1.5..3:int",
-            "w=a..3",
-            "w=1..3:cubic",
-            "w=1..3:log:log",
+    fn direction_words() {
+        for (t, d) in [
+            ("max", "maximize"),
+            ("MIN", "minimize"),
+            ("minimize", "minimize"),
         ] {
-            assert!(parse_param(bad).is_err(), "{bad} should be rejected");
+            assert_eq!(parse_direction(t).unwrap(), d);
         }
-    }
-
-    #[test]
-    fn values_are_checked_against_the_domain() {
-        let (_, p) = parse_param("w=1,2,4").unwrap();
-        assert_eq!(parse_value(&p, "4").unwrap(), json!(4));
-        assert_eq!(parse_value(&p, "4.0").unwrap(), json!(4));
-        assert!(parse_value(&p, "3").is_err());
-        let (_, p) = parse_param("c=16..4096:log:int").unwrap();
-        assert_eq!(parse_value(&p, "64").unwrap(), json!(64));
-        assert!(parse_value(&p, "64.5").is_err());
-        assert!(parse_value(&p, "8").is_err());
-        assert_eq!(default_value(&p), json!(16));
-        let (_, p) = parse_param("o=adam,sgd").unwrap();
-        assert_eq!(parse_value(&p, "sgd").unwrap(), json!("sgd"));
-        assert_eq!(default_value(&p), json!("adam"));
+        assert!(parse_direction("").is_err());
+        assert!(parse_direction("up").is_err());
     }
 
     #[test]
@@ -597,12 +389,16 @@ mod tests {
         let mut s = Script::new(&[
             "bad metric!", // re-asked
             "throughput",
-            "",                                                // maximize
+            "",                                                // re-asked: no default
+            "max",                                             // maximize
+            "sh bench.sh --workers \"{workers}\"",             // refused: quoted placeholder
             "sh bench.sh --workers {workers} --chunk {chunk}", // command
             "",                                                // cwd
-            "workers=1,2,4,8",
-            "", // refused: {chunk} is not defined yet
+            "workers=1,2,4",
+            "",             // refused: {chunk} is not defined yet
+            "chunk=1-4096", // refused: did you mean
             "chunk=16..4096:log:int",
+            "workers=1,2,4,8", // redefined
             "",
             "",   // baseline workers = 1
             "64", // baseline chunk
@@ -615,6 +411,10 @@ mod tests {
         let shown = s.shown.join("\n");
         assert!(shown.contains("letters, digits"), "{shown}");
         assert!(shown.contains("{chunk} but no such parameter"), "{shown}");
+        assert!(shown.contains("direction is required"), "{shown}");
+        assert!(shown.contains("inside double quotes"), "{shown}");
+        assert!(shown.contains("did you mean chunk=1..4096?"), "{shown}");
+        assert!(shown.contains("workers redefined"), "{shown}");
         assert_eq!(v["objective"]["metric"], "throughput");
         assert_eq!(v["objective"]["direction"], "maximize");
         assert_eq!(v["baseline"], json!({"workers": 1, "chunk": 64}));
@@ -633,6 +433,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.search_space.len(), 2);
+        let workers = config.search_space.get("workers").unwrap();
+        assert!(workers.contains(&json!(8)), "the redefinition is kept");
     }
 
     #[test]

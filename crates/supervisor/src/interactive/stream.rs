@@ -10,10 +10,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use autoresearch_adapters::config::format_number;
-use autoresearch_adapters::model::{Failure, NodeResult};
+use autoresearch_adapters::model::NodeResult;
 use autoresearch_adapters::workdir::Workdir;
-use autoresearch_engine::events::{names, read_events};
-use serde_json::{Map, Value};
+use autoresearch_adapters::workflow::events::{NodeEvent, RunEvent, RunEventLine};
+use autoresearch_engine::Event;
+use autoresearch_engine::events::{EditResult, read_events};
 
 use super::style;
 
@@ -37,9 +38,10 @@ impl EventTail {
         EventTail { path, offset }
     }
 
-    /// Events appended since the last call (a torn last line waits for the next call).
-    pub fn poll(&mut self) -> std::io::Result<Vec<Map<String, Value>>> {
-        let (events, offset) = read_events(&self.path, self.offset)?;
+    /// Events appended since the last call (a torn last line waits for the next call; lines
+    /// of unknown events are skipped).
+    pub fn poll(&mut self) -> std::io::Result<Vec<RunEventLine>> {
+        let (events, offset) = read_events::<RunEvent>(&self.path, self.offset)?;
         self.offset = offset;
         Ok(events)
     }
@@ -50,106 +52,102 @@ pub fn events_path(workdir: &Path) -> PathBuf {
     workdir.join("engine").join("events.jsonl")
 }
 
-fn str_field<'a>(ev: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-    ev.get(key).and_then(Value::as_str)
-}
-
-/// `HH:MM:SS` of an RFC 3339 timestamp (UTC), or empty.
-fn clock(ts: Option<&str>) -> &str {
-    ts.and_then(|t| t.get(11..19)).unwrap_or("")
-}
-
-/// One line for an event, or `None` for events not worth showing (queued, phase changes).
+/// One line for an event, or `None` for events not worth showing (queued, phase changes, and
+/// the engine's completion events, which the node events describe better).
 /// `metric` names the primary metric (for completed nodes).
-pub fn format_event(wd: &Workdir, metric: &str, ev: &Map<String, Value>) -> Option<String> {
-    let event = str_field(ev, "event")?;
-    let id = str_field(ev, "id").unwrap_or("?");
-    let time = clock(str_field(ev, "ts"));
-    let body = match event {
-        names::ENGINE_STARTED => {
-            let pid = ev.get("pid").and_then(Value::as_u64);
-            let resumed = ev.get("resumed").and_then(Value::as_bool).unwrap_or(false);
-            let what = if resumed {
+pub fn format_event(wd: &Workdir, metric: &str, line: &RunEventLine) -> Option<String> {
+    let body = match &line.event {
+        RunEvent::Engine(ev) => engine_line(wd, ev)?,
+        RunEvent::Node(ev) => node_line(wd, metric, ev)?,
+    };
+    let time = super::local_time::clock(Some(&line.ts));
+    Some(if time.is_empty() {
+        body
+    } else {
+        format!("{} {body}", style::dim(&time))
+    })
+}
+
+fn engine_line(wd: &Workdir, ev: &Event) -> Option<String> {
+    Some(match ev {
+        Event::EngineStarted { pid, resumed } => {
+            let what = if *resumed {
                 "engine resumed"
             } else {
                 "engine started"
             };
-            match pid {
-                Some(pid) => format!("{what} (pid {pid})"),
-                None => what.to_string(),
-            }
+            format!("{what} (pid {pid})")
         }
-        names::ENGINE_STOPPED => match str_field(ev, "reason") {
+        Event::EngineStopped { reason } => match reason {
             Some(r) => format!("engine stopped: {r}"),
             None => "engine stopped".to_string(),
         },
-        names::ENGINE_INTERRUPTED => {
-            "engine interrupted (running jobs keep going; `start` resumes)".to_string()
-        }
-        names::NODE_STARTED => {
-            let resumed = ev.get("resumed").and_then(Value::as_bool).unwrap_or(false);
-            if resumed {
+        Event::EngineInterrupted { reason } => match reason {
+            Some(r) => style::red(&format!("engine interrupted: {r}")),
+            None => "engine interrupted (running jobs keep going; `start` resumes)".to_string(),
+        },
+        Event::SpecStarted { id, resumed } => {
+            if *resumed {
                 format!("▶ {id} started (resumed)")
             } else {
                 format!("▶ {id} started")
             }
         }
-        names::NODE_COMPLETED => completed_line(wd, metric, id),
-        names::NODE_FAILED => failed_line(wd, id, str_field(ev, "error")),
-        names::NODE_CANCELLED => format!("■ {id} interrupted (it resumes with the engine)"),
-        names::NODE_BUMPED => match ev.get("priority").and_then(Value::as_f64) {
-            Some(p) => format!("queue: {id} now has priority {}", format_number(p)),
-            None => format!("queue: {id} has a new priority"),
-        },
-        names::NODE_DROPPED => format!("queue: {id} dropped"),
-        names::CHECKPOINT_EDIT => format!(
-            "checkpoint edit {}: {}",
-            str_field(ev, "result").unwrap_or("seen"),
-            str_field(ev, "message").unwrap_or("")
-        ),
-        names::WARNING => style::yellow(&format!(
-            "warning: {}",
-            str_field(ev, "message").unwrap_or("")
-        )),
-        _ => return None,
-    };
-    Some(if time.is_empty() {
-        body
-    } else {
-        format!("{} {body}", style::dim(time))
+        // A failure the workflow did not record itself (no failure.json): say it here.
+        Event::SpecFailed { id, error, .. } if !wd.node_failure(id).exists() => {
+            style::red(&format!("✗ {id} failed ({})", one_line(error)))
+        }
+        Event::SpecCancelled { id } => format!("■ {id} interrupted (it resumes with the engine)"),
+        Event::SpecBumped { id, priority } => {
+            format!("queue: {id} now has priority {}", format_number(*priority))
+        }
+        Event::SpecDropped { id } => format!("queue: {id} dropped"),
+        Event::CheckpointEdit {
+            result, message, ..
+        } => {
+            let result = match result {
+                EditResult::Applied => "applied",
+                EditResult::Rejected => "rejected",
+            };
+            format!("checkpoint edit {result}: {message}")
+        }
+        Event::Warning { message, .. } => style::yellow(&format!("warning: {message}")),
+        Event::SpecQueued { .. }
+        | Event::SpecPhase { .. }
+        | Event::SpecCompleted { .. }
+        | Event::SpecFailed { .. } => return None,
     })
 }
 
-fn completed_line(wd: &Workdir, metric: &str, id: &str) -> String {
-    let result: Option<NodeResult> = std::fs::read(wd.node_result(id))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
-    let Some(result) = result else {
-        return format!("✓ {id} completed");
-    };
-    let value = result
-        .primary
-        .map(format_number)
-        .unwrap_or_else(|| "?".to_string());
-    let mut line = format!(
-        "✓ {id} completed: {metric}={value} in {:.1}s",
-        result.duration_s
-    );
-    if result.improved {
-        line = format!("{line}  {}", style::green("★ new best"));
-    }
-    line
-}
-
-fn failed_line(wd: &Workdir, id: &str, error: Option<&str>) -> String {
-    let failure: Option<Failure> = std::fs::read(wd.node_failure(id))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
-    let reason = match &failure {
-        Some(f) => format!("{}: {}", f.kind.as_str(), one_line(&f.message)),
-        None => one_line(error.unwrap_or("no reason recorded")),
-    };
-    style::red(&format!("✗ {id} failed ({reason})"))
+fn node_line(wd: &Workdir, metric: &str, ev: &NodeEvent) -> Option<String> {
+    Some(match ev {
+        NodeEvent::NodeCompleted {
+            id,
+            primary,
+            improved,
+        } => {
+            let duration = std::fs::read(wd.node_result(id))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<NodeResult>(&b).ok())
+                .map(|r| format!(" in {:.1}s", r.duration_s))
+                .unwrap_or_default();
+            let line = format!(
+                "✓ {id} completed: {metric}={}{duration}",
+                format_number(*primary)
+            );
+            if *improved {
+                format!("{line}  {}", style::green("★ new best"))
+            } else {
+                line
+            }
+        }
+        NodeEvent::NodeFailed { id, kind, message } => style::red(&format!(
+            "✗ {id} failed ({}: {})",
+            kind.as_str(),
+            one_line(message)
+        )),
+        NodeEvent::NodeStarted { .. } => return None,
+    })
 }
 
 /// The first line of a message, shortened to 200 characters.
@@ -187,13 +185,13 @@ impl Streamer {
                 let mut up = engine_alive(&root);
                 let mut last_check = Instant::now();
                 while !flag.load(Ordering::Acquire) {
-                    let mut emit = |events: Vec<Map<String, Value>>, up: &mut bool| {
+                    let mut emit = |events: Vec<RunEventLine>, up: &mut bool| {
                         for ev in events {
-                            match str_field(&ev, "event") {
-                                Some(names::ENGINE_STARTED) => *up = true,
-                                Some(names::ENGINE_STOPPED | names::ENGINE_INTERRUPTED) => {
-                                    *up = false
-                                }
+                            match &ev.event {
+                                RunEvent::Engine(Event::EngineStarted { .. }) => *up = true,
+                                RunEvent::Engine(
+                                    Event::EngineStopped { .. } | Event::EngineInterrupted { .. },
+                                ) => *up = false,
                                 _ => {}
                             }
                             if let Some(line) = format_event(&wd, &metric, &ev) {
@@ -256,7 +254,7 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn ev(text: &str) -> Map<String, Value> {
+    fn ev(text: &str) -> RunEventLine {
         serde_json::from_str(text).unwrap()
     }
 
@@ -264,21 +262,35 @@ mod tests {
     fn tail_starts_at_the_end_and_waits_for_whole_lines() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.jsonl");
-        std::fs::write(&path, "{\"ts\":\"t\",\"event\":\"old\"}\n").unwrap();
+        std::fs::write(
+            &path,
+            "{\"ts\":\"t\",\"event\":\"spec_dropped\",\"id\":\"old\"}\n",
+        )
+        .unwrap();
         let mut tail = EventTail::from_end(&path);
         assert!(tail.poll().unwrap().is_empty());
         let mut f = std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
             .unwrap();
-        write!(f, "{{\"ts\":\"t\",\"event\":\"new\"}}\n{{\"ts\":\"t\",\"ev").unwrap();
+        write!(
+            f,
+            "{{\"ts\":\"t\",\"event\":\"spec_dropped\",\"id\":\"new\"}}\n{{\"ts\":\"t\",\"ev"
+        )
+        .unwrap();
         let got = tail.poll().unwrap();
         assert_eq!(got.len(), 1);
-        assert_eq!(got[0]["event"], "new");
-        writeln!(f, "ent\":\"third\"}}").unwrap();
+        assert_eq!(
+            got[0].event,
+            RunEvent::Engine(Event::SpecDropped { id: "new".into() })
+        );
+        writeln!(f, "ent\":\"spec_dropped\",\"id\":\"third\"}}").unwrap();
         let got = tail.poll().unwrap();
         assert_eq!(got.len(), 1);
-        assert_eq!(got[0]["event"], "third");
+        assert_eq!(
+            got[0].event,
+            RunEvent::Engine(Event::SpecDropped { id: "third".into() })
+        );
     }
 
     #[test]
@@ -289,7 +301,7 @@ mod tests {
     }
 
     #[test]
-    fn formats_node_events_from_their_files() {
+    fn formats_engine_and_node_events() {
         let dir = tempfile::tempdir().unwrap();
         let wd = Workdir::new(dir.path());
         std::fs::create_dir_all(wd.node_dir("001_a")).unwrap();
@@ -305,20 +317,16 @@ mod tests {
             serde_json::to_vec(&result).unwrap(),
         )
         .unwrap();
-        std::fs::write(
-            wd.node_failure("002_b"),
-            r#"{"kind":"nonzero_exit","phase":"running","message":"the job exited with status 3","retryable":false,"details":null,"created_at":"x"}"#,
-        )
-        .unwrap();
+        std::fs::write(wd.node_failure("002_b"), "{}").unwrap();
         let ts = "\"ts\":\"2026-01-02T03:04:05.678Z\"";
         let line = |s: &str| format_event(&wd, "score", &ev(s));
-        let started = line(&format!(r#"{{{ts},"event":"node_started","id":"001_a"}}"#)).unwrap();
+        let started = line(&format!(r#"{{{ts},"event":"spec_started","id":"001_a"}}"#)).unwrap();
         assert!(
             started.contains("03:04:05") && started.contains("001_a started"),
             "{started}"
         );
         let done = line(&format!(
-            r#"{{{ts},"event":"node_completed","id":"001_a"}}"#
+            r#"{{{ts},"event":"node_completed","id":"001_a","primary":12.5,"improved":true}}"#
         ))
         .unwrap();
         assert!(
@@ -326,20 +334,38 @@ mod tests {
             "{done}"
         );
         assert!(done.contains("new best"), "{done}");
+        assert!(
+            line(&format!(
+                r#"{{{ts},"event":"spec_completed","id":"001_a"}}"#
+            ))
+            .is_none()
+        );
         let failed = line(&format!(
-            r#"{{{ts},"event":"node_failed","id":"002_b","error":"boom"}}"#
+            r#"{{{ts},"event":"node_failed","id":"002_b","kind":"nonzero_exit","message":"the job exited with status 3\nmore"}}"#
         ))
         .unwrap();
         assert!(
             failed.contains("002_b failed (nonzero_exit: the job exited with status 3)"),
             "{failed}"
         );
+        // The engine's failure line is shown only when the workflow recorded none.
+        assert!(
+            line(&format!(
+                r#"{{{ts},"event":"spec_failed","id":"002_b","error":"boom"}}"#
+            ))
+            .is_none()
+        );
         let failed = line(&format!(
-            r#"{{{ts},"event":"node_failed","id":"003_c","error":"boom\nmore"}}"#
+            r#"{{{ts},"event":"spec_failed","id":"003_c","error":"boom\nmore"}}"#
         ))
         .unwrap();
         assert!(failed.contains("003_c failed (boom)"), "{failed}");
-        assert!(line(&format!(r#"{{{ts},"event":"node_queued","id":"001_a"}}"#)).is_none());
+        assert!(
+            line(&format!(
+                r#"{{{ts},"event":"spec_queued","id":"001_a","priority":1,"kind":"k"}}"#
+            ))
+            .is_none()
+        );
         let started = line(&format!(
             r#"{{{ts},"event":"engine_started","pid":42,"resumed":true}}"#
         ))

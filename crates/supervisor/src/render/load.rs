@@ -15,6 +15,7 @@ use autoresearch_adapters::model::{
     Failure, JobRecord, NodeResult, NodeSpec, NodeStatus, RunState, TreeFile,
 };
 use autoresearch_adapters::workdir::Workdir;
+use autoresearch_adapters::workflow::nodes::plain;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -59,7 +60,7 @@ impl Direction {
 /// How the completion order of [`RunView::completion_order`] was established.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CompletionSource {
-    /// From the order of the first `node_completed`/`node_failed` event per node in
+    /// From the order of the first completion event (`node_completed`/`node_failed`) per node in
     /// `engine/events.jsonl`; finished nodes without an event yet (the engine buffers events)
     /// follow, by file time.
     Events,
@@ -432,6 +433,15 @@ impl RunView {
         self.config.as_ref()?.pointer(ptr)?.as_str()
     }
 
+    /// The search space of `config.json` (parameters in declaration order), when the
+    /// configuration is readable.
+    pub fn search_space(&self) -> Option<autoresearch_adapters::config::SearchSpace> {
+        let config = self.config.clone()?;
+        serde_json::from_value::<autoresearch_adapters::config::Config>(config)
+            .ok()
+            .map(|c| c.search_space)
+    }
+
     /// A number from `config.json` at JSON pointer `ptr`.
     pub fn config_f64(&self, ptr: &str) -> Option<f64> {
         self.config.as_ref()?.pointer(ptr)?.as_f64()
@@ -521,7 +531,7 @@ impl RunView {
         let mut parts: Vec<String> = Vec::new();
         for (k, v) in params {
             if parent.get(k) != Some(v) {
-                parts.push(format!("{k}={}", value_text(v)));
+                parts.push(format!("{k}={}", plain(v)));
             }
         }
         for k in parent.keys() {
@@ -798,14 +808,17 @@ fn completion_order(
     (order, CompletionSource::Mtime)
 }
 
-/// Line number of the first completion event (`node_completed`/`node_failed`, also accepted
-/// without the `node_` prefix) per node in `engine/events.jsonl`. Unparseable lines (a torn
-/// last line) are skipped.
+/// Line number of the first completion event per node in `engine/events.jsonl`: the
+/// workflow's `node_completed`/`node_failed`, or the engine's `spec_completed`/`spec_failed`
+/// for a spec that ended without one. Other and unparseable lines (a torn last line) are
+/// skipped.
 fn events_positions(
     wd: &Workdir,
     by_id: &HashMap<String, usize>,
     warnings: &mut Vec<String>,
 ) -> HashMap<usize, usize> {
+    use autoresearch_adapters::workflow::events::{NodeEvent, RunEvent, RunEventLine};
+    use autoresearch_engine::Event;
     let mut pos: HashMap<usize, usize> = HashMap::new();
     let path = wd.engine_dir().join("events.jsonl");
     let text = match fs::read(&path) {
@@ -823,20 +836,17 @@ fn events_positions(
         if !contains(line, b"completed") && !contains(line, b"failed") {
             continue;
         }
-        let Ok(v) = serde_json::from_slice::<Value>(line) else {
+        let Ok(ev) = serde_json::from_slice::<RunEventLine>(line) else {
             continue;
         };
-        let ev = v.get("event").and_then(Value::as_str).unwrap_or("");
-        if !matches!(
-            ev,
-            "node_completed" | "node_failed" | "completed" | "failed"
-        ) {
-            continue;
-        }
-        let id = ["id", "node_id"]
-            .iter()
-            .find_map(|k| v.get(*k).and_then(Value::as_str));
-        if let Some(&i) = id.and_then(|id| by_id.get(id)) {
+        let id = match &ev.event {
+            RunEvent::Node(
+                NodeEvent::NodeCompleted { id, .. } | NodeEvent::NodeFailed { id, .. },
+            )
+            | RunEvent::Engine(Event::SpecCompleted { id } | Event::SpecFailed { id, .. }) => id,
+            _ => continue,
+        };
+        if let Some(&i) = by_id.get(id) {
             pos.entry(i).or_insert(line_no);
         }
     }
@@ -845,12 +855,4 @@ fn events_positions(
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
-}
-
-/// A JSON value as short text: strings without quotes, everything else as JSON.
-pub fn value_text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }

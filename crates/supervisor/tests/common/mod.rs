@@ -394,24 +394,19 @@ impl Drop for Engine {
     }
 }
 
-/// Every parseable line of `<wd>/engine/events.jsonl` (a torn last line is skipped).
-pub fn events(wd: &Path) -> Vec<Value> {
-    fs::read_to_string(wd.join("engine/events.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-/// Node ids in the order their first `node_started` event was logged.
+/// Node ids in the order their first `spec_started` event was logged.
 pub fn start_order(wd: &Path) -> Vec<String> {
+    let (lines, _) = autoresearch_engine::events::read_events::<autoresearch_engine::Event>(
+        &wd.join("engine/events.jsonl"),
+        0,
+    )
+    .unwrap_or_default();
     let mut out: Vec<String> = Vec::new();
-    for e in events(wd) {
-        if e["event"] == "node_started"
-            && let Some(id) = e["id"].as_str()
-            && !out.iter().any(|x| x == id)
+    for line in lines {
+        if let autoresearch_engine::Event::SpecStarted { id, .. } = line.event
+            && !out.contains(&id)
         {
-            out.push(id.to_string());
+            out.push(id);
         }
     }
     out

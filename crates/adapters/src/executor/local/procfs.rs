@@ -105,10 +105,9 @@ pub(super) fn pid_state(pid: u32, start_ticks: u64) -> io::Result<PidState> {
     })
 }
 
-/// The run dir of the job wrapper running as `pid`, read from its command line
-/// (`/bin/sh <run_dir>/wrapper.sh <run_dir> <cwd>`); `None` if `pid` is not such a wrapper (or
-/// is gone, or is a zombie, whose command line is empty).
-pub(super) fn wrapper_run_dir(pid: u32) -> io::Result<Option<PathBuf>> {
+/// If process `pid` is a job wrapper (`/bin/sh <run_dir>/wrapper.sh <run_dir> <cwd> [<attempt>
+/// ...]`), its run dir and attempt; `Ok(None)` for any other process or no process.
+pub(super) fn wrapper_of(pid: u32) -> io::Result<Option<(PathBuf, Option<u32>)>> {
     let bytes = match std::fs::read(format!("/proc/{pid}/cmdline")) {
         Ok(bytes) => bytes,
         Err(e) if is_gone(&e) => return Ok(None),
@@ -119,9 +118,13 @@ pub(super) fn wrapper_run_dir(pid: u32) -> io::Result<Option<PathBuf>> {
     else {
         return Ok(None);
     };
+    let attempt = args
+        .nth(1)
+        .and_then(|a| std::str::from_utf8(a).ok())
+        .and_then(|a| a.parse().ok());
     let run_dir = PathBuf::from(OsStr::from_bytes(run_dir));
     let expected = run_dir.join(crate::executor::wrapper::WRAPPER_NAME);
-    Ok((Path::new(OsStr::from_bytes(wrapper)) == expected).then_some(run_dir))
+    Ok((Path::new(OsStr::from_bytes(wrapper)) == expected).then_some((run_dir, attempt)))
 }
 
 /// Converts a recorded pid into a process group id that is safe to signal as `-pgid`.
