@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use autoresearch_adapters::config::{Config, canonical_params_key};
-use autoresearch_adapters::planner::search::{SearchPlanner, choice_is_ordered};
+use autoresearch_adapters::planner::search::SearchPlanner;
 use autoresearch_adapters::planner::{Plan, PlanRequest, Proposal, Trial, TrialState};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
@@ -413,19 +413,11 @@ fn failed_and_pending_sets_are_not_repeated() {
 }
 
 #[test]
-fn choices_of_numbers_are_ordered_others_unordered() {
-    assert!(choice_is_ordered(&[json!(1), json!(2.5), json!(64)]));
-    assert!(!choice_is_ordered(&[json!("gemm"), json!("fft")]));
-    assert!(!choice_is_ordered(&[json!(true), json!(false)]));
-    assert!(!choice_is_ordered(&[json!(1), json!("auto")]));
-}
-
-#[test]
 fn unordered_choices_are_all_neighbours() {
     // Only the last listed choice is good, and the listed order suggests nothing: stepping
     // through adjacent choices from "c0" would need 7 steps through worse ones. The search
     // treats every other choice as a neighbour, so it gets there well within the budget and
-    // then tunes the float next to it.
+    // then tunes the float next to it. Strings default to unordered.
     let choices: Vec<String> = (0..8).map(|i| format!("c{i}")).collect();
     let c = config(
         json!({ "kind": choices, "x": { "min": 0, "max": 1 } }),

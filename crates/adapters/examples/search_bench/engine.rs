@@ -25,12 +25,10 @@ pub fn run(
 ) -> Result<Run, String> {
     let root = dir.join(format!("{}-seed{seed}-slots{slots}", f.name));
     let args: Vec<String> = f.names().iter().map(|n| format!("{n}={{{n}}}")).collect();
-    let command = format!(
-        "{} eval {} {seed} {}",
-        autoresearch_adapters::config::shell_quote(&exe.to_string_lossy()),
-        f.name,
-        args.join(" ")
-    );
+    let exe = exe.to_string_lossy();
+    let exe = autoresearch_adapters::config::shell_quote(&exe)
+        .map_err(|e| format!("benchmark path {exe}: {e}"))?;
+    let command = format!("{exe} eval {} {seed} {}", f.name, args.join(" "));
     let config = config(f, seed, budget, slots, &command);
     let config = resolve_config(&root, Some(config)).map_err(|e| e.to_string())?;
     let rt = tokio::runtime::Builder::new_multi_thread()

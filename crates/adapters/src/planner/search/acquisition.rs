@@ -298,7 +298,7 @@ fn gaussian(rng: &mut fastrand::Rng) -> f64 {
 mod tests {
     use super::super::gp::FitOptions;
     use super::*;
-    use crate::config::{NumType, Param, Range, Scale, SearchSpace};
+    use crate::config::{Choices, NumType, Param, Range, Scale, SearchSpace};
 
     /// Refinement treats every other choice of an unordered parameter as a neighbour: from
     /// choice 0 it reaches choice 4 although choices 1–3 (adjacent in the list) are worse.
@@ -306,7 +306,7 @@ mod tests {
     fn refinement_tries_every_other_choice() {
         let choices: Vec<Value> = (0..6).map(|i| Value::from(format!("c{i}"))).collect();
         let config_space = SearchSpace::new(vec![
-            ("kind".into(), Param::Choices(choices)),
+            ("kind".into(), Param::Choices(Choices::new(choices))),
             (
                 "x".into(),
                 Param::Range(Range {

@@ -7,8 +7,9 @@
 //! - **Model** ([`gp`], [`model`]): then a Gaussian process is fitted to the results (lower is
 //!   better; failures count as the worst result; the best third and the nearest to the best when
 //!   there are many), and each proposal maximises the expected improvement over the best result
-//!   ([`acquisition`]). Unordered choices ([`space::choice_is_ordered`]) are compared by equality
-//!   only, so every other choice is a neighbour; numeric choices stay ordered.
+//!   ([`acquisition`]). Unordered choices (the configuration's `ordered` flag, by default lists
+//!   that are not all numbers) are compared by equality only, so every other choice is a
+//!   neighbour; ordered choices stay ordered.
 //! - **Batches and pending experiments**: experiments still queued or running, and the points
 //!   already chosen in the same round, count as if they had returned their predicted value, so
 //!   several free slots get different points instead of crowding one spot.
@@ -39,7 +40,6 @@ use explain::{percent, proposal};
 pub use model::Transform;
 use model::{Observed, Point};
 use space::Space;
-pub use space::choice_is_ordered;
 
 /// Salt of the start design's random stream (the design depends on the seed only).
 const DESIGN_SALT: u64 = 0x5EED_DE51_6E00_0001;

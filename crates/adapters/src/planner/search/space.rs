@@ -1,6 +1,7 @@
 //! The search space as the model sees it: every parameter is one coordinate. Numeric ranges and
-//! ordered choices map to `[0, 1]` (log ranges by the logarithm), unordered choices to the index
-//! of the choice (all other choices are equally near). [`Space::decode`] turns coordinates back
+//! ordered choices (the configuration's `ordered` flag: by default lists of numbers) map to
+//! `[0, 1]` (log ranges by the logarithm), unordered choices to the index of the choice (all
+//! other choices are equally near). [`Space::decode`] turns coordinates back
 //! into a valid parameter set: ints rounded, floats cut to [`FLOAT_DIGITS`] significant digits,
 //! bounds respected.
 
@@ -12,15 +13,6 @@ use crate::config::{Config, NumType, Param, Range, Scale};
 pub(crate) const FLOAT_DIGITS: i32 = 6;
 /// Largest finite space [`Space::enumerate`] lists.
 pub(crate) const MAX_ENUMERATED: u64 = 200_000;
-
-/// Whether a list of choices is searched as ordered (a choice's neighbours are the adjacent
-/// ones) or as unordered (every other choice is a neighbour): ordered when every choice is a
-/// number, unordered otherwise (strings, booleans).
-///
-/// Until the configuration has an explicit `ordered` flag, this is the only place that decides.
-pub fn choice_is_ordered(choices: &[Value]) -> bool {
-    choices.iter().all(Value::is_number)
-}
 
 /// How one coordinate is encoded.
 #[derive(Debug, Clone)]
@@ -166,8 +158,8 @@ impl Space {
                 name: name.to_string(),
                 kind: match param {
                     Param::Range(r) => DimKind::Numeric(r.clone()),
-                    Param::Choices(c) if choice_is_ordered(c) => DimKind::Ordered(c.clone()),
-                    Param::Choices(c) => DimKind::Unordered(c.clone()),
+                    Param::Choices(c) if c.is_ordered() => DimKind::Ordered(c.to_vec()),
+                    Param::Choices(c) => DimKind::Unordered(c.to_vec()),
                 },
             })
             .collect();
@@ -371,6 +363,8 @@ mod tests {
             "search_space": {
                 "width": [32, 64, 128, 256],
                 "algo": ["gemm", "fft", "direct"],
+                "level": { "choices": ["low", "mid", "high"], "ordered": true },
+                "size": { "choices": [1, 2, 3], "ordered": false },
                 "batch": { "min": 1, "max": 4096, "scale": "log", "type": "int" },
                 "lr": { "min": 0.0001, "max": 1, "scale": "log" },
             },
@@ -383,11 +377,15 @@ mod tests {
     fn ordered_choices_step_to_adjacent_values_unordered_by_index() {
         let s = space();
         assert!(!s.dims[0].is_categorical() && s.dims[1].is_categorical());
+        // The explicit flag wins over the default.
+        assert!(!s.dims[2].is_categorical() && s.dims[3].is_categorical());
         // Ordered: evenly spaced, and a coordinate between two choices snaps to the nearer.
-        let p = params(&s, &[0.4, 2.0, 0.5, 0.5]);
+        let p = params(&s, &[0.4, 2.0, 0.5, 1.0, 0.5, 0.5]);
         assert_eq!(p["width"], json!(64));
         assert_eq!(p["algo"], json!("direct"));
-        let p = params(&s, &[0.6, 0.0, 0.5, 0.5]);
+        assert_eq!(p["level"], json!("mid"));
+        assert_eq!(p["size"], json!(2));
+        let p = params(&s, &[0.6, 0.0, 0.5, 0.0, 0.5, 0.5]);
         assert_eq!(p["width"], json!(128));
         assert_eq!(s.dims[0].unit(), 1.0 / 3.0);
     }
@@ -399,8 +397,8 @@ mod tests {
         for _ in 0..500 {
             let mut x = s.random_point(&mut rng);
             // Push some coordinates past the edges.
-            x[2] = x[2] * 1.4 - 0.2;
-            x[3] = x[3] * 1.4 - 0.2;
+            x[4] = x[4] * 1.4 - 0.2;
+            x[5] = x[5] * 1.4 - 0.2;
             let p = s.decode(&x);
             let batch = p["batch"].as_i64().expect("ints stay ints");
             assert!((1..=4096).contains(&batch));
