@@ -114,10 +114,22 @@ pub struct NodeResult {
     pub duration_s: f64,
     /// The job's exit code.
     pub exit_code: Option<i32>,
-    /// Ids of the children planned from this node.
+    /// Ids of the nodes created by the planning rounds this node led (a round answers every
+    /// completion since the previous one; see `docs/planning.md`).
     pub children: Vec<String>,
     /// Short analysis text.
     pub analysis: String,
+    /// Metric names the job reported beyond the first [`MAX_METRIC_NAMES`] (not kept; the
+    /// primary metric is always kept). Absent when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub metrics_dropped: u64,
+}
+
+/// At most this many metric names are kept per experiment (in `result.json` and the table).
+pub const MAX_METRIC_NAMES: usize = 256;
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Kinds of failure recorded in `failure.json`.

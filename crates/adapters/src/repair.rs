@@ -14,6 +14,9 @@ use crate::workdir::Workdir;
 use crate::workflow::nodes::{NodeError, NodeStore};
 use crate::workflow::{DROPPED_MARKER, ExperimentWorkflow};
 
+/// Largest checkpoint or tree backed up.
+const MAX_BACKUP_BYTES: u64 = 1 << 30;
+
 /// What repair found and did.
 #[derive(Debug, Clone, Default)]
 pub struct RepairReport {
@@ -120,14 +123,21 @@ pub fn repair(root: &Path, dry_run: bool) -> Result<RepairReport, RepairError> {
         .to_string()
         .replace(':', "-");
     for path in [cp_path.clone(), wd.tree()] {
-        if path.exists() {
-            let backup = PathBuf::from(format!("{}.bak-{stamp}", path.display()));
-            std::fs::copy(&path, &backup).map_err(|source| RepairError::Io {
-                path: backup.clone(),
-                source,
-            })?;
-            report.backups.push(backup);
-        }
+        // Read as a regular file (never through a link) and written by atomic replacement, so
+        // a link planted at the backup's name is replaced, not written through.
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| RepairError::Io { path, source }
+        };
+        wd.check(&path).map_err(io(&path))?;
+        let Some(bytes) = autoresearch_engine::nofollow::read_regular(&path, MAX_BACKUP_BYTES)
+            .map_err(io(&path))?
+        else {
+            continue;
+        };
+        let backup = PathBuf::from(format!("{}.bak-{stamp}", path.display()));
+        autoresearch_engine::atomic::write_atomic(&backup, &bytes).map_err(io(&backup))?;
+        report.backups.push(backup);
     }
     let cp = Checkpoint {
         schema_version: checkpoint::SCHEMA_VERSION,

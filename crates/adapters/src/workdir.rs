@@ -1,6 +1,13 @@
-//! Paths of the experiment workflow's files inside a workdir (design §3).
+//! Paths of the experiment workflow's files inside a workdir, and the two checks every
+//! access under it goes through: no component below the root is a symbolic link
+//! ([`Workdir::check`], [`Workdir::create_dir`]), and node ids name one folder
+//! ([`is_node_id`]). The root itself is trusted (the user chose it). See
+//! `docs/workdir-format.md`.
 
-use std::path::PathBuf;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use autoresearch_engine::nofollow;
 
 /// Paths of one workdir.
 #[derive(Debug, Clone)]
@@ -65,5 +72,37 @@ impl Workdir {
     /// `logs/`
     pub fn logs_dir(&self) -> PathBuf {
         self.root.join("logs")
+    }
+
+    /// Checks that no existing component of `path` below the root is a symbolic link (the
+    /// error names the link). Call it before writing or reading under the workdir.
+    pub fn check(&self, path: &Path) -> io::Result<()> {
+        nofollow::check_under(&self.root, path)
+    }
+
+    /// Creates `dir` and its missing parents below the root as real folders, durably, never
+    /// through a symbolic link.
+    pub fn create_dir(&self, dir: &Path) -> io::Result<()> {
+        nofollow::create_dir_under(&self.root, dir)
+    }
+}
+
+/// Whether `id` can name a node: the engine's id pattern (`[A-Za-z0-9._-]{1,128}`) and not
+/// `.` or `..`, which would name `engine/nodes/` or `engine/` themselves.
+pub fn is_node_id(id: &str) -> bool {
+    autoresearch_engine::spec::is_valid_id(id) && id != "." && id != ".."
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_ids_are_not_node_ids() {
+        assert!(is_node_id("001_baseline"));
+        assert!(is_node_id(".hidden"));
+        for bad in [".", "..", "", "a/b", "../x"] {
+            assert!(!is_node_id(bad), "{bad:?}");
+        }
     }
 }

@@ -490,3 +490,85 @@ async fn forbidden_change_on_resume_is_refused_and_changes_nothing() {
     let stored = read_json(&config_path);
     assert_eq!(stored["job"]["command"], "echo METRIC score={x}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_finite_primary_metric_is_named_in_the_failure() {
+    let fx = Fixture::new();
+    let config = fx.config(batch_config(
+        "echo METRIC score=nan; echo METRIC other=2",
+        json!({ "x": [1] }),
+        json!({ "x": 1 }),
+        json!([]),
+    ));
+    fx.run(Some(config)).await;
+    let id = fx.id_of("baseline");
+    let f = fx.failure(&id);
+    let message = f["message"].as_str().unwrap();
+    assert_eq!(f["kind"], "missing_metric", "{f}");
+    assert!(
+        message.contains("`score`") && message.contains("`nan`") && message.contains("finite"),
+        "{message}"
+    );
+    assert_eq!(f["details"]["rejected"]["score"], "nan", "{f}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metric_names_are_capped_with_a_count_of_the_rest() {
+    let fx = Fixture::new();
+    let script = fx.script(
+        "many.sh",
+        "awk 'BEGIN { for (i = 0; i < 100000; i++) print \"METRIC m\" i \"=1\" }'\n\
+         echo METRIC score=3\n",
+    );
+    let config = fx.config(batch_config(
+        &format!("sh {} {{x}}", script.display()),
+        json!({ "x": [1] }),
+        json!({ "x": 1 }),
+        json!([]),
+    ));
+    fx.run(Some(config)).await;
+    let id = fx.id_of("baseline");
+    assert_eq!(fx.status(&id), "completed", "{}", fx.failure(&id));
+    let result = fx.result(&id);
+    let metrics = result["metrics"].as_object().unwrap();
+    assert_eq!(
+        metrics.len(),
+        autoresearch_adapters::model::MAX_METRIC_NAMES + 1
+    );
+    assert_eq!(
+        metrics["score"],
+        json!(3.0),
+        "the primary metric is always kept"
+    );
+    assert_eq!(result["primary"], json!(3.0));
+    assert_eq!(
+        result["metrics_dropped"],
+        json!(100_000 - autoresearch_adapters::model::MAX_METRIC_NAMES)
+    );
+    let bytes = std::fs::metadata(fx.node_dir(&id).join("result.json"))
+        .unwrap()
+        .len();
+    assert!(bytes < 64 * 1024, "result.json is {bytes} bytes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_from_an_unreadable_file_names_the_file() {
+    let fx = Fixture::new();
+    // The job leaves a folder where its metrics file should be.
+    let config = fx.config(batch_config(
+        "mkdir \"$AUTORESEARCH_RUN_DIR/metrics.json\"; echo METRIC score={x}",
+        json!({ "x": [1] }),
+        json!({ "x": 1 }),
+        json!([]),
+    ));
+    fx.run(Some(config)).await;
+    let id = fx.id_of("baseline");
+    assert_eq!(fx.status(&id), "failed");
+    let message = fx.failure(&id)["message"].as_str().unwrap().to_string();
+    let path = fx.run_dir(&id).join("metrics.json");
+    assert!(
+        message.contains(&path.display().to_string()),
+        "the message names {}: {message}",
+        path.display()
+    );
+}

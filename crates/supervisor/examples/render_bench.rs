@@ -162,6 +162,7 @@ fn generate(root: &Path, n: usize, seed: u64) {
                         exit_code: Some(0),
                         children: Vec::new(),
                         analysis: String::new(),
+                        metrics_dropped: 0,
                     },
                 );
             }

@@ -150,6 +150,7 @@ fn generate(root: &Path, n: usize) {
                         exit_code: Some(0),
                         children: Vec::new(),
                         analysis: String::new(),
+                        metrics_dropped: 0,
                     },
                 );
             }

@@ -51,10 +51,34 @@ pub enum Command {
         #[arg(long, default_value_t = 120)]
         timeout_s: u64,
     },
-    /// Write report.md (best configuration, how to reproduce it, path from the baseline).
+    /// Write report.md (best configuration, how to reproduce it, path from the baseline); with
+    /// --agent also final_report.md, synthesised by the coding agent.
     Report {
         /// The workdir.
         workdir: PathBuf,
+        /// Also ask the coding agent for final_report.md: what was learned, what worked and
+        /// why, what did not, what to try next, citing node ids (the run's planner.agent, or
+        /// the --agent-* flags; an --agent-* flag implies --agent).
+        #[arg(long)]
+        agent: bool,
+        /// Which agent (default: the run's planner.agent).
+        #[command(flatten)]
+        agent_flags: crate::commands::agent_call::AgentFlags,
+    },
+    /// Ask the coding agent a question about the run (it reads the run's files only); queue
+    /// changes it proposes are applied only with --yes.
+    Ask {
+        /// The workdir.
+        workdir: PathBuf,
+        /// The question, e.g. "why did 014 fail?" (the files of the experiments it names are
+        /// given to the agent).
+        question: String,
+        /// Apply the proposed queue actions (bump, drop, add) without asking.
+        #[arg(long)]
+        yes: bool,
+        /// Which agent (default: the run's planner.agent).
+        #[command(flatten)]
+        agent_flags: crate::commands::agent_call::AgentFlags,
     },
     /// Re-render master_table.tsv, summary.md, progress.png, hypothesis_tree.png, params.png
     /// and parallel.png.

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 use autoresearch_supervisor::cli::{Cli, Command, QueueAction};
-use autoresearch_supervisor::commands::{export, list, queue, repair, run, status, stop};
+use autoresearch_supervisor::commands::{
+    ask, export, final_report, list, queue, repair, run, status, stop,
+};
 use autoresearch_supervisor::exit::{Exit, code_of};
 use clap::Parser;
 
@@ -82,13 +84,28 @@ fn dispatch(cli: Cli) -> Result<i32> {
             println!("{}", stop::stop(&workdir, Duration::from_secs(timeout_s))?);
             Ok(0)
         }
-        Command::Report { workdir } => {
+        Command::Report {
+            workdir,
+            agent,
+            agent_flags,
+        } => {
+            if agent || agent_flags.given() {
+                let command = format!("supervisor report {} --agent", workdir.display());
+                final_report::write(&workdir, &agent_flags, &command, &mut |l| println!("{l}"))?;
+                return Ok(0);
+            }
             autoresearch_supervisor::commands::require_workdir(&workdir)
                 .map_err(Exit::bad_input_err)?;
             let path = autoresearch_supervisor::render::render_report(&workdir)?;
             println!("wrote {}", path.display());
             Ok(0)
         }
+        Command::Ask {
+            workdir,
+            question,
+            yes,
+            agent_flags,
+        } => ask::run_cli(&workdir, &question, yes, &agent_flags),
         Command::Render { workdir } => {
             autoresearch_supervisor::commands::require_workdir(&workdir)
                 .map_err(Exit::bad_input_err)?;

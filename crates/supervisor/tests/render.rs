@@ -97,6 +97,7 @@ impl Wd {
                 exit_code: Some(0),
                 children: vec![],
                 analysis: String::new(),
+                metrics_dropped: 0,
             },
         );
         self.status(id, NodeStatus::Completed);

@@ -1,7 +1,8 @@
 //! The human-readable log of agent calls: `logs/agent/<node>_<phase>_{prompt.md,output.md,
 //! raw.json}` (a retry adds `_retry<N>` after the phase). `prompt.md` is written before the call,
 //! so a call that hangs shows what it was asked; `output.md` (duration, cost, status, then the
-//! reply) and `raw.json` (argv, exit status, stdout, stderr) after it.
+//! reply) and `raw.json` (argv, exit status, stdout, stderr) after it. Run-level calls (`report`,
+//! `ask`) are named `run_<phase>-<16 hex of the prompt's sha256>`, so each question keeps its log.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,15 @@ use serde::Serialize;
 use super::AgentPhase;
 use super::journal::CallAnswer;
 use super::runner::RawOutput;
+
+/// `_retry<N>` for the N-th retry, empty for the first attempt.
+fn retry_suffix(attempt: u32) -> String {
+    if attempt > 1 {
+        format!("_retry{}", attempt - 1)
+    } else {
+        String::new()
+    }
+}
 
 /// Where one attempt's log files go.
 #[derive(Debug, Clone)]
@@ -34,11 +44,7 @@ struct RawRecord<'a> {
 impl CallLog {
     /// The log of `attempt` of the call (`node_id`, `phase`) in `workdir`.
     pub fn new(workdir: &Path, node_id: &str, phase: AgentPhase, attempt: u32) -> Self {
-        let retry = if attempt > 1 {
-            format!("_retry{}", attempt - 1)
-        } else {
-            String::new()
-        };
+        let retry = retry_suffix(attempt);
         CallLog {
             workdir: workdir.to_path_buf(),
             stem: workdir
@@ -46,6 +52,22 @@ impl CallLog {
                 .join("agent")
                 .join(format!("{node_id}_{}{retry}", phase.as_str())),
         }
+    }
+
+    /// The log of `attempt` of a run-level call of `phase` whose prompt hashes to
+    /// `prompt_sha256`: `logs/agent/run_<phase>-<16 hex>[_retry<N>]_…`.
+    pub fn run_level(workdir: &Path, phase: AgentPhase, prompt_sha256: &str, attempt: u32) -> Self {
+        let short = prompt_sha256.get(..16).unwrap_or(prompt_sha256);
+        Self::new(workdir, "run", phase, attempt).renamed(&format!(
+            "run_{}-{short}{}",
+            phase.as_str(),
+            retry_suffix(attempt)
+        ))
+    }
+
+    fn renamed(mut self, stem: &str) -> Self {
+        self.stem = self.stem.with_file_name(stem);
+        self
     }
 
     /// `…_prompt.md`.

@@ -13,13 +13,17 @@
 //! For `apply` the journal only keeps the record: whether an apply is done is decided by the
 //! workspace (a committed ref), since an answered but uncommitted apply is redone from a clean
 //! worktree.
+//!
+//! Run-level calls ([`AgentClient::call_run_level`]: `report`, `ask`) are the same, journaled
+//! under `engine/agent/` and logged as `logs/agent/run_<phase>-<hash>_…`, with the workdir as
+//! the working directory and an empty `AUTORESEARCH_NODE_ID`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::calllog::CallLog;
 use super::journal::{CallAnswer, CallJournal, CallRecord, CallStatus, JournalError, sha256_hex};
-use super::preset::{self, DecodeError};
+use super::preset::{self, DecodeError, ReplyFormat};
 use super::runner::{self, Invocation, RunError};
 use super::schema::{AnalyzeReply, PlanReply, parse_analyze, parse_plan};
 use super::{AgentPhase, Cost};
@@ -34,6 +38,22 @@ pub struct AgentClient {
     pub output_cap: usize,
     /// SIGTERM-to-SIGKILL grace on timeout.
     pub kill_grace: Duration,
+    /// Whether a recorded call that ended without a valid answer (failed, timed out, invalid
+    /// after its retries) is replayed as that failure (default `true`, the planner's resume
+    /// rule: never pay twice for the same failure). A command the user starts again (`report`,
+    /// `ask`) sets it to `false` to call the agent again.
+    pub replay_failures: bool,
+    /// Receives a copy of the agent's stdout as it arrives (see [`Invocation::stdout_tap`]).
+    pub stdout_tap: Option<tokio::sync::mpsc::UnboundedSender<Vec<u8>>>,
+}
+
+/// Where a call's journal and logs go.
+#[derive(Debug, Clone, Copy)]
+enum Scope<'a> {
+    /// A node's call: `engine/nodes/<id>/agent/`, `logs/agent/<id>_<phase>_…`.
+    Node(&'a str),
+    /// A run-level call: `engine/agent/`, `logs/agent/run_<phase>-<hash>_…`.
+    Run,
 }
 
 /// What kind of failure ended a call.
@@ -90,7 +110,28 @@ impl AgentClient {
             workdir: workdir.into(),
             output_cap: runner::DEFAULT_OUTPUT_CAP,
             kill_grace: runner::DEFAULT_KILL_GRACE,
+            replay_failures: true,
+            stdout_tap: None,
         }
+    }
+
+    /// Whether the agent's stdout is its reply as plain text (no preset: `command` alone), so
+    /// it can be shown while it arrives; a preset's JSON output is shown once decoded.
+    pub fn streams_plain_text(&self, phase: AgentPhase) -> bool {
+        preset::command_line(&self.config, phase, &self.workdir).1 == ReplyFormat::Plain
+    }
+
+    /// A run-level call of `phase` (`report`, `ask`) with `prompt`, run in the workdir, its
+    /// reply checked by `validate`.
+    pub async fn call_run_level<T>(
+        &self,
+        phase: AgentPhase,
+        prompt: &str,
+        validate: impl Fn(&str) -> Result<T, String>,
+    ) -> CallOutcome<T> {
+        let cwd = self.workdir.clone();
+        self.call_in(Scope::Run, phase, prompt, &cwd, validate)
+            .await
     }
 
     /// The configuration.
@@ -141,6 +182,22 @@ impl AgentClient {
         cwd: &Path,
         validate: impl Fn(&str) -> Result<T, String>,
     ) -> CallOutcome<T> {
+        self.call_in(Scope::Node(node_id), phase, prompt, cwd, validate)
+            .await
+    }
+
+    async fn call_in<T>(
+        &self,
+        scope: Scope<'_>,
+        phase: AgentPhase,
+        prompt: &str,
+        cwd: &Path,
+        validate: impl Fn(&str) -> Result<T, String>,
+    ) -> CallOutcome<T> {
+        let node_id = match scope {
+            Scope::Node(id) => id,
+            Scope::Run => "",
+        };
         let mut out = CallOutcome {
             result: Err(AgentFailure {
                 kind: FailureKind::Invalid,
@@ -156,12 +213,15 @@ impl AgentClient {
             kind: FailureKind::EngineIo,
             message: e.to_string(),
         };
-        let journal = match CallJournal::new(&self.workdir, node_id) {
-            Ok(j) => j,
-            Err(e) => {
-                out.result = Err(engine_io(e));
-                return out;
-            }
+        let journal = match scope {
+            Scope::Run => CallJournal::run_level(&self.workdir),
+            Scope::Node(id) => match CallJournal::new(&self.workdir, id) {
+                Ok(j) => j,
+                Err(e) => {
+                    out.result = Err(engine_io(e));
+                    return out;
+                }
+            },
         };
         let key = sha256_hex(prompt);
         let record = match journal.lookup(phase, &key) {
@@ -171,6 +231,8 @@ impl AgentClient {
                 return out;
             }
         };
+        // A call the user starts again after a failure is made again.
+        let record = record.filter(|r| self.replay_failures || has_valid_answer(r));
         let max_attempts = 1 + self.config.max_retries;
         let mut attempt = 1u32;
         let mut last_error: Option<String> = None;
@@ -209,7 +271,10 @@ impl AgentClient {
                 out.result = Err(engine_io(e));
                 return out;
             }
-            let log = CallLog::new(&self.workdir, node_id, phase, attempt);
+            let log = match scope {
+                Scope::Node(id) => CallLog::new(&self.workdir, id, phase, attempt),
+                Scope::Run => CallLog::run_level(&self.workdir, phase, &key, attempt),
+            };
             if let Err(e) = log.write_prompt(&attempt_prompt) {
                 tracing::warn!("cannot write {}: {e}", log.prompt_path().display());
             }
@@ -225,6 +290,7 @@ impl AgentClient {
                 kill_grace: self.kill_grace,
                 output_cap: self.output_cap,
                 env: Vec::new(),
+                stdout_tap: self.stdout_tap.clone(),
             };
             let started = std::time::Instant::now();
             let run = runner::run(&inv).await;
@@ -348,6 +414,14 @@ impl AgentClient {
     ) -> Result<Option<CallRecord>, JournalError> {
         CallJournal::new(&self.workdir, node_id)?.lookup(phase, &sha256_hex(prompt))
     }
+}
+
+fn has_valid_answer(record: &CallRecord) -> bool {
+    record.attempts.iter().any(|a| {
+        a.answer
+            .as_ref()
+            .is_some_and(|x| x.status == CallStatus::Valid)
+    })
 }
 
 enum Replay<T> {

@@ -7,7 +7,8 @@
 //! no answer (the engine died during the call) is made again.
 //!
 //! Files: `engine/nodes/<id>/agent/<phase>-<first 16 hex digits of the prompt's sha256>.json`,
-//! one [`CallRecord`] per call (its retries are attempts inside it).
+//! one [`CallRecord`] per call (its retries are attempts inside it); run-level calls (`report`,
+//! `ask`) go to `engine/agent/<phase>-<16 hex>.json` with an empty `node_id`.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -82,7 +83,7 @@ pub struct AttemptRecord {
 pub struct CallRecord {
     /// Format version (1).
     pub schema_version: u32,
-    /// The node planned from, applied or analysed.
+    /// The node planned from, applied or analysed (empty for a run-level call).
     pub node_id: String,
     /// The phase.
     pub phase: AgentPhase,
@@ -151,6 +152,16 @@ impl CallJournal {
             workdir: workdir.to_path_buf(),
             dir: Workdir::new(workdir).node_dir(node_id).join("agent"),
         })
+    }
+
+    /// The journal of run-level calls (`report`, `ask`) in `workdir`: `engine/agent/`, created
+    /// on first write; their records have an empty `node_id`.
+    pub fn run_level(workdir: &Path) -> Self {
+        CallJournal {
+            node_id: String::new(),
+            workdir: workdir.to_path_buf(),
+            dir: Workdir::new(workdir).engine_dir().join("agent"),
+        }
     }
 
     /// The journal folder.

@@ -115,7 +115,7 @@ pub enum PlanPromptError {
 }
 
 /// Detail levels tried in order (rows per category).
-const LEVELS: [usize; 7] = [40, 20, 10, 6, 3, 2, 1];
+pub(crate) const LEVELS: [usize; 7] = [40, 20, 10, 6, 3, 2, 1];
 
 /// Renders the plan prompt within `max_bytes`.
 pub fn render_plan_prompt(
@@ -183,7 +183,7 @@ fn render_at(
 }
 
 /// `text` on one line, `|` escaped, cut to `cap` characters.
-fn cell(text: &str, cap: usize) -> String {
+pub(crate) fn cell(text: &str, cap: usize) -> String {
     let one_line: String = text
         .chars()
         .map(|c| {
@@ -205,7 +205,7 @@ fn cell(text: &str, cap: usize) -> String {
     cut.replace('|', "\\|")
 }
 
-fn params_text(params: &Map<String, Value>) -> String {
+pub(crate) fn params_text(params: &Map<String, Value>) -> String {
     params
         .iter()
         .map(|(k, v)| format!("{k}={}", value_to_raw(v)))
@@ -277,7 +277,7 @@ fn selected_rows(ctx: &PlanContext, level: usize) -> BTreeSet<usize> {
     keep
 }
 
-fn history_section(ctx: &PlanContext, level: usize, text_cap: usize) -> String {
+pub(crate) fn history_section(ctx: &PlanContext, level: usize, text_cap: usize) -> String {
     let rows = &ctx.history;
     if rows.is_empty() {
         return "(no experiment has finished yet)\n".into();
@@ -427,7 +427,7 @@ fn path_section(path: &[String], max: usize) -> String {
     )
 }
 
-fn findings_section(findings: &[Finding], max: usize, cap: usize) -> String {
+pub(crate) fn findings_section(findings: &[Finding], max: usize, cap: usize) -> String {
     if findings.is_empty() {
         return "(none yet)\n".into();
     }
@@ -442,7 +442,7 @@ fn findings_section(findings: &[Finding], max: usize, cap: usize) -> String {
     out
 }
 
-fn in_flight_section(items: &[InFlight], max: usize, cap: usize) -> String {
+pub(crate) fn in_flight_section(items: &[InFlight], max: usize, cap: usize) -> String {
     if items.is_empty() {
         return "(none)\n".into();
     }

@@ -50,6 +50,12 @@ fn extract(text: &str, depth: u8) -> Result<Map<String, Value>, String> {
 
 /// The last fenced block whose content parses as a JSON object.
 fn last_fenced_object(text: &str) -> Option<Map<String, Value>> {
+    fenced_objects(text).pop()
+}
+
+/// Every fenced code block (```` ```json ```` or plain ```` ``` ````) whose content parses as a
+/// JSON object, in order.
+pub fn fenced_objects(text: &str) -> Vec<Map<String, Value>> {
     let mut blocks: Vec<String> = Vec::new();
     let mut current: Option<String> = None;
     for line in text.lines() {
@@ -69,11 +75,11 @@ fn last_fenced_object(text: &str) -> Option<Map<String, Value>> {
     }
     blocks
         .iter()
-        .rev()
-        .find_map(|b| match serde_json::from_str(b.trim()) {
+        .filter_map(|b| match serde_json::from_str(b.trim()) {
             Ok(Value::Object(map)) => Some(map),
             _ => None,
         })
+        .collect()
 }
 
 /// The last `{` at the start of a line from which the rest of the text parses as one object

@@ -47,6 +47,9 @@ pub struct Invocation {
     pub output_cap: usize,
     /// Extra environment variables (after the three above).
     pub env: Vec<(String, String)>,
+    /// Receives a copy of every chunk of stdout as it arrives (to show an answer while the
+    /// agent writes it); the whole stdout is still captured.
+    pub stdout_tap: Option<tokio::sync::mpsc::UnboundedSender<Vec<u8>>>,
 }
 
 /// What a finished agent process produced.
@@ -182,10 +185,12 @@ fn signal_group(pgid: i32, sig: libc::c_int) {
     }
 }
 
-/// Reads `reader` to the end, keeping at most `cap` bytes; `Err(())` once past the cap.
+/// Reads `reader` to the end, keeping at most `cap` bytes; `Err(())` once past the cap. Each
+/// chunk is also sent to `tap`, if any.
 async fn read_capped<R: AsyncRead + Unpin>(
     mut reader: R,
     cap: usize,
+    tap: Option<tokio::sync::mpsc::UnboundedSender<Vec<u8>>>,
 ) -> io::Result<Result<Vec<u8>, ()>> {
     let mut buf = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
@@ -196,6 +201,10 @@ async fn read_capped<R: AsyncRead + Unpin>(
         }
         if buf.len() + n > cap {
             return Ok(Err(()));
+        }
+        if let Some(tap) = &tap {
+            // A receiver that went away only stops the copy, never the call.
+            let _ = tap.send(chunk[..n].to_vec());
         }
         buf.extend_from_slice(&chunk[..n]);
     }
@@ -234,8 +243,12 @@ pub async fn run(inv: &Invocation) -> Result<RawOutput, RunError> {
         let _ = stdin.shutdown().await;
     });
     let cap = inv.output_cap;
-    let mut out_task = tokio::spawn(read_capped(child.stdout.take().expect("piped"), cap));
-    let mut err_task = tokio::spawn(read_capped(child.stderr.take().expect("piped"), cap));
+    let mut out_task = tokio::spawn(read_capped(
+        child.stdout.take().expect("piped"),
+        cap,
+        inv.stdout_tap.clone(),
+    ));
+    let mut err_task = tokio::spawn(read_capped(child.stderr.take().expect("piped"), cap, None));
 
     enum End {
         Exited(io::Result<std::process::ExitStatus>),

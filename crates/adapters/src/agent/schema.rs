@@ -22,7 +22,7 @@ pub struct SchemaError {
     pub message: String,
 }
 
-fn err(path: impl Into<String>, message: impl Into<String>) -> SchemaError {
+pub(crate) fn err(path: impl Into<String>, message: impl Into<String>) -> SchemaError {
     SchemaError {
         path: path.into(),
         message: message.into(),
@@ -106,7 +106,7 @@ impl PlanReply {
             Some(Value::Array(items)) => items
                 .iter()
                 .enumerate()
-                .map(|(i, item)| experiment(i, item))
+                .map(|(i, item)| experiment(&format!("experiments[{i}]"), item))
                 .collect::<Result<_, _>>()?,
             Some(other) => {
                 return Err(err(
@@ -134,11 +134,12 @@ impl PlanReply {
     }
 }
 
-fn experiment(i: usize, item: &Value) -> Result<ProposedExperiment, SchemaError> {
-    let at = |field: &str| format!("experiments[{i}].{field}");
+/// Checks one proposed experiment; `at` names it in errors (`experiments[2]`).
+pub(crate) fn experiment(at_item: &str, item: &Value) -> Result<ProposedExperiment, SchemaError> {
+    let at = |field: &str| format!("{at_item}.{field}");
     let Value::Object(map) = item else {
         return Err(err(
-            format!("experiments[{i}]"),
+            at_item,
             format!("expected an object, found {}", describe(item)),
         ));
     };

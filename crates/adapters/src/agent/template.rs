@@ -20,22 +20,30 @@ pub enum TemplateName {
     Apply,
     /// `analyze.md`
     Analyze,
+    /// `report.md` (the final report, `supervisor report --agent`)
+    Report,
+    /// `ask.md` (a question about the run, `supervisor ask`)
+    Ask,
 }
 
 impl TemplateName {
     /// All templates.
-    pub const ALL: [TemplateName; 3] = [
+    pub const ALL: [TemplateName; 5] = [
         TemplateName::Plan,
         TemplateName::Apply,
         TemplateName::Analyze,
+        TemplateName::Report,
+        TemplateName::Ask,
     ];
 
-    /// `plan`, `apply` or `analyze`.
+    /// `plan`, `apply`, `analyze`, `report` or `ask`.
     pub fn as_str(self) -> &'static str {
         match self {
             TemplateName::Plan => "plan",
             TemplateName::Apply => "apply",
             TemplateName::Analyze => "analyze",
+            TemplateName::Report => "report",
+            TemplateName::Ask => "ask",
         }
     }
 
@@ -45,6 +53,8 @@ impl TemplateName {
             TemplateName::Plan => include_str!("templates/plan.md"),
             TemplateName::Apply => include_str!("templates/apply.md"),
             TemplateName::Analyze => include_str!("templates/analyze.md"),
+            TemplateName::Report => include_str!("templates/report.md"),
+            TemplateName::Ask => include_str!("templates/ask.md"),
         }
     }
 
@@ -87,6 +97,23 @@ impl TemplateName {
                 "reference",
                 "stdout_tail",
                 "stderr_tail",
+            ],
+            TemplateName::Report => super::run_brief::SECTIONS,
+            TemplateName::Ask => &[
+                "metric",
+                "direction",
+                "min_improvement",
+                "run",
+                "noise",
+                "best",
+                "best_path",
+                "history",
+                "analyses",
+                "findings",
+                "failures",
+                "queue",
+                "question",
+                "node_files",
             ],
         }
     }
@@ -132,7 +159,7 @@ pub struct Template {
     pub origin: Option<PathBuf>,
 }
 
-/// The three templates of a run.
+/// The templates of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Templates {
     /// `plan`
@@ -141,6 +168,10 @@ pub struct Templates {
     pub apply: Template,
     /// `analyze`
     pub analyze: Template,
+    /// `report`
+    pub report: Template,
+    /// `ask`
+    pub ask: Template,
 }
 
 impl Templates {
@@ -155,49 +186,54 @@ impl Templates {
             plan: t(TemplateName::Plan),
             apply: t(TemplateName::Apply),
             analyze: t(TemplateName::Analyze),
+            report: t(TemplateName::Report),
+            ask: t(TemplateName::Ask),
         }
     }
 
     /// The templates of `workdir`: `prompts/<name>.md` where present, else embedded. Every
     /// override is checked for unknown placeholders now, so a typo fails at start-up.
     pub fn load(workdir: &Path) -> Result<Self, TemplateError> {
-        let load = |name: TemplateName| -> Result<Template, TemplateError> {
-            let path = workdir
-                .join("prompts")
-                .join(format!("{}.md", name.as_str()));
-            let unreadable = |message: String| TemplateError::Unreadable {
-                path: path.clone(),
-                message,
-            };
-            autoresearch_engine::nofollow::check_under(workdir, &path)
-                .map_err(|e| unreadable(e.to_string()))?;
-            let bytes = match autoresearch_engine::nofollow::read_regular(&path, MAX_TEMPLATE_BYTES)
-            {
-                Ok(Some(b)) => b,
-                Ok(None) => {
-                    return Ok(Template {
-                        name,
-                        text: name.builtin().to_string(),
-                        origin: None,
-                    });
-                }
-                Err(e) => return Err(unreadable(e.to_string())),
-            };
-            let text = String::from_utf8(bytes)
-                .map_err(|e| unreadable(format!("cannot read it as UTF-8 text: {e}")))?;
-            let t = Template {
-                name,
-                text,
-                origin: Some(path.clone()),
-            };
-            t.check()?;
-            Ok(t)
-        };
         Ok(Templates {
-            plan: load(TemplateName::Plan)?,
-            apply: load(TemplateName::Apply)?,
-            analyze: load(TemplateName::Analyze)?,
+            plan: Self::load_one(workdir, TemplateName::Plan)?,
+            apply: Self::load_one(workdir, TemplateName::Apply)?,
+            analyze: Self::load_one(workdir, TemplateName::Analyze)?,
+            report: Self::load_one(workdir, TemplateName::Report)?,
+            ask: Self::load_one(workdir, TemplateName::Ask)?,
         })
+    }
+
+    /// One template of `workdir`: `prompts/<name>.md` if present (checked), else embedded.
+    pub fn load_one(workdir: &Path, name: TemplateName) -> Result<Template, TemplateError> {
+        let path = workdir
+            .join("prompts")
+            .join(format!("{}.md", name.as_str()));
+        let unreadable = |message: String| TemplateError::Unreadable {
+            path: path.clone(),
+            message,
+        };
+        autoresearch_engine::nofollow::check_under(workdir, &path)
+            .map_err(|e| unreadable(e.to_string()))?;
+        let bytes = match autoresearch_engine::nofollow::read_regular(&path, MAX_TEMPLATE_BYTES) {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                return Ok(Template {
+                    name,
+                    text: name.builtin().to_string(),
+                    origin: None,
+                });
+            }
+            Err(e) => return Err(unreadable(e.to_string())),
+        };
+        let text = String::from_utf8(bytes)
+            .map_err(|e| unreadable(format!("cannot read it as UTF-8 text: {e}")))?;
+        let t = Template {
+            name,
+            text,
+            origin: Some(path.clone()),
+        };
+        t.check()?;
+        Ok(t)
     }
 }
 

@@ -9,6 +9,13 @@
 //! - `apply`: finds the idea whose `changes` text is in the prompt and really edits the files in
 //!   its working directory (each edit: `file`, `find`, `replace`; the text must be found).
 //! - `analyze`: a short analysis with one finding.
+//! - `report`: a final report in Markdown built from the prompt's best node, path and failures,
+//!   citing their node ids (mode `cite-unknown` also cites `999_imaginary_idea`, which no run
+//!   has).
+//! - `ask`: a plain-text answer printed line by line (waiting after the first line until the
+//!   file `STANDIN_GATE` exists, when set), naming the best node and the files it was given of
+//!   the nodes in the question, and proposing to bump the first queued experiment to priority
+//!   -5 (or the actions JSON in `STANDIN_ACTIONS`, `{"actions": [...]}`).
 //!
 //! Ideas file: `[{"name", "hypothesis", "params": {…}, "changes": "…", "edits": [{"file",
 //! "find", "replace"}]}]`.
@@ -175,26 +182,199 @@ fn apply(prompt: &str, opts: &Options) -> Result<String> {
 
 fn wrap(answer: &str, format: &str) -> String {
     let prose = || format!("Here is my answer.\n\n```json\n{answer}\n```\n\nThat is all.");
+    match format {
+        "prose" => prose(),
+        "claude" | "codex" => envelope(&prose(), format),
+        _ => answer.to_string(),
+    }
+}
+
+/// `message` as Claude Code's result envelope or as Codex `exec --json` events.
+fn envelope(message: &str, format: &str) -> String {
     let cost = std::env::var("STANDIN_COST_USD")
         .ok()
         .and_then(|c| c.parse::<f64>().ok())
         .unwrap_or(0.01);
-    match format {
-        "prose" => prose(),
-        "claude" => json!({"type": "result", "subtype": "success", "is_error": false,
-                           "result": prose(), "total_cost_usd": cost, "num_turns": 1,
-                           "usage": {"input_tokens": 100, "output_tokens": 20}})
-        .to_string(),
-        "codex" => [
-            json!({"type": "thread.started", "thread_id": "standin"}),
-            json!({"type": "turn.started"}),
-            json!({"type": "item.completed", "item": {"id": "0", "type": "reasoning", "text": "thinking"}}),
-            json!({"type": "item.completed", "item": {"id": "1", "type": "agent_message", "text": prose()}}),
-            json!({"type": "turn.completed", "usage": {"input_tokens": 100, "cached_input_tokens": 60, "output_tokens": 20}}),
-        ]
+    if format == "claude" {
+        return json!({"type": "result", "subtype": "success", "is_error": false,
+                      "result": message, "total_cost_usd": cost, "num_turns": 1,
+                      "usage": {"input_tokens": 100, "output_tokens": 20}})
+        .to_string();
+    }
+    [
+        json!({"type": "thread.started", "thread_id": "standin"}),
+        json!({"type": "turn.started"}),
+        json!({"type": "item.completed", "item": {"id": "0", "type": "reasoning", "text": "thinking"}}),
+        json!({"type": "item.completed", "item": {"id": "1", "type": "agent_message", "text": message}}),
+        json!({"type": "turn.completed", "usage": {"input_tokens": 100, "cached_input_tokens": 60, "output_tokens": 20}}),
+    ]
+    .iter()
+    .map(|v| v.to_string() + "\n")
+    .collect()
+}
+
+/// The lines of the prompt's section `## <title>` (up to the next `## `).
+fn section<'a>(prompt: &'a str, title: &str) -> Vec<&'a str> {
+    let head = format!("## {title}");
+    prompt
+        .lines()
+        .skip_while(|l| l.trim() != head)
+        .skip(1)
+        .take_while(|l| !l.starts_with("## "))
+        .filter(|l| !l.trim().is_empty())
+        .collect()
+}
+
+/// The cells of a Markdown table row.
+fn cells(row: &str) -> Vec<String> {
+    row.trim()
+        .trim_matches('|')
+        .split(" | ")
+        .map(|c| c.trim().to_string())
+        .collect()
+}
+
+fn report(prompt: &str, mode: &str) -> String {
+    let best_line = prompt
+        .lines()
+        .find_map(|l| l.strip_prefix("Best node: "))
+        .unwrap_or("");
+    let best = best_line.split_whitespace().next().unwrap_or("");
+    let path = section(prompt, "Path from the baseline to the best");
+    let steps: Vec<Vec<String>> = path
         .iter()
-        .map(|v| v.to_string() + "\n")
-        .collect(),
+        .filter(|l| l.starts_with("| ") && l[2..].starts_with(|c: char| c.is_ascii_digit()))
+        .map(|l| cells(l))
+        .filter(|c| c.len() >= 6)
+        .collect();
+    let ids: Vec<String> = steps
+        .iter()
+        .map(|c| c[1].trim_end_matches(" *").to_string())
+        .collect();
+    let mut out = String::from("## What was learned\n");
+    if best.is_empty() {
+        out.push_str("No experiment has a value yet, so nothing is established.\n");
+    } else {
+        out.push_str(&format!("The best result is [{best}]: {best_line}."));
+        if ids.len() > 1 {
+            let cited: Vec<String> = ids.iter().map(|i| format!("[{i}]")).collect();
+            out.push_str(&format!(" It was reached by {}.", cited.join(" → ")));
+        }
+        out.push('\n');
+    }
+    out.push_str("\n## What worked and why\n");
+    let mut any = false;
+    for c in steps.iter().skip(1) {
+        let id = c[1].trim_end_matches(" *");
+        let diff = if c[3] == "-" {
+            String::new()
+        } else {
+            format!(" (code: {})", c[3])
+        };
+        out.push_str(&format!(
+            "- [{id}] changed {}{diff}, giving {} ({} vs the baseline).\n",
+            c[2], c[4], c[5]
+        ));
+        any = true;
+    }
+    if !any {
+        out.push_str("- Nothing beat the baseline.\n");
+    }
+    out.push_str("\n## What did not work\n");
+    let failures: Vec<&str> = section(prompt, "Failures by kind")
+        .into_iter()
+        .filter(|l| l.starts_with("- "))
+        .collect();
+    if failures.is_empty() || failures[0].contains("(none)") {
+        out.push_str("- No experiment failed.\n");
+    }
+    for f in failures.iter().filter(|f| !f.contains("(none)")) {
+        let (kind, rest) = f[2..].split_once(':').unwrap_or((&f[2..], ""));
+        let nodes: Vec<String> = rest
+            .split_once("(nodes: ")
+            .map(|(_, n)| n.trim_end_matches(')'))
+            .unwrap_or("")
+            .split(", ")
+            .filter(|n| !n.is_empty() && !n.starts_with('…'))
+            .map(|n| format!("[{n}]"))
+            .collect();
+        out.push_str(&format!("- {kind}: {} failed.\n", nodes.join(", ")));
+    }
+    out.push_str("\n## What to try next\n");
+    if !best.is_empty() {
+        out.push_str(&format!("- Explore further around [{best}].\n"));
+    }
+    if mode == "cite-unknown" {
+        out.push_str("- Revisit the idea of [999_imaginary_idea], which looked promising.\n");
+    }
+    out
+}
+
+/// The answer to the question in the prompt, as lines.
+fn ask(prompt: &str) -> Result<Vec<String>> {
+    let question = section(prompt, "The question").join(" ");
+    let mut lines = vec![format!("Stand-in answer to: {}", question.trim())];
+    if let Some(best) = prompt.lines().find_map(|l| l.strip_prefix("Best node: ")) {
+        lines.push(format!("The best so far is {best}."));
+    }
+    for l in section(prompt, "Files of the experiments named in the question") {
+        if let Some(node) = l.strip_prefix("### ") {
+            lines.push(format!("I read the files of {node}:"));
+        } else if let Some(f) = l.strip_prefix('`').and_then(|f| f.strip_suffix("`:")) {
+            lines.push(format!("- {f}"));
+        } else if let Some(k) = l.trim().strip_prefix("\"kind\": ") {
+            lines.push(format!("  its failure kind is {}", k.trim_end_matches(',')));
+        }
+    }
+    let actions = match std::env::var("STANDIN_ACTIONS") {
+        Ok(a) => Some(serde_json::from_str::<Value>(&a).context("STANDIN_ACTIONS is not JSON")?),
+        Err(_) => section(prompt, "Queued and running right now")
+            .iter()
+            .find_map(|l| {
+                let (id, rest) = l.strip_prefix("- ")?.split_once(' ')?;
+                rest.starts_with("(queued").then(|| id.to_string())
+            })
+            .map(|id| {
+                lines.push(format!(
+                    "{id} is queued; running it next would test it sooner."
+                ));
+                json!({"actions": [{"action": "bump", "id": id, "priority": -5}]})
+            }),
+    };
+    if let Some(a) = actions {
+        lines.push(String::new());
+        lines.push("```json".into());
+        lines.push(a.to_string());
+        lines.push("```".into());
+    }
+    Ok(lines)
+}
+
+/// Prints `lines` one by one, flushing each; after the first, waits for `STANDIN_GATE` when set
+/// (so a test can see the first line arrive before the rest).
+fn stream_lines(lines: &[String]) -> Result<()> {
+    let gate = std::env::var_os("STANDIN_GATE").map(PathBuf::from);
+    let mut stdout = std::io::stdout().lock();
+    for (i, line) in lines.iter().enumerate() {
+        writeln!(stdout, "{line}")?;
+        stdout.flush()?;
+        if i == 0
+            && let Some(gate) = &gate
+        {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while !gate.exists() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A text answer (report, ask) in the requested output format: as is, or as the message of a
+/// Claude or Codex envelope.
+fn wrap_text(answer: &str, format: &str) -> String {
+    match format {
+        "claude" | "codex" => envelope(answer, format),
         _ => answer.to_string(),
     }
 }
@@ -255,6 +435,9 @@ fn run() -> Result<()> {
                 ..opts
             };
             let answer = match phase.as_str() {
+                "report" => wrap_text(&report(&prompt, &mode), &opts.format),
+                "ask" if opts.format == "plain" => return stream_lines(&ask(&prompt)?),
+                "ask" => wrap_text(&ask(&prompt)?.join("\n"), &opts.format),
                 "plan" => plan(&prompt, &opts)?.to_string(),
                 "apply" => apply(&prompt, &opts)?,
                 "analyze" => json!({"analysis": "## Stand-in analysis\nThe job ran.",
@@ -262,7 +445,11 @@ fn run() -> Result<()> {
                 .to_string(),
                 other => bail!("unknown AUTORESEARCH_AGENT_PHASE {other:?}"),
             };
-            wrap(&answer, &opts.format)
+            if matches!(phase.as_str(), "report" | "ask") {
+                answer
+            } else {
+                wrap(&answer, &opts.format)
+            }
         }
     };
     let mut stdout = std::io::stdout().lock();

@@ -27,7 +27,7 @@ pub use params::{
     Choices, NumType, PARAM_SYNTAX, Param, ParamSpec, ParamSyntaxError, Range, Scale,
 };
 pub use render::{
-    check_template, is_param_name, param_env, placeholders, render_command, shell_quote,
+    check_template, is_param_name, param_env, placeholders, render_command, shell_quote, shell_word,
 };
 pub use resume::{FieldDiff, RESUMABLE_PATHS};
 pub use space::SearchSpace;

@@ -98,6 +98,16 @@ pub fn shell_quote(s: &str) -> Result<Cow<'_, str>, shlex::QuoteError> {
     shlex::try_quote(s)
 }
 
+/// `s` as one shell word for a command shown to a person (in a report or a hint): the same
+/// quoting as [`shell_quote`], with a NUL character (which no shell word can hold, and
+/// validation keeps out of every file) shown as `\0`.
+pub fn shell_word(s: &str) -> String {
+    match shlex::try_quote(s) {
+        Ok(q) => q.into_owned(),
+        Err(_) => shell_word(&s.replace('\0', "\\0")),
+    }
+}
+
 /// A shell context a placeholder can be found in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ctx {

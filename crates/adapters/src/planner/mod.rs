@@ -1,6 +1,7 @@
 //! Planners: who proposes the next experiments. `search` is built in and deterministic;
 //! `none` runs only the baseline and seeds.
 
+pub mod round;
 pub mod search;
 
 use serde_json::{Map, Value};

@@ -4,7 +4,11 @@
 //!   job that may have started (its `job.json`, the wrapper's `pid` file, or a Slurm job with the
 //!   node's name) is re-attached instead of launched again.
 //! - The only relaunch is of a job known dead with no exit code; it becomes attempt N+1, and the
-//!   previous attempt's files move to `runs/<id>/attempt-N/`.
+//!   previous attempt's files move to `runs/<id>/attempt-N/`. Archiving is idempotent and a
+//!   relaunch cut short (a crash or a full disk between archiving and the new `job.json`) is
+//!   recognised from the files and finished, never taken for a lost job.
+//! - A job the engine itself killed because it was stopping (`cancel_jobs_on_stop`) is marked
+//!   `runs/<id>/cancelled.json`; on resume it is relaunched without counting as a lost attempt.
 //! - How a job ended is kept in `runs/<id>/exit_code` (written by the wrapper) or, for a
 //!   timeout or a lost job, in `runs/<id>/ending.json`, so analysis can resume too.
 
@@ -14,12 +18,36 @@ use autoresearch_engine::RunContext;
 use serde_json::json;
 
 use super::lifecycle::{Fail, Stop};
+use super::nodes::{NodeError, read_json_capped};
 use super::{ExperimentWorkflow, now_millis};
-use crate::executor::{Executor, JobEnd, JobRequest, Probe, WaitOutcome, read_exit_code};
+use crate::executor::{
+    Exec, ExecError, Executor, JobEnd, JobRequest, Probe, WaitOutcome, read_exit_code,
+};
 use crate::model::{FailureKind, JobRecord, NodeSpec, NodeStatus};
+use crate::workdir::Workdir;
 
-/// Jobs are relaunched at most this many times after being found dead.
+/// A job is declared lost after this many attempts found dead (cancels by the engine's own
+/// stop do not count).
 const MAX_ATTEMPTS: u32 = 3;
+/// The launch marker: the attempt about to be launched.
+const LAUNCH_MARKER: &str = "launch.json";
+/// Written when the engine killed the job because it was stopping.
+const CANCELLED_MARKER: &str = "cancelled.json";
+/// Largest run-dir marker or record read.
+const MAX_SMALL_FILE: u64 = 64 << 10;
+/// Files of an attempt moved to `attempt-N/` before a relaunch, `job.json` first (a run dir
+/// without it is how a cut-short relaunch is recognised) and the launch marker last.
+const ATTEMPT_FILES: [&str; 9] = [
+    "job.json",
+    "pid",
+    "stdout.log",
+    "stderr.log",
+    "metrics.json",
+    "exit_code",
+    "ending.json",
+    CANCELLED_MARKER,
+    LAUNCH_MARKER,
+];
 
 /// How a job ended, as analysis needs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +55,33 @@ pub(crate) enum JobEnding {
     Exited(i32),
     TimedOut,
     Lost(String),
+}
+
+/// What a run dir without `job.json` in the running phase needs.
+enum Relaunch {
+    /// The new attempt's marker is written: it may have started; recover or launch it.
+    Recover,
+    /// The previous attempt is archived: launch this attempt.
+    Launch(u32),
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> NodeError + '_ {
+    move |source| NodeError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// An executor's error: its own files failing is the environment's fault; anything else is
+/// the experiment's, recorded with `kind`.
+fn exec_stop(e: ExecError, kind: FailureKind, phase: NodeStatus) -> Stop {
+    match e {
+        ExecError::Io { path, source } => Stop::Env(format!("{}: {source}", path.display())),
+        // Starting a process failed for lack of resources (too many processes or open
+        // files, no memory): the environment's fault, not the job's.
+        e @ ExecError::Spawn { .. } if e.is_transient() => Stop::Env(e.to_string()),
+        other => Fail::new(kind, phase, other.to_string()).into(),
+    }
 }
 
 impl ExperimentWorkflow {
@@ -55,10 +110,21 @@ impl ExperimentWorkflow {
         }
     }
 
-    fn record(&self, id: &str) -> Option<JobRecord> {
-        super::nodes::read_json::<JobRecord>(&self.wd.run_dir(id).join("job.json"))
-            .ok()
-            .flatten()
+    fn record(&self, id: &str) -> Result<Option<JobRecord>, NodeError> {
+        let path = self.wd.run_dir(id).join("job.json");
+        self.wd.check(&path).map_err(io_error(&path))?;
+        read_json_capped(&path, MAX_SMALL_FILE)
+    }
+
+    /// The attempt in `runs/<id>/launch.json`, if any.
+    fn marker_attempt(&self, run_dir: &Path) -> Result<Option<u32>, NodeError> {
+        let marker = run_dir.join(LAUNCH_MARKER);
+        self.wd.check(&marker).map_err(io_error(&marker))?;
+        Ok(
+            read_json_capped::<serde_json::Value>(&marker, MAX_SMALL_FILE)?
+                .and_then(|v| v.get("attempt").and_then(|a| a.as_u64()))
+                .map(|a| a as u32),
+        )
     }
 
     /// Launches the node's job, unless an earlier engine already did (then re-attaches).
@@ -69,20 +135,15 @@ impl ExperimentWorkflow {
     ) -> Result<(), Stop> {
         let id = spec.node_id.as_str();
         let run_dir = self.wd.run_dir(id);
-        if let Some(record) = self.record(id) {
+        if let Some(record) = self.record(id)? {
             ctx.annotate(json!({ "job_id": record.job_id }));
             return Ok(());
         }
-        let marker = run_dir.join("launch.json");
-        let attempt = super::nodes::read_json::<serde_json::Value>(&marker)
-            .ok()
-            .flatten()
-            .and_then(|v| v.get("attempt").and_then(|a| a.as_u64()))
-            .map(|a| a as u32);
+        let attempt = self.marker_attempt(&run_dir)?;
         if let Some(attempt) = attempt
             && let Some(record) = self.find_started(spec, attempt).await
         {
-            write_record(&run_dir, &record)?;
+            write_record(&self.wd, &run_dir, &record)?;
             ctx.annotate(json!({ "job_id": record.job_id }));
             return Ok(());
         }
@@ -91,18 +152,34 @@ impl ExperimentWorkflow {
 
     async fn launch(&self, spec: &NodeSpec, attempt: u32, ctx: &RunContext) -> Result<(), Stop> {
         let run_dir = self.wd.run_dir(&spec.node_id);
+        let marker = run_dir.join(LAUNCH_MARKER);
+        self.wd.check(&marker).map_err(io_error(&marker))?;
         autoresearch_engine::atomic::write_json_atomic(
-            &run_dir.join("launch.json"),
+            &marker,
             &json!({ "attempt": attempt, "at": now_millis() }),
         )
-        .map_err(|e| Fail::new(FailureKind::Launch, NodeStatus::Launching, e.to_string()))?;
+        .map_err(io_error(&marker))?;
         let req = self.request(spec, attempt);
-        let record = self.exec.launch(&req).await.map_err(|e| {
-            Fail::new(FailureKind::Launch, NodeStatus::Launching, e.to_string())
-                .details(json!({ "command": spec.command }))
-        })?;
+        let launched = self.exec.launch(&req).await;
+        let record = match launched {
+            Ok(record) => record,
+            Err(e) => return Err(self.launch_failed(spec, &run_dir, e)),
+        };
         ctx.annotate(json!({ "job_id": record.job_id }));
         Ok(())
+    }
+
+    /// A launch that failed. When the executor's own files failed, the job is not running (the
+    /// executor kills a job it cannot record): the same attempt is launched again on retry, so
+    /// the dead wrapper's `pid` is removed lest it be taken for a started job.
+    fn launch_failed(&self, spec: &NodeSpec, run_dir: &Path, e: ExecError) -> Stop {
+        if matches!(e, ExecError::Io { .. }) && matches!(self.exec, Exec::Local(_)) {
+            let _ = std::fs::remove_file(run_dir.join("pid"));
+        }
+        match exec_stop(e, FailureKind::Launch, NodeStatus::Launching) {
+            Stop::Fail(f) => f.details(json!({ "command": spec.command })).into(),
+            other => other,
+        }
     }
 
     /// Evidence that an earlier engine started the job before it could write `job.json`: the
@@ -125,30 +202,61 @@ impl ExperimentWorkflow {
         ctx: &RunContext,
     ) -> Result<Option<JobEnding>, Stop> {
         let id = spec.node_id.as_str();
+        let run_dir = self.wd.run_dir(id);
+        // A job this engine did not watch: ask the executor before waiting.
+        let mut probe_first = ctx.resumed;
         loop {
-            let Some(record) = self.record(id) else {
-                return Ok(Some(JobEnding::Lost("no job.json in the run dir".into())));
+            let record = match self.record(id)? {
+                Some(record) => record,
+                None => match self.cut_short_relaunch(&run_dir)? {
+                    Some(Relaunch::Recover) => {
+                        self.launch_or_recover(spec, ctx).await?;
+                        probe_first = true;
+                        continue;
+                    }
+                    Some(Relaunch::Launch(attempt)) => {
+                        tracing::warn!(node = id, attempt, "finishing a relaunch cut short");
+                        self.launch(spec, attempt, ctx).await?;
+                        probe_first = false;
+                        continue;
+                    }
+                    None => {
+                        return Ok(Some(JobEnding::Lost("no job.json in the run dir".into())));
+                    }
+                },
             };
             ctx.annotate(json!({ "job_id": record.job_id }));
             let req = self.request(spec, record.attempt);
-            let exec = &self.exec;
-            let outcome = if ctx.resumed {
-                match exec.probe(&req, &record).await {
+            if probe_first && self.cancelled_by_engine(&run_dir, record.attempt)? {
+                match read_exit_code(&run_dir) {
+                    // It had ended on its own before the kill.
+                    Some(code) if (0..128).contains(&code) => return Ok(None),
+                    _ => {
+                        tracing::info!(
+                            node = id,
+                            attempt = record.attempt,
+                            "the job was cancelled by the engine's stop: relaunching it (not a lost attempt)"
+                        );
+                        self.relaunch(spec, record.attempt, ctx).await?;
+                        probe_first = false;
+                        continue;
+                    }
+                }
+            }
+            let outcome = if probe_first {
+                let probed = self.exec.probe(&req, &record).await;
+                match probed {
                     Ok(Probe::Ended(_)) => return Ok(None),
                     Ok(Probe::Dead(reason)) => WaitOutcome::Ended(JobEnd::Lost { reason }),
                     Ok(Probe::Running) => self.wait_once(&req, &record, ctx).await?,
                     Err(e) => {
-                        return Err(Fail::new(
-                            FailureKind::Unexpected,
-                            NodeStatus::Running,
-                            e.to_string(),
-                        )
-                        .into());
+                        return Err(exec_stop(e, FailureKind::Unexpected, NodeStatus::Running));
                     }
                 }
             } else {
                 self.wait_once(&req, &record, ctx).await?
             };
+            probe_first = false;
             match outcome {
                 WaitOutcome::Detached => return Err(Stop::Interrupted),
                 WaitOutcome::Ended(JobEnd::Exited { code }) => {
@@ -157,27 +265,80 @@ impl ExperimentWorkflow {
                 }
                 WaitOutcome::Ended(JobEnd::TimedOut) => return Ok(Some(JobEnding::TimedOut)),
                 WaitOutcome::Ended(JobEnd::Cancelled) => {
-                    // Killed because the engine is stopping with --cancel-jobs-on-stop: resumable.
+                    // Killed because the engine is stopping with --cancel-jobs-on-stop: not the
+                    // job's fault and not a lost attempt; relaunched on resume.
+                    if let Err(e) = self.mark_cancelled(&run_dir, record.attempt) {
+                        tracing::warn!(node = id, "could not mark the job as cancelled: {e}");
+                    }
                     return Err(Stop::Interrupted);
                 }
                 WaitOutcome::Ended(JobEnd::Lost { reason }) => {
                     if read_exit_code(&req.run_dir).is_some() {
                         return Ok(None);
                     }
-                    if record.attempt >= MAX_ATTEMPTS {
+                    let cancelled = cancelled_attempts(&run_dir, record.attempt);
+                    let lost = record.attempt.saturating_sub(cancelled);
+                    if lost >= MAX_ATTEMPTS {
+                        let also = if cancelled > 0 {
+                            format!(", {cancelled} more cancelled by the engine's stop")
+                        } else {
+                            String::new()
+                        };
                         return Ok(Some(JobEnding::Lost(format!(
-                            "{reason} (after {} attempts)",
-                            record.attempt
+                            "{reason} (after {lost} attempts{also})"
                         ))));
                     }
                     tracing::warn!(node = id, attempt = record.attempt, %reason, "job is dead with no exit code: relaunching as a new attempt");
-                    archive_attempt(&req.run_dir, record.attempt).map_err(|e| {
-                        Fail::new(FailureKind::Unexpected, NodeStatus::Running, e.to_string())
-                    })?;
-                    self.launch(spec, record.attempt + 1, ctx).await?;
+                    self.relaunch(spec, record.attempt, ctx).await?;
                 }
             }
         }
+    }
+
+    /// Archives attempt `n` (idempotent) and launches attempt `n + 1`.
+    async fn relaunch(&self, spec: &NodeSpec, n: u32, ctx: &RunContext) -> Result<(), Stop> {
+        let run_dir = self.wd.run_dir(&spec.node_id);
+        archive_attempt(&self.wd, &run_dir, n)?;
+        self.launch(spec, n + 1, ctx).await
+    }
+
+    /// A running node without `job.json`: a relaunch cut short between archiving attempt N
+    /// and recording attempt N+1 (`Some`), or a job that left nothing (`None`).
+    fn cut_short_relaunch(&self, run_dir: &Path) -> Result<Option<Relaunch>, NodeError> {
+        let archived = archived_attempts(run_dir);
+        if archived == 0 {
+            return Ok(None);
+        }
+        match self.marker_attempt(run_dir)? {
+            Some(a) if a > archived => Ok(Some(Relaunch::Recover)),
+            Some(_) => {
+                // Half archived: finish moving attempt N's files.
+                archive_attempt(&self.wd, run_dir, archived)?;
+                Ok(Some(Relaunch::Launch(archived + 1)))
+            }
+            None => Ok(Some(Relaunch::Launch(archived + 1))),
+        }
+    }
+
+    fn mark_cancelled(&self, run_dir: &Path, attempt: u32) -> Result<(), NodeError> {
+        let path = run_dir.join(CANCELLED_MARKER);
+        self.wd.check(&path).map_err(io_error(&path))?;
+        autoresearch_engine::atomic::write_json_atomic(
+            &path,
+            &json!({ "attempt": attempt, "at": now_millis() }),
+        )
+        .map_err(io_error(&path))
+    }
+
+    /// Whether the engine's own stop killed attempt `attempt`.
+    fn cancelled_by_engine(&self, run_dir: &Path, attempt: u32) -> Result<bool, NodeError> {
+        let path = run_dir.join(CANCELLED_MARKER);
+        self.wd.check(&path).map_err(io_error(&path))?;
+        Ok(
+            read_json_capped::<serde_json::Value>(&path, MAX_SMALL_FILE)?
+                .and_then(|v| v.get("attempt").and_then(|a| a.as_u64()))
+                == Some(u64::from(attempt)),
+        )
     }
 
     async fn wait_once(
@@ -189,87 +350,90 @@ impl ExperimentWorkflow {
         self.exec
             .wait(req, record, ctx.cancel.clone())
             .await
-            .map_err(|e| {
-                Fail::new(FailureKind::Unexpected, NodeStatus::Running, e.to_string()).into()
-            })
+            .map_err(|e| exec_stop(e, FailureKind::Unexpected, NodeStatus::Running))
     }
 
-    pub(crate) fn write_ending(
-        &self,
-        id: &str,
-        ending: &JobEnding,
-    ) -> Result<(), super::nodes::NodeError> {
+    pub(crate) fn write_ending(&self, id: &str, ending: &JobEnding) -> Result<(), NodeError> {
         let value = match ending {
             JobEnding::Exited(code) => json!({ "kind": "exited", "code": code }),
             JobEnding::TimedOut => json!({ "kind": "timeout" }),
             JobEnding::Lost(reason) => json!({ "kind": "lost", "reason": reason }),
         };
         let path = self.wd.run_dir(id).join("ending.json");
-        autoresearch_engine::atomic::write_json_atomic(&path, &value)
-            .map_err(|source| super::nodes::NodeError::Io { path, source })
+        self.wd.check(&path).map_err(io_error(&path))?;
+        autoresearch_engine::atomic::write_json_atomic(&path, &value).map_err(io_error(&path))
     }
 
-    pub(crate) fn read_ending(&self, id: &str) -> JobEnding {
+    pub(crate) fn read_ending(&self, id: &str) -> Result<JobEnding, NodeError> {
         let run_dir = self.wd.run_dir(id);
-        let ending = super::nodes::read_json::<serde_json::Value>(&run_dir.join("ending.json"))
-            .ok()
-            .flatten();
-        match ending
-            .as_ref()
-            .and_then(|v| v.get("kind"))
-            .and_then(|k| k.as_str())
-        {
+        let path = run_dir.join("ending.json");
+        self.wd.check(&path).map_err(io_error(&path))?;
+        let ending = read_json_capped::<serde_json::Value>(&path, MAX_SMALL_FILE)?;
+        let field = |name: &str| ending.as_ref().and_then(|v| v.get(name)).cloned();
+        Ok(match field("kind").as_ref().and_then(|k| k.as_str()) {
             Some("timeout") => JobEnding::TimedOut,
             Some("lost") => JobEnding::Lost(
-                ending
-                    .as_ref()
-                    .and_then(|v| v.get("reason"))
-                    .and_then(|r| r.as_str())
-                    .unwrap_or("unknown")
-                    .to_string(),
+                field("reason")
+                    .and_then(|r| r.as_str().map(str::to_string))
+                    .unwrap_or_else(|| "unknown".into()),
             ),
-            Some("exited") => JobEnding::Exited(
-                ending
-                    .as_ref()
-                    .and_then(|v| v.get("code"))
-                    .and_then(|c| c.as_i64())
-                    .unwrap_or(-1) as i32,
-            ),
+            Some("exited") => {
+                JobEnding::Exited(field("code").and_then(|c| c.as_i64()).unwrap_or(-1) as i32)
+            }
             _ => match read_exit_code(&run_dir) {
                 Some(code) => JobEnding::Exited(code),
                 None => JobEnding::Lost("the job left no exit code".into()),
             },
-        }
+        })
     }
 }
 
-fn write_record(run_dir: &Path, record: &JobRecord) -> Result<(), Stop> {
-    autoresearch_engine::atomic::write_json_atomic(&run_dir.join("job.json"), record).map_err(|e| {
-        Fail::new(
-            FailureKind::Unexpected,
-            NodeStatus::Launching,
-            e.to_string(),
-        )
-        .into()
-    })
+fn write_record(wd: &Workdir, run_dir: &Path, record: &JobRecord) -> Result<(), NodeError> {
+    let path = run_dir.join("job.json");
+    wd.check(&path).map_err(io_error(&path))?;
+    autoresearch_engine::atomic::write_json_atomic(&path, record).map_err(io_error(&path))
 }
 
-/// Moves a dead attempt's files to `runs/<id>/attempt-<n>/`.
-fn archive_attempt(run_dir: &Path, attempt: u32) -> std::io::Result<()> {
+/// The highest N of the `attempt-N/` folders of a run dir (0 when none).
+fn archived_attempts(run_dir: &Path) -> u32 {
+    let Ok(rd) = std::fs::read_dir(run_dir) else {
+        return 0;
+    };
+    rd.filter_map(Result::ok)
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_prefix("attempt-")?
+                .parse::<u32>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// How many attempts before `attempt` the engine's own stop cancelled.
+fn cancelled_attempts(run_dir: &Path, attempt: u32) -> u32 {
+    (1..attempt)
+        .filter(|n| {
+            std::fs::symlink_metadata(run_dir.join(format!("attempt-{n}")).join(CANCELLED_MARKER))
+                .is_ok()
+        })
+        .count() as u32
+}
+
+/// Moves attempt `attempt`'s files to `runs/<id>/attempt-<attempt>/`. Idempotent: files
+/// already moved are skipped, so a crash halfway is finished by calling it again.
+fn archive_attempt(wd: &Workdir, run_dir: &Path, attempt: u32) -> Result<(), NodeError> {
     let dest = run_dir.join(format!("attempt-{attempt}"));
-    autoresearch_engine::atomic::create_dir_durable(&dest)?;
-    for name in [
-        "job.json",
-        "pid",
-        "stdout.log",
-        "stderr.log",
-        "launch.json",
-        "ending.json",
-    ] {
+    wd.create_dir(&dest).map_err(io_error(&dest))?;
+    for name in ATTEMPT_FILES {
         let from = run_dir.join(name);
-        if from.exists() {
-            std::fs::rename(&from, dest.join(name))?;
+        match std::fs::symlink_metadata(&from) {
+            Ok(_) => std::fs::rename(&from, dest.join(name)).map_err(io_error(&from))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error(&from)(e)),
         }
     }
-    autoresearch_engine::atomic::sync_dir(run_dir)
+    autoresearch_engine::atomic::sync_dir(&dest).map_err(io_error(&dest))?;
+    autoresearch_engine::atomic::sync_dir(run_dir).map_err(io_error(run_dir))
 }

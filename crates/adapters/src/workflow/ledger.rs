@@ -1,7 +1,15 @@
 //! The run ledger: `state.json` (best node, plateau counter, budgets used) updated exactly once
 //! per finished experiment. The file also lists the node ids already `recorded`; a node whose
 //! result reached disk but whose recording did not (a crash in between) is recorded on the next
-//! start by [`Ledger::reconcile`], so no result is lost or counted twice.
+//! start by [`Ledger::reconcile`] (or when the node is retried), so no result is lost or counted
+//! twice.
+//!
+//! It also keeps `awaiting_planning`: the finished nodes no planning round has answered yet.
+//! A node enters it in the same write that records it and leaves it when a round that saw it
+//! has created its proposals, so a crash anywhere in between leaves the round owed, never lost.
+//!
+//! Every change is written first and applied in memory only once the write succeeded: a failed
+//! write (disk full) leaves memory and file as they were, so retrying is safe.
 
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
@@ -12,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::model::{NodeResult, NodeStatus, RunState};
 use crate::workdir::Workdir;
-use crate::workflow::nodes::{NodeError, NodeStore, read_json};
+use crate::workflow::nodes::{NodeError, NodeInfo, NodeStore, read_json_capped};
 
 /// `state.json` as written: the public [`RunState`] plus the list of recorded nodes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -23,7 +31,14 @@ pub struct StateFile {
     /// Node ids whose outcome is already counted in `state`, in completion order.
     #[serde(default)]
     pub recorded: Vec<String>,
+    /// Finished nodes (completed or failed) that no planning round has answered yet, in
+    /// completion order.
+    #[serde(default)]
+    pub awaiting_planning: Vec<String>,
 }
+
+/// Largest `state.json` read (it lists every finished node).
+const MAX_STATE_BYTES: u64 = 256 << 20;
 
 /// What recording a completed experiment decided.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -57,7 +72,7 @@ impl Ledger {
     /// Loads `state.json` (or starts a new one for `config`'s metric).
     pub fn load(wd: &Workdir, config: &Config) -> Result<Ledger, NodeError> {
         let path = wd.state();
-        let mut file = read_json::<StateFile>(&path)?.unwrap_or_default();
+        let mut file = read_json_capped::<StateFile>(&path, MAX_STATE_BYTES)?.unwrap_or_default();
         file.state.schema_version = 1;
         file.state.metric = config.objective.metric.clone();
         file.state.direction = config.objective.direction.as_str().to_string();
@@ -108,42 +123,101 @@ impl Ledger {
         }
     }
 
-    /// Records finished nodes that are not yet in the ledger (crash between result and state).
+    /// Records finished nodes that are not yet in the ledger (crash between result and state),
+    /// and puts nodes left in `planning` by an older version back in `awaiting_planning`.
     pub fn reconcile(&self, nodes: &NodeStore, config: &Config) -> Result<Vec<String>, NodeError> {
         let mut fixed = Vec::new();
         for node in nodes.all() {
-            let id = &node.spec.node_id;
-            if self.is_recorded(id) {
-                continue;
+            if self.record_one(nodes, &node, config)? {
+                fixed.push(node.spec.node_id.clone());
             }
-            let finished = matches!(
-                node.status,
-                NodeStatus::Completed | NodeStatus::Failed | NodeStatus::Planning
-            );
-            if !finished {
-                continue;
-            }
-            let result: Option<NodeResult> = read_json(&nodes.workdir().node_result(id))?;
-            let mut g = self.begin();
-            match (
-                node.status,
-                result.and_then(|r| r.primary.map(|p| (p, r.improved))),
-            ) {
-                (NodeStatus::Failed, _) | (_, None) => g.commit_failure(id)?,
-                (_, Some((primary, improved))) => {
-                    g.commit_success(id, primary, improved, config)?
-                }
-            }
-            fixed.push(id.clone());
+        }
+        let awaiting = self.awaiting();
+        let owed: Vec<String> = nodes
+            .all()
+            .into_iter()
+            .filter(|n| n.status == NodeStatus::Planning)
+            .map(|n| n.spec.node_id)
+            .filter(|id| !awaiting.contains(id))
+            .collect();
+        if !owed.is_empty() && plans(config) {
+            self.change(|f| f.awaiting_planning.extend(owed))?;
         }
         Ok(fixed)
     }
 
+    /// Records one finished node (planning, completed or failed) if it is not yet recorded,
+    /// from its files. Returns whether it recorded it.
+    pub fn record_one(
+        &self,
+        nodes: &NodeStore,
+        node: &NodeInfo,
+        config: &Config,
+    ) -> Result<bool, NodeError> {
+        let id = &node.spec.node_id;
+        let finished = matches!(
+            node.status,
+            NodeStatus::Completed | NodeStatus::Failed | NodeStatus::Planning
+        );
+        if !finished || self.is_recorded(id) {
+            return Ok(false);
+        }
+        let result: Option<NodeResult> = nodes.read_file(id, "result.json")?;
+        let mut g = self.begin();
+        match (
+            node.status,
+            result.and_then(|r| r.primary.map(|p| (p, r.improved))),
+        ) {
+            (NodeStatus::Failed, _) | (_, None) => g.commit_failure(id, config)?,
+            (_, Some((primary, improved))) => g.commit_success(id, primary, improved, config)?,
+        }
+        Ok(true)
+    }
+
+    /// Finished nodes no planning round has answered yet, oldest first.
+    pub fn awaiting(&self) -> Vec<String> {
+        self.file().awaiting_planning.clone()
+    }
+
+    /// Marks `id` as awaiting a planning round (a resume with nothing left to run, so the
+    /// planner gets a chance to go on, for example after `max_experiments` was raised).
+    pub fn owe_round(&self, id: &str) -> Result<(), NodeError> {
+        self.change(|f| {
+            if !f.awaiting_planning.iter().any(|a| a == id) {
+                f.awaiting_planning.push(id.to_string());
+            }
+        })
+    }
+
+    /// The node recorded last, if any.
+    pub fn last_recorded(&self) -> Option<String> {
+        self.file().recorded.last().cloned()
+    }
+
+    /// A planning round answered `answered`: they leave `awaiting_planning`, and the round is
+    /// counted when the planner was asked.
+    pub fn finish_round(&self, answered: &[String], asked: bool) -> Result<(), NodeError> {
+        self.change(|f| {
+            f.awaiting_planning.retain(|id| !answered.contains(id));
+            if asked {
+                f.state.planner_rounds += 1;
+            }
+        })
+    }
+
     /// Changes the state and persists it.
     pub fn update(&self, f: impl FnOnce(&mut RunState)) -> Result<(), NodeError> {
+        self.change(|file| f(&mut file.state))
+    }
+
+    /// Applies `f` to a copy, writes the copy, and only then makes it current.
+    fn change(&self, f: impl FnOnce(&mut StateFile)) -> Result<(), NodeError> {
         let mut file = self.file();
-        f(&mut file.state);
-        self.persist(&mut file)
+        let mut next = file.clone();
+        f(&mut next);
+        self.persist(&mut next)?;
+        *file = next;
+        Ok(())
     }
 
     fn persist(&self, file: &mut StateFile) -> Result<(), NodeError> {
@@ -162,6 +236,11 @@ impl Ledger {
     }
 }
 
+/// Whether finished nodes wait for a planning round (every planner but `none`).
+fn plans(config: &Config) -> bool {
+    config.planner.kind != crate::config::PlannerKind::None
+}
+
 impl LedgerGuard<'_> {
     /// Decides whether `primary` improves on the best so far.
     pub fn judge(&self, primary: f64, config: &Config) -> Verdict {
@@ -177,7 +256,8 @@ impl LedgerGuard<'_> {
         self.file.state.plateau
     }
 
-    /// Counts a completed experiment (after its result.json is on disk).
+    /// Counts a completed experiment (after its result.json is on disk) and marks it as
+    /// awaiting a planning round.
     pub fn commit_success(
         &mut self,
         id: &str,
@@ -185,7 +265,8 @@ impl LedgerGuard<'_> {
         improved: bool,
         config: &Config,
     ) -> Result<(), NodeError> {
-        let s = &mut self.file.state;
+        let mut next = self.file.clone();
+        let s = &mut next.state;
         s.experiments_completed += 1;
         let better = match s.best_value {
             None => true,
@@ -203,23 +284,29 @@ impl LedgerGuard<'_> {
         } else {
             s.plateau += 1;
         }
-        self.finish(id)
+        self.finish(id, next, config)
     }
 
-    /// Counts a failed experiment (after its failure.json is on disk). Failures count towards
-    /// the plateau: a run of failures is not progress.
-    pub fn commit_failure(&mut self, id: &str) -> Result<(), NodeError> {
-        let s = &mut self.file.state;
-        s.experiments_failed += 1;
-        s.plateau += 1;
-        self.finish(id)
+    /// Counts a failed experiment (after its failure.json is on disk) and marks it as awaiting
+    /// a planning round (follow-ups after a failure). Failures count towards the plateau: a
+    /// run of failures is not progress.
+    pub fn commit_failure(&mut self, id: &str, config: &Config) -> Result<(), NodeError> {
+        let mut next = self.file.clone();
+        next.state.experiments_failed += 1;
+        next.state.plateau += 1;
+        self.finish(id, next, config)
     }
 
-    fn finish(&mut self, id: &str) -> Result<(), NodeError> {
-        self.file.recorded.push(id.to_string());
+    fn finish(&mut self, id: &str, mut next: StateFile, config: &Config) -> Result<(), NodeError> {
+        next.recorded.push(id.to_string());
+        if plans(config) && !next.awaiting_planning.iter().any(|a| a == id) {
+            next.awaiting_planning.push(id.to_string());
+        }
+        self.ledger.persist(&mut next)?;
+        *self.file = next;
         if let Ok(mut r) = self.ledger.recorded.lock() {
             r.insert(id.to_string());
         }
-        self.ledger.persist(&mut self.file)
+        Ok(())
     }
 }

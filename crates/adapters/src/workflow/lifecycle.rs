@@ -1,6 +1,13 @@
 //! One node's lifecycle: each phase is persisted (`status.txt`) before the next starts, and a
 //! resumed node continues from the phase on disk.
+//!
+//! Whose fault an error is decides what happens to the node ([`Stop`]): the experiment's (its
+//! job failed, timed out, printed no metric) makes it `failed`; the environment's (the
+//! workflow's own files could not be written or read: disk full, I/O error, a planted link)
+//! never does: the node stays at its persisted phase and the engine retries it later
+//! ([`WorkError::Retry`]), continuing from that phase.
 
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use autoresearch_engine::{RunContext, WorkError, WorkSpec};
@@ -8,8 +15,13 @@ use serde_json::{Map, Value, json};
 
 use super::events::NodeEvent;
 use super::jobs::JobEnding;
+use super::nodes::NodeError;
 use super::{ExperimentWorkflow, Notice, now_millis};
+use crate::metrics::MetricsError;
 use crate::model::{Failure, FailureKind, NodeResult, NodeSpec, NodeStatus};
+
+/// Longest tail of a log kept in failure details.
+const TAIL_BYTES: u64 = 8192;
 
 /// A failure to record: kind, phase, message and details.
 pub(crate) struct Fail {
@@ -40,10 +52,13 @@ impl Fail {
     }
 }
 
-/// Either a step's failure to record, or an interrupt that leaves the node resumable.
+/// Why a step did not finish: the experiment failed (recorded), the engine is stopping, or
+/// the environment failed (retried later, never recorded as the experiment's failure).
 pub(crate) enum Stop {
     Fail(Fail),
     Interrupted,
+    /// The workflow's own I/O failed; the text names the file.
+    Env(String),
 }
 
 impl From<Fail> for Stop {
@@ -52,8 +67,10 @@ impl From<Fail> for Stop {
     }
 }
 
-fn unexpected(phase: NodeStatus) -> impl Fn(super::nodes::NodeError) -> Stop {
-    move |e| Stop::Fail(Fail::new(FailureKind::Unexpected, phase, e.to_string()))
+impl From<NodeError> for Stop {
+    fn from(e: NodeError) -> Self {
+        Stop::Env(e.to_string())
+    }
 }
 
 impl ExperimentWorkflow {
@@ -63,31 +80,95 @@ impl ExperimentWorkflow {
         ctx: RunContext,
     ) -> Result<Vec<WorkSpec>, WorkError> {
         let id = spec.id.clone();
-        let info = match self.nodes.get(&id) {
-            Some(info) => info,
-            None => self.adopt(&spec)?,
-        };
-        match info.status {
-            NodeStatus::Completed => return Ok(self.queued_children(&id)),
-            NodeStatus::Failed => return Ok(Vec::new()),
-            _ => {}
+        if !crate::workdir::is_node_id(&id) {
+            return Err(WorkError::msg(format!(
+                "{id:?} cannot name a node (`.` and `..` would name the engine's own folders): \
+                 remove this entry from engine/checkpoint.json"
+            )));
         }
-        match self.advance(&info.spec, info.status, &ctx).await {
+        match self.run_node_steps(&spec, &ctx).await {
             Ok(children) => Ok(children),
             Err(Stop::Interrupted) => Err(WorkError::Interrupted),
-            Err(Stop::Fail(fail)) => {
-                let message = self.record_failure(&id, fail);
-                let followups = self.plan_followups(&id);
+            Err(Stop::Env(message)) => {
+                tracing::warn!(
+                    node = %id,
+                    "the workflow's own files failed ({message}): the experiment is not failed; \
+                     it stays at its phase and is retried"
+                );
+                // Children a round already created must not wait for the retry.
+                let children = self.queued_children(&id);
                 if let Ok(mut f) = self.followups.lock() {
-                    f.insert(id.clone(), followups);
+                    f.insert(id.clone(), children);
                 }
-                Err(WorkError::Failed(message))
+                Err(WorkError::Retry(message))
             }
+            Err(Stop::Fail(fail)) => Err(WorkError::Failed(fail.message)),
         }
     }
 
+    async fn run_node_steps(
+        &self,
+        spec: &WorkSpec,
+        ctx: &RunContext,
+    ) -> Result<Vec<WorkSpec>, Stop> {
+        let id = spec.id.clone();
+        let info = match self.nodes.get(&id) {
+            Some(info) => info,
+            None => self.adopt(spec)?,
+        };
+        match info.status {
+            NodeStatus::Completed => {
+                // Resumed after its end: a round may still be owed to it, and the children
+                // its rounds created may not have reached the queue.
+                self.plan_phase(&id, ctx).await?;
+                return Ok(self.queued_children(&id));
+            }
+            NodeStatus::Failed => {
+                self.plan_phase(&id, ctx).await?;
+                return Err(self.failed_again(&id)?);
+            }
+            _ => {}
+        }
+        match self.advance(&info.spec, info.status, ctx).await {
+            Err(Stop::Fail(fail)) => {
+                let message = self.record_failure(&id, fail)?;
+                // Follow-ups after a failure come from the same single planning round.
+                self.plan_phase(&id, ctx).await?;
+                let followups = self.queued_children(&id);
+                if let Ok(mut f) = self.followups.lock() {
+                    f.insert(id.clone(), followups);
+                }
+                Err(Stop::Fail(Fail::new(
+                    FailureKind::Unexpected,
+                    NodeStatus::Failed,
+                    message,
+                )))
+            }
+            other => other,
+        }
+    }
+
+    /// A failed node started again (resume or retry): its children go out as follow-ups and
+    /// it ends failed again with its recorded message.
+    fn failed_again(&self, id: &str) -> Result<Stop, NodeError> {
+        let followups = self.queued_children(id);
+        if let Ok(mut f) = self.followups.lock() {
+            f.insert(id.to_string(), followups);
+        }
+        let message = self
+            .nodes
+            .read_file::<Failure>(id, "failure.json")?
+            .map(|f| f.message)
+            .unwrap_or_else(|| format!("{id} failed earlier"));
+        Ok(Stop::Fail(Fail::new(
+            FailureKind::Unexpected,
+            NodeStatus::Failed,
+            message,
+        )))
+    }
+
     /// A spec added by hand (checkpoint edit or `queue add`) with no node files: make a node.
-    fn adopt(&self, spec: &WorkSpec) -> Result<super::nodes::NodeInfo, WorkError> {
+    fn adopt(&self, spec: &WorkSpec) -> Result<super::nodes::NodeInfo, Stop> {
         let p = &spec.payload;
         let name = p.get("name").and_then(Value::as_str).unwrap_or(&spec.id);
         let params = p
@@ -96,14 +177,21 @@ impl ExperimentWorkflow {
             .cloned()
             .unwrap_or_default();
         // A spec from the checkpoint or added by hand runs only inside the search space.
-        self.config
-            .check_params(&params)
-            .map_err(|e| WorkError::msg(format!("{}: refused: {e}", spec.id)))?;
+        self.config.check_params(&params).map_err(|e| {
+            Stop::Fail(Fail::new(
+                FailureKind::Launch,
+                NodeStatus::Queued,
+                format!("{}: refused: {e}", spec.id),
+            ))
+        })?;
         let params = self.config.complete_params(&params);
-        let command = self
-            .config
-            .render(&params)
-            .map_err(|e| WorkError::msg(format!("{}: {e}", spec.id)))?;
+        let command = self.config.render(&params).map_err(|e| {
+            Stop::Fail(Fail::new(
+                FailureKind::Launch,
+                NodeStatus::Queued,
+                format!("{}: {e}", spec.id),
+            ))
+        })?;
         let node = NodeSpec {
             node_id: spec.id.clone(),
             name: name.to_string(),
@@ -122,10 +210,10 @@ impl ExperimentWorkflow {
             priority: spec.priority,
             created_at: now_millis(),
         };
-        self.nodes.create(node).map_err(WorkError::msg)?;
+        self.nodes.create(node)?;
         self.nodes
             .get(&spec.id)
-            .ok_or_else(|| WorkError::msg(format!("{}: node vanished", spec.id)))
+            .ok_or_else(|| Stop::Env(format!("{}: node vanished from the index", spec.id)))
     }
 
     /// The phase machine from `status` to completion.
@@ -140,15 +228,10 @@ impl ExperimentWorkflow {
             ctx.phase(status.as_str(), None);
             match status {
                 NodeStatus::Queued | NodeStatus::Preparing => {
-                    self.nodes
-                        .set_status(id, NodeStatus::Preparing)
-                        .map_err(unexpected(NodeStatus::Preparing))?;
-                    self.prepare(spec)
-                        .map_err(unexpected(NodeStatus::Preparing))?;
+                    self.nodes.set_status(id, NodeStatus::Preparing)?;
+                    self.prepare(spec)?;
                     status = NodeStatus::Launching;
-                    self.nodes
-                        .set_status(id, status)
-                        .map_err(unexpected(status))?;
+                    self.nodes.set_status(id, status)?;
                 }
                 NodeStatus::Launching => {
                     self.launch_or_recover(spec, ctx).await?;
@@ -163,49 +246,53 @@ impl ExperimentWorkflow {
                         .map(|r| r.job_id),
                     });
                     status = NodeStatus::Running;
-                    self.nodes
-                        .set_status(id, status)
-                        .map_err(unexpected(status))?;
+                    self.nodes.set_status(id, status)?;
                 }
                 NodeStatus::Running => {
-                    let ending = self.wait_job(spec, ctx).await?;
-                    if let Some(ending) = ending {
-                        self.write_ending(id, &ending)
-                            .map_err(unexpected(NodeStatus::Running))?;
+                    let ending = match self.take_kept_ending(id) {
+                        Some(ending) => Some(ending),
+                        None => self.wait_job(spec, ctx).await?,
+                    };
+                    if let Some(ending) = ending
+                        && let Err(e) = self.write_ending(id, &ending)
+                    {
+                        // Kept for the retry: the job is over and must not be waited for again.
+                        self.keep_ending(id, ending);
+                        return Err(e.into());
                     }
                     status = NodeStatus::Analyzing;
-                    self.nodes
-                        .set_status(id, status)
-                        .map_err(unexpected(status))?;
+                    self.nodes.set_status(id, status)?;
                 }
                 NodeStatus::Analyzing => {
                     self.analyze(spec)?;
                     status = NodeStatus::Planning;
                 }
                 NodeStatus::Planning => {
-                    return self.plan_children(spec);
+                    self.plan_phase(id, ctx).await?;
+                    return Ok(self.queued_children(id));
                 }
                 NodeStatus::Completed | NodeStatus::Failed => return Ok(Vec::new()),
             }
         }
     }
 
-    /// Writes `runs/<id>/command.sh` (exactly what runs).
-    fn prepare(&self, spec: &NodeSpec) -> Result<(), super::nodes::NodeError> {
+    /// Writes `runs/<id>/command.sh` (exactly what runs) in a run dir that is a real folder.
+    fn prepare(&self, spec: &NodeSpec) -> Result<(), NodeError> {
         let run_dir = self.wd.run_dir(&spec.node_id);
-        let io = |e| super::nodes::NodeError::Io {
-            path: run_dir.clone(),
-            source: e,
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| NodeError::Io { path, source }
         };
-        autoresearch_engine::atomic::create_dir_durable(&run_dir).map_err(io)?;
+        self.wd.create_dir(&run_dir).map_err(io(&run_dir))?;
         let script = format!(
             "#!/bin/sh\n# autoresearch node {} ({})\n{}\n",
             spec.node_id,
             spec.name.replace('\n', " "),
             spec.command
         );
-        autoresearch_engine::atomic::write_atomic(&run_dir.join("command.sh"), script.as_bytes())
-            .map_err(io)
+        let path = run_dir.join("command.sh");
+        self.wd.check(&path).map_err(io(&path))?;
+        autoresearch_engine::atomic::write_atomic(&path, script.as_bytes()).map_err(io(&path))
     }
 
     /// Reads the job's end, its metrics, decides improvement and writes `result.json`.
@@ -213,27 +300,52 @@ impl ExperimentWorkflow {
         let id = spec.node_id.as_str();
         let phase = NodeStatus::Analyzing;
         let run_dir = self.wd.run_dir(id);
-        let ending = self.read_ending(id);
+        self.wd.check(&run_dir).map_err(|source| NodeError::Io {
+            path: run_dir.clone(),
+            source,
+        })?;
+        let ending = self.read_ending(id)?;
         let duration_s = job_duration(&run_dir);
-        let metrics = crate::metrics::collect(&run_dir).map_err(|e| {
-            Fail::new(
-                FailureKind::Unexpected,
+        let metric = &self.config.objective.metric;
+        let metrics = match crate::metrics::collect(&run_dir, metric) {
+            Ok(m) => Ok(m),
+            // A log the disk could not give back is not the job's fault.
+            Err(MetricsError::Io { path, source })
+                if autoresearch_engine::nofollow::is_transient(&source) =>
+            {
+                return Err(Stop::Env(format!("{}: {source}", path.display())));
+            }
+            Err(e) => Err(Fail::new(
+                FailureKind::MissingMetric,
                 phase,
-                format!("cannot read metrics: {e}"),
-            )
-        });
+                format!("cannot read the job's metrics: {e}"),
+            )),
+        };
         let exit_code = match &ending {
             JobEnding::Exited(code) => Some(*code),
             _ => None,
         };
+        let (values, dropped) = match &metrics {
+            Ok(m) => (m.values.clone(), m.dropped),
+            Err(_) => Default::default(),
+        };
+        if dropped > 0 {
+            tracing::warn!(
+                node = id,
+                dropped,
+                "the job reported more than {} metric names; the others are not kept",
+                crate::metrics::MAX_METRIC_NAMES
+            );
+        }
         let partial = NodeResult {
-            metrics: metrics.as_ref().cloned().unwrap_or_default(),
+            metrics: values,
             primary: None,
             improved: false,
             duration_s,
             exit_code,
             children: Vec::new(),
             analysis: String::new(),
+            metrics_dropped: dropped,
         };
         let stderr_tail = tail(&run_dir.join("stderr.log"), 10);
         let fail = match &ending {
@@ -264,23 +376,22 @@ impl ExperimentWorkflow {
             JobEnding::Exited(_) => None,
         };
         if let Some(fail) = fail {
-            let _ = self.nodes.write_result(id, &partial);
+            self.nodes.write_result(id, &partial)?;
             return Err(Stop::Fail(fail));
         }
         let metrics = metrics?;
-        let metric = &self.config.objective.metric;
-        let Some(&primary) = metrics.get(metric) else {
-            let _ = self.nodes.write_result(id, &partial);
-            let seen: Vec<&String> = metrics.keys().collect();
+        let Some(&primary) = metrics.values.get(metric) else {
+            self.nodes.write_result(id, &partial)?;
             return Err(Stop::Fail(
                 Fail::new(
                     FailureKind::MissingMetric,
                     phase,
-                    format!(
-                        "the job did not report the primary metric `{metric}`: print a line `METRIC {metric}=<number>` or write it to $AUTORESEARCH_RUN_DIR/metrics.json (metrics seen: {seen:?})"
-                    ),
+                    missing_metric(metric, &metrics),
                 )
-                .details(json!({ "metrics": metrics })),
+                .details(json!({
+                    "metrics": metrics.values,
+                    "rejected": metrics.rejected,
+                })),
             ));
         };
         // Decide, write, and count under one lock so concurrent results are judged in order.
@@ -288,27 +399,27 @@ impl ExperimentWorkflow {
         let verdict = ledger.judge(primary, &self.config);
         let analysis = analysis_text(spec, metric, primary, verdict.improved, verdict.best_before);
         let result = NodeResult {
-            metrics,
+            metrics: metrics.values,
             primary: Some(primary),
             improved: verdict.improved,
             duration_s,
             exit_code,
             children: Vec::new(),
             analysis: analysis.clone(),
+            metrics_dropped: metrics.dropped,
         };
-        let _ = autoresearch_engine::atomic::write_atomic(
-            &run_dir.join("analysis.md"),
+        let analysis_path = run_dir.join("analysis.md");
+        autoresearch_engine::atomic::write_atomic(
+            &analysis_path,
             format!("# {id}\n\n{analysis}\n").as_bytes(),
-        );
-        self.nodes
-            .write_result(id, &result)
-            .map_err(unexpected(phase))?;
-        self.nodes
-            .set_status(id, NodeStatus::Planning)
-            .map_err(unexpected(phase))?;
-        ledger
-            .commit_success(id, primary, verdict.improved, &self.config)
-            .map_err(unexpected(phase))?;
+        )
+        .map_err(|source| NodeError::Io {
+            path: analysis_path,
+            source,
+        })?;
+        self.nodes.write_result(id, &result)?;
+        self.nodes.set_status(id, NodeStatus::Planning)?;
+        ledger.commit_success(id, primary, verdict.improved, &self.config)?;
         drop(ledger);
         self.notify(Notice::Completed {
             id: id.to_string(),
@@ -323,8 +434,13 @@ impl ExperimentWorkflow {
         Ok(())
     }
 
-    /// Writes failure.json, sets `failed`, counts it once. Returns the message.
-    pub(crate) fn record_failure(&self, id: &str, fail: Fail) -> String {
+    /// Writes failure.json, sets `failed`, counts it once. Returns the message. Each write is
+    /// atomic and the ledger is written last, so a write that fails (disk full) leaves the
+    /// node at its phase, to be retried, and a retry records it exactly once.
+    pub(crate) fn record_failure(&self, id: &str, fail: Fail) -> Result<String, NodeError> {
+        if self.ledger.is_recorded(id) {
+            return Ok(fail.message);
+        }
         let failure = Failure {
             kind: fail.kind,
             phase: fail.phase,
@@ -333,19 +449,10 @@ impl ExperimentWorkflow {
             details: fail.details,
             created_at: now_millis(),
         };
-        if self.ledger.is_recorded(id) {
-            return fail.message;
-        }
         let mut ledger = self.ledger.begin();
-        if let Err(e) = self.nodes.write_failure(id, &failure) {
-            tracing::error!("{id}: {e}");
-        }
-        if let Err(e) = self.nodes.set_status(id, NodeStatus::Failed) {
-            tracing::error!("{id}: {e}");
-        }
-        if let Err(e) = ledger.commit_failure(id) {
-            tracing::error!("{id}: {e}");
-        }
+        self.nodes.write_failure(id, &failure)?;
+        self.nodes.set_status(id, NodeStatus::Failed)?;
+        ledger.commit_failure(id, &self.config)?;
         drop(ledger);
         tracing::warn!(
             node = id,
@@ -362,7 +469,7 @@ impl ExperimentWorkflow {
             kind: fail.kind,
             message: fail.message.clone(),
         });
-        fail.message
+        Ok(fail.message)
     }
 
     /// A panic inside the workflow: record it as an unexpected failure.
@@ -374,14 +481,16 @@ impl ExperimentWorkflow {
         ) {
             return;
         }
-        self.record_failure(
+        if let Err(e) = self.record_failure(
             id,
             Fail::new(
                 FailureKind::Unexpected,
                 status.unwrap_or(NodeStatus::Running),
                 format!("internal error: {message}"),
             ),
-        );
+        ) {
+            tracing::error!(node = id, "could not record the internal error: {e}");
+        }
     }
 }
 
@@ -416,18 +525,54 @@ fn analysis_text(
     }
 }
 
+/// Why the primary metric is missing, with what the job did report.
+fn missing_metric(metric: &str, metrics: &crate::metrics::Metrics) -> String {
+    if let Some(raw) = metrics.rejected.get(metric) {
+        return format!(
+            "the job reported the primary metric `{metric}` as `{raw}`, which is not a finite \
+             number: print `METRIC {metric}=<number>` with a finite value"
+        );
+    }
+    let mut seen: Vec<&str> = metrics.values.keys().map(String::as_str).take(20).collect();
+    if metrics.values.len() > seen.len() {
+        seen.push("…");
+    }
+    let rejected: Vec<String> = metrics
+        .rejected
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let mut text = format!(
+        "the job did not report the primary metric `{metric}`: print a line \
+         `METRIC {metric}=<number>` or write it to $AUTORESEARCH_RUN_DIR/metrics.json (metrics \
+         seen: {})",
+        if seen.is_empty() {
+            "none".to_string()
+        } else {
+            seen.join(", ")
+        }
+    );
+    if !rejected.is_empty() {
+        text.push_str(&format!(
+            "; values that are not finite numbers were ignored: {}",
+            rejected.join(", ")
+        ));
+    }
+    text
+}
+
 /// Seconds between the job's `started_at` and its `exit_code` file (or now).
 fn job_duration(run_dir: &Path) -> f64 {
-    let started = std::fs::read(run_dir.join("job.json"))
+    let started = super::nodes::read_json::<Map<String, Value>>(&run_dir.join("job.json"))
         .ok()
-        .and_then(|b| serde_json::from_slice::<Map<String, Value>>(&b).ok())
+        .flatten()
         .and_then(|m| {
             m.get("started_at")
                 .and_then(Value::as_str)
                 .map(str::to_string)
         })
         .and_then(|s| humantime::parse_rfc3339_weak(&s).ok());
-    let ended = std::fs::metadata(run_dir.join("exit_code"))
+    let ended = std::fs::symlink_metadata(run_dir.join("exit_code"))
         .and_then(|m| m.modified())
         .unwrap_or_else(|_| std::time::SystemTime::now());
     started
@@ -436,13 +581,31 @@ fn job_duration(run_dir: &Path) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The last `n` lines of a text file (lossy), for failure details.
+/// The last `n` lines of a text file (lossy, from its last 8 KiB), for failure details. A link
+/// or anything but a regular file gives an empty tail.
 pub(crate) fn tail(path: &Path, n: usize) -> String {
-    let Ok(bytes) = std::fs::read(path) else {
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(mut file) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+    else {
         return String::new();
     };
-    let start = bytes.len().saturating_sub(8192);
-    let text = String::from_utf8_lossy(&bytes[start..]);
+    let Ok(meta) = file.metadata() else {
+        return String::new();
+    };
+    if !meta.is_file() {
+        return String::new();
+    }
+    let start = meta.len().saturating_sub(TAIL_BYTES);
+    let mut bytes = Vec::new();
+    if file.seek(SeekFrom::Start(start)).is_err()
+        || file.take(TAIL_BYTES).read_to_end(&mut bytes).is_err()
+    {
+        return String::new();
+    }
+    let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }

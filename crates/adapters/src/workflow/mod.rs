@@ -3,7 +3,8 @@
 //! Every experiment is a node of the hypothesis tree with its files under `engine/nodes/<id>/`
 //! and `runs/<id>/`. A node goes `queued → preparing → launching → running → analyzing →
 //! planning → completed | failed`, and each phase boundary is on disk before the next phase
-//! starts, so a resumed node continues from its phase (see `docs/resume.md`).
+//! starts, so a resumed node continues from its phase (see `docs/resume.md`). At most one
+//! planning round is in flight per run (see [`planning`] and `docs/planning.md`).
 
 pub mod events;
 mod jobs;
@@ -11,6 +12,7 @@ pub mod ledger;
 mod lifecycle;
 pub mod nodes;
 mod planning;
+mod start;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -24,7 +26,9 @@ use tokio::sync::broadcast;
 use crate::config::Config;
 use crate::executor::Exec;
 use crate::model::{NodeSpec, NodeStatus};
+use crate::planner::round::RoundPlanner;
 use crate::workdir::Workdir;
+use jobs::JobEnding;
 use ledger::Ledger;
 use nodes::{NodeError, NodeStore};
 
@@ -74,6 +78,33 @@ pub enum WorkflowError {
     Config(String),
 }
 
+/// Why a node could not be created.
+#[derive(Debug)]
+pub(crate) enum NewNodeError {
+    /// Its command cannot be built from its parameters (the proposal's fault).
+    Render(String),
+    /// Its files could not be written (the environment's fault).
+    Io(NodeError),
+}
+
+impl std::fmt::Display for NewNodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NewNodeError::Render(m) => f.write_str(m),
+            NewNodeError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<NewNodeError> for WorkError {
+    fn from(e: NewNodeError) -> Self {
+        match e {
+            NewNodeError::Render(m) => WorkError::Failed(m),
+            NewNodeError::Io(e) => WorkError::Retry(e.to_string()),
+        }
+    }
+}
+
 /// The experiment workflow (implements the engine's [`Workflow`]).
 pub struct ExperimentWorkflow {
     pub(crate) wd: Workdir,
@@ -81,7 +112,17 @@ pub struct ExperimentWorkflow {
     pub(crate) nodes: NodeStore,
     pub(crate) ledger: Ledger,
     pub(crate) exec: Exec,
+    /// Specs admitted by the engine in this process.
     admitted: Mutex<HashSet<String>>,
+    /// Queued nodes known to be in the engine's queue (or about to be handed to it): the
+    /// checkpoint's, the re-derived ones and every node a planning round created.
+    handed: Mutex<HashSet<String>>,
+    /// Single flight of planning rounds.
+    rounds: planning::Rounds,
+    /// The planner (`None` for `planner.kind = "none"`).
+    planner: Option<Box<dyn RoundPlanner>>,
+    /// Job endings seen but not yet written (their write failed): used by the retry.
+    endings: Mutex<HashMap<String, JobEnding>>,
     /// Serializes admission decisions (the count itself lives in the ledger).
     admission: Mutex<()>,
     /// When `tree.json` was last written (it is rewritten at most once a second).
@@ -116,6 +157,7 @@ impl ExperimentWorkflow {
             .next_index
             .store(nodes.next_index(), std::sync::atomic::Ordering::Relaxed);
         let (notices, _) = broadcast::channel(1024);
+        let planner = crate::planner::round::for_config(&config);
         Ok(ExperimentWorkflow {
             wd,
             config,
@@ -123,6 +165,10 @@ impl ExperimentWorkflow {
             ledger,
             exec,
             admitted: Mutex::new(HashSet::new()),
+            handed: Mutex::new(HashSet::new()),
+            rounds: planning::Rounds::default(),
+            planner,
+            endings: Mutex::new(HashMap::new()),
             admission: Mutex::new(()),
             tree_written: Mutex::new(None),
             followups: Mutex::new(HashMap::new()),
@@ -231,12 +277,11 @@ impl ExperimentWorkflow {
         params: Map<String, Value>,
         changes: Option<String>,
         priority: f64,
-    ) -> Result<NodeSpec, WorkError> {
+    ) -> Result<NodeSpec, NewNodeError> {
         let params = self.config.complete_params(&params);
-        let command = self
-            .config
-            .render(&params)
-            .map_err(|e| WorkError::msg(format!("cannot build the command for {name}: {e}")))?;
+        let command = self.config.render(&params).map_err(|e| {
+            NewNodeError::Render(format!("cannot build the command for {name}: {e}"))
+        })?;
         let spec = NodeSpec {
             node_id: {
                 let id = self.nodes.allocate_id(name);
@@ -255,95 +300,20 @@ impl ExperimentWorkflow {
             priority,
             created_at: now_millis(),
         };
-        self.nodes.create(spec.clone()).map_err(WorkError::msg)?;
+        self.nodes.create(spec.clone()).map_err(NewNodeError::Io)?;
         Ok(spec)
     }
 
-    /// Baseline and seeds of a fresh run. An engine killed while creating them (before its
-    /// first checkpoint) leaves only the first few on disk: those are kept and the missing
-    /// ones created, so no seed is lost. Returns the specs of the nodes created.
-    fn fresh_specs(&self) -> Result<Vec<WorkSpec>, WorkError> {
-        let roots: Vec<String> = self
-            .nodes
-            .all()
-            .into_iter()
-            .filter(|n| n.spec.parent_id.is_none())
-            .map(|n| n.spec.node_id)
-            .collect();
-        let expected = 1 + self.config.seeds.len();
-        let mut out = Vec::new();
-        let base_id = match roots.first() {
-            Some(id) => id.clone(),
-            None => {
-                let base = self.new_node(
-                    "baseline",
-                    None,
-                    "the configuration as given".into(),
-                    self.config.baseline.clone(),
-                    None,
-                    BASELINE_PRIORITY,
-                )?;
-                out.push(Self::work_spec(&base));
-                base.node_id
-            }
-        };
-        if self.ledger.snapshot().baseline_node.is_none() {
-            self.ledger
-                .update(|s| s.baseline_node = Some(base_id))
-                .map_err(WorkError::msg)?;
+    /// Keeps a job ending whose write failed, for the node's retry.
+    pub(crate) fn keep_ending(&self, id: &str, ending: JobEnding) {
+        if let Ok(mut e) = self.endings.lock() {
+            e.insert(id.to_string(), ending);
         }
-        for seed in self
-            .config
-            .seeds
-            .iter()
-            .skip(roots.len().clamp(1, expected) - 1)
-        {
-            let spec = self.new_node(
-                &seed.name,
-                None,
-                seed.hypothesis
-                    .clone()
-                    .unwrap_or_else(|| format!("seed {}", seed.name)),
-                seed.params.clone(),
-                None,
-                seed.priority,
-            )?;
-            out.push(Self::work_spec(&spec));
-        }
-        self.nodes.write_tree().map_err(WorkError::msg)?;
-        Ok(out)
     }
 
-    /// Nodes the checkpoint does not know but the node files say should run: queued nodes
-    /// created after the checkpoint was written (or all, without a checkpoint), and nodes found
-    /// mid-flight without a checkpoint entry.
-    fn rederive(&self, start: &StartInfo) -> Vec<WorkSpec> {
-        let known: HashSet<&str> = start
-            .queued
-            .iter()
-            .chain(start.running.iter())
-            .map(String::as_str)
-            .collect();
-        let since = start.checkpoint_updated_at.as_deref();
-        let mut out = Vec::new();
-        for node in self.nodes.all() {
-            let id = node.spec.node_id.as_str();
-            if known.contains(id) || self.wd.node_dir(id).join(DROPPED_MARKER).exists() {
-                continue;
-            }
-            let newer = match since {
-                None => true,
-                Some(t) => node.spec.created_at.as_str() > t,
-            };
-            if node.status == NodeStatus::Queued && newer {
-                out.push(Self::work_spec(&node.spec));
-            } else if node.status.is_active() {
-                let mut spec = Self::work_spec(&node.spec);
-                spec.priority = RECOVER_PRIORITY;
-                out.push(spec);
-            }
-        }
-        out
+    /// The job ending kept by [`keep_ending`](Self::keep_ending), if any.
+    pub(crate) fn take_kept_ending(&self, id: &str) -> Option<JobEnding> {
+        self.endings.lock().ok().and_then(|mut e| e.remove(id))
     }
 }
 
@@ -355,37 +325,7 @@ pub(crate) fn now_millis() -> String {
 impl Workflow for ExperimentWorkflow {
     async fn initial_specs(&self, start: &StartInfo) -> Result<Vec<WorkSpec>, WorkError> {
         let _ = self.events.set(start.events.clone());
-        // Under the engine's lock now: count results a crash left unrecorded.
-        let fixed = self
-            .ledger
-            .reconcile(&self.nodes, &self.config)
-            .map_err(WorkError::msg)?;
-        if !fixed.is_empty() {
-            tracing::warn!(nodes = ?fixed, "recorded results that a crash left unrecorded");
-        }
-        let fresh = !start.resumed && self.nodes.all().is_empty();
-        if fresh {
-            return self.fresh_specs();
-        }
-        if !start.resumed {
-            // No checkpoint yet: the first engine may have died while creating the baseline
-            // and seeds. The ones created now are queued, so `rederive` picks them up.
-            let created = self.fresh_specs()?;
-            if !created.is_empty() {
-                tracing::warn!(
-                    count = created.len(),
-                    "created the seeds a crash left uncreated"
-                );
-            }
-        }
-        let specs = self.rederive(start);
-        if !specs.is_empty() {
-            tracing::info!(
-                count = specs.len(),
-                "re-derived nodes missing from the checkpoint"
-            );
-        }
-        Ok(specs)
+        self.start_specs(start)
     }
 
     fn admit(&self, spec: &WorkSpec) -> Admission {

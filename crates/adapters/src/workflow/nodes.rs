@@ -1,18 +1,29 @@
 //! The node store: reads and writes `engine/nodes/<id>/…` atomically and keeps an in-memory
-//! index of every node (spec, status, primary metric) so nothing has to be re-read from disk on
-//! the hot path. Node ids are `NNN_<sanitized name>`.
+//! index of every node (spec, status, primary metric, children) so nothing has to be re-read
+//! from disk on the hot path. Node ids are `NNN_<sanitized name>`.
+//!
+//! Every path is checked for symbolic links below the workdir root before it is used, and every
+//! file is read with a size cap (`read_regular`): a planted link, FIFO or huge file gets an
+//! error naming it, and nothing is read or written through it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use autoresearch_engine::atomic::{create_dir_durable, write_atomic, write_json_atomic};
+use autoresearch_engine::atomic::write_atomic;
+use autoresearch_engine::nofollow;
 use serde::de::DeserializeOwned;
 
 use crate::model::{Failure, NodeResult, NodeSpec, NodeStatus, TreeFile, TreeNode};
 use crate::workdir::Workdir;
 
-/// Errors of the node store.
+/// Largest `status.txt` read.
+const MAX_STATUS_BYTES: u64 = 256;
+/// Largest node JSON file read (`spec.json`, `result.json`, `failure.json`, run-dir JSON).
+pub const MAX_NODE_FILE_BYTES: u64 = 16 << 20;
+
+/// Errors of the node store. None of them is the experiment's fault: they are the
+/// environment's (disk full, I/O error, a planted link) or a damaged file to repair.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     /// A node file could not be read or written.
@@ -47,6 +58,8 @@ pub struct NodeInfo {
     pub primary: Option<f64>,
     /// Whether it improved on the best.
     pub improved: bool,
+    /// Nodes created by the planning rounds this node led (`result.json`'s `children`).
+    pub children: Vec<String>,
 }
 
 #[derive(Default)]
@@ -102,20 +115,22 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> NodeError + '_ {
     }
 }
 
-/// Reads a JSON file; `Ok(None)` when missing.
+/// Reads a JSON node or run-dir file of at most [`MAX_NODE_FILE_BYTES`]; `Ok(None)` when
+/// missing. A link, FIFO or device there is an error naming it.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> NodeResultT<Option<T>> {
-    match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
+    read_json_capped(path, MAX_NODE_FILE_BYTES)
+}
+
+/// [`read_json`] with an explicit size cap.
+pub fn read_json_capped<T: DeserializeOwned>(path: &Path, cap: u64) -> NodeResultT<Option<T>> {
+    match nofollow::read_regular(path, cap).map_err(io(path))? {
+        Some(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| NodeError::Invalid {
                 path: path.to_path_buf(),
-                message: e.to_string(),
+                message: format!("not valid JSON for this file: {e}"),
             }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(NodeError::Io {
-            path: path.to_path_buf(),
-            source: e,
-        }),
+        None => Ok(None),
     }
 }
 
@@ -125,32 +140,43 @@ pub fn id_number(id: &str) -> Option<u64> {
 }
 
 impl NodeStore {
-    /// Loads every node under `engine/nodes/` into the index.
+    /// Loads every node under `engine/nodes/` into the index. A symbolic link among the node
+    /// folders (or on the way to them) is an error naming it.
     pub fn load(wd: &Workdir) -> NodeResultT<NodeStore> {
         let dir = wd.nodes_dir();
+        wd.check(&dir).map_err(io(&dir))?;
         let mut index = Index::default();
-        let mut ids: Vec<String> = match std::fs::read_dir(&dir) {
-            Ok(rd) => rd
-                .filter_map(Result::ok)
-                .filter(|e| e.path().join("spec.json").is_file())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => {
-                return Err(NodeError::Io {
-                    path: dir,
-                    source: e,
-                });
+        let mut ids: Vec<String> = Vec::new();
+        match std::fs::read_dir(&dir) {
+            Ok(rd) => {
+                for entry in rd {
+                    let entry = entry.map_err(io(&dir))?;
+                    let path = entry.path();
+                    let kind = entry.file_type().map_err(io(&path))?;
+                    if kind.is_symlink() {
+                        return Err(NodeError::Io {
+                            source: nofollow::link_error(&path),
+                            path,
+                        });
+                    }
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if kind.is_dir() && crate::workdir::is_node_id(&name) {
+                        ids.push(name);
+                    }
+                }
             }
-        };
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&dir)(e)),
+        }
         ids.sort_by_key(|id| (id_number(id).unwrap_or(u64::MAX), id.clone()));
         for id in ids {
+            // A folder without spec.json is a node whose creation was cut short: ignored.
             let Some(spec) = read_json::<NodeSpec>(&wd.node_spec(&id))? else {
                 continue;
             };
             let status = read_status(wd, &id)?.unwrap_or(NodeStatus::Queued);
             let result = if status.is_terminal() || status == NodeStatus::Planning {
-                read_json::<NodeResult>(&wd.node_result(&id)).ok().flatten()
+                read_json::<NodeResult>(&wd.node_result(&id))?
             } else {
                 None
             };
@@ -165,6 +191,7 @@ impl NodeStore {
                     status,
                     primary: result.as_ref().and_then(|r| r.primary),
                     improved: result.as_ref().is_some_and(|r| r.improved),
+                    children: result.map(|r| r.children).unwrap_or_default(),
                 },
             );
         }
@@ -192,14 +219,27 @@ impl NodeStore {
         format!("{n:03}_{}", sanitize_name(name))
     }
 
-    /// Writes a new node (spec.json, then status `queued`) and indexes it.
+    /// Writes a new node and indexes it. `status.txt` (`queued`) is written first and
+    /// `spec.json` last: a node exists once its `spec.json` does (folders without one are
+    /// ignored), so a creation cut short (a crash, a full disk) never leaves a node behind.
     pub fn create(&self, spec: NodeSpec) -> NodeResultT<()> {
         let id = spec.node_id.clone();
         let dir = self.wd.node_dir(&id);
-        create_dir_durable(&dir).map_err(io(&dir))?;
+        self.wd.create_dir(&dir).map_err(io(&dir))?;
+        let status = self.wd.node_status(&id);
         let path = self.wd.node_spec(&id);
-        write_json_atomic(&path, &spec).map_err(io(&path))?;
-        self.set_status(&id, NodeStatus::Queued)?;
+        let written = self
+            .write_file(
+                &status,
+                format!("{}\n", NodeStatus::Queued.as_str()).as_bytes(),
+            )
+            .and_then(|()| self.write_json(&path, &spec));
+        if let Err(e) = written {
+            // Best effort: leave no folder without a spec behind.
+            let _ = std::fs::remove_file(&status);
+            let _ = std::fs::remove_dir(&dir);
+            return Err(e);
+        }
         let mut idx = self.lock();
         if !idx.nodes.contains_key(&id) {
             idx.order.push(id.clone());
@@ -211,28 +251,83 @@ impl NodeStore {
                 status: NodeStatus::Queued,
                 primary: None,
                 improved: false,
+                children: Vec::new(),
             },
         );
         Ok(())
     }
 
+    /// Removes the folders of nodes whose creation was cut short before their `spec.json`
+    /// (they hold nothing but `status.txt` and temp files). Call it under the engine's lock.
+    /// Returns the ids removed.
+    pub fn remove_unborn(&self) -> Vec<String> {
+        let mut removed = Vec::new();
+        let Ok(rd) = std::fs::read_dir(self.wd.nodes_dir()) else {
+            return removed;
+        };
+        for entry in rd.filter_map(Result::ok) {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if !is_dir || self.get(&id).is_some() || !crate::workdir::is_node_id(&id) {
+                continue;
+            }
+            let dir = entry.path();
+            let Ok(files) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            let names: Vec<String> = files
+                .filter_map(Result::ok)
+                .map(|f| f.file_name().to_string_lossy().into_owned())
+                .collect();
+            let unborn = names
+                .iter()
+                .all(|n| n == "status.txt" || (n.starts_with('.') && n.contains(".tmp.")));
+            if !unborn {
+                continue;
+            }
+            for n in &names {
+                let _ = std::fs::remove_file(dir.join(n));
+            }
+            if std::fs::remove_dir(&dir).is_ok() {
+                removed.push(id);
+            }
+        }
+        removed
+    }
+
+    /// Checks the path of a node file for links, then replaces it atomically.
+    fn write_file(&self, path: &Path, bytes: &[u8]) -> NodeResultT<()> {
+        self.wd.check(path).map_err(io(path))?;
+        write_atomic(path, bytes).map_err(io(path))
+    }
+
+    fn write_json<T: serde::Serialize>(&self, path: &Path, value: &T) -> NodeResultT<()> {
+        let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| NodeError::Invalid {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        bytes.push(b'\n');
+        self.write_file(path, &bytes)
+    }
+
     /// Persists a phase boundary (`status.txt`) and updates the index.
     pub fn set_status(&self, id: &str, status: NodeStatus) -> NodeResultT<()> {
         let path = self.wd.node_status(id);
-        write_atomic(&path, format!("{}\n", status.as_str()).as_bytes()).map_err(io(&path))?;
+        self.write_file(&path, format!("{}\n", status.as_str()).as_bytes())?;
         if let Some(n) = self.lock().nodes.get_mut(id) {
             n.status = status;
         }
         Ok(())
     }
 
-    /// Writes `result.json` and records the primary metric in the index.
+    /// Writes `result.json` and records the primary metric and children in the index.
     pub fn write_result(&self, id: &str, result: &NodeResult) -> NodeResultT<()> {
         let path = self.wd.node_result(id);
-        write_json_atomic(&path, result).map_err(io(&path))?;
+        self.write_json(&path, result)?;
         if let Some(n) = self.lock().nodes.get_mut(id) {
             n.primary = result.primary;
             n.improved = result.improved;
+            n.children = result.children.clone();
         }
         Ok(())
     }
@@ -240,12 +335,14 @@ impl NodeStore {
     /// Writes `failure.json`.
     pub fn write_failure(&self, id: &str, failure: &Failure) -> NodeResultT<()> {
         let path = self.wd.node_failure(id);
-        write_json_atomic(&path, failure).map_err(io(&path))
+        self.write_json(&path, failure)
     }
 
-    /// Reads a JSON file of the node dir.
+    /// Reads a JSON file of the node dir (links refused, size capped).
     pub fn read_file<T: DeserializeOwned>(&self, id: &str, name: &str) -> NodeResultT<Option<T>> {
-        read_json(&self.wd.node_dir(id).join(name))
+        let path = self.wd.node_dir(id).join(name);
+        self.wd.check(&path).map_err(io(&path))?;
+        read_json(&path)
     }
 
     /// A node's index entry.
@@ -302,23 +399,27 @@ impl NodeStore {
             }
         };
         let path = self.wd.tree();
-        write_json_atomic(&path, &tree).map_err(io(&path))
+        self.write_json(&path, &tree)
     }
 }
 
 /// `status.txt` of a node, if present and valid.
 pub fn read_status(wd: &Workdir, id: &str) -> NodeResultT<Option<NodeStatus>> {
     let path = wd.node_status(id);
-    match std::fs::read_to_string(&path) {
-        Ok(s) => NodeStatus::parse(&s)
-            .map(Some)
-            .ok_or_else(|| NodeError::Invalid {
-                path,
-                message: format!("unknown status {:?}", s.trim()),
-            }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(NodeError::Io { path, source: e }),
-    }
+    let Some(bytes) = nofollow::read_regular(&path, MAX_STATUS_BYTES).map_err(io(&path))? else {
+        return Ok(None);
+    };
+    let s = String::from_utf8_lossy(&bytes);
+    NodeStatus::parse(&s)
+        .map(Some)
+        .ok_or_else(|| NodeError::Invalid {
+            path,
+            message: format!(
+                "unknown status {:?}: expected one of queued preparing launching running \
+                 analyzing planning completed failed",
+                s.trim()
+            ),
+        })
 }
 
 /// Edge label: the code change if any, else the parameters that differ from the parent.

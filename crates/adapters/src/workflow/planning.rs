@@ -1,150 +1,348 @@
-//! The planning phase: ask the planner for follow-ups, create their nodes, and finish the node.
+//! Planning rounds: at most one in flight per run, whatever the planner.
 //!
-//! A round asks for at most `planner.batch` minus the experiments already waiting in the queue,
-//! so the queue stays short and every proposal is made from the freshest results.
+//! - A finished node (completed or failed) enters `awaiting_planning` in `state.json` in the
+//!   same write that records its result ([`super::ledger`]), then calls [`plan_phase`]. If no
+//!   round is in flight it leads one; otherwise it returns at once (its engine slot is free for
+//!   the next experiment) and the leader, which checks `awaiting_planning` again before it lets
+//!   go, runs one more round for it. So completions that arrive during a round are coalesced
+//!   into the next one, and nobody waits idle for a round.
+//! - A round sees every node and asks the planner for exactly as many proposals as keep the
+//!   slots busy: `wanted = min(max_concurrency - queued - running, planner.batch,
+//!   max_experiments - started - queued)`. Proposals equal to an existing node (parameters and
+//!   changes) are dropped with a log line; the round is the only creator of planned nodes, so
+//!   the check and the creation cannot race.
+//! - Crash safety: the round creates its nodes, records them in the leader's `result.json`
+//!   (`children`), completes the nodes it answered, and only then removes them from
+//!   `awaiting_planning`. A kill anywhere before that leaves the round owed: the nodes still
+//!   awaiting are started again on resume and one of them leads a new round, which sees the
+//!   nodes already created (dedup makes re-applying a round idempotent). Nodes created but not
+//!   yet recorded are found on resume as queued nodes no node claims (see `rederive`).
+//!
+//! [`plan_phase`]: ExperimentWorkflow::plan_phase
 
-use autoresearch_engine::WorkSpec;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+
+use autoresearch_engine::{RunContext, WorkSpec};
+use serde_json::{Map, Value};
 
 use super::ExperimentWorkflow;
-use super::lifecycle::{Fail, Stop};
-use crate::config::PlannerKind;
-use crate::model::{FailureKind, NodeResult, NodeStatus};
-use crate::planner::search::SearchPlanner;
-use crate::planner::{Plan, PlanRequest, Trial, TrialState};
+use super::lifecycle::Stop;
+use super::nodes::{NodeError, NodeInfo};
+use crate::model::{NodeResult, NodeStatus};
+use crate::planner::round::{RoundInput, RoundPlanner};
+use crate::planner::{Plan, Proposal};
+
+/// The single-flight state of planning rounds.
+#[derive(Default)]
+pub(crate) struct Rounds {
+    state: Mutex<RoundsState>,
+}
+
+#[derive(Default)]
+struct RoundsState {
+    /// A round is in flight (its leader is between taking and releasing the lead).
+    leading: bool,
+    /// Nodes a round created but could not record in its leader's result (its write failed):
+    /// the next round records them.
+    unclaimed: Vec<String>,
+}
+
+impl Rounds {
+    fn lock(&self) -> MutexGuard<'_, RoundsState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Releases the lead if the leader stops early (error, interrupt, abort).
+struct Lead<'a> {
+    rounds: &'a Rounds,
+    held: bool,
+}
+
+impl Drop for Lead<'_> {
+    fn drop(&mut self) {
+        if self.held {
+            self.rounds.lock().leading = false;
+        }
+    }
+}
+
+/// What a parameter set (with its code change) is compared by.
+fn dedup_key(
+    config: &crate::config::Config,
+    params: &Map<String, Value>,
+    changes: Option<&str>,
+) -> String {
+    let mut key = crate::config::canonical_params_key(&config.complete_params(params));
+    key.push('\u{1e}');
+    key.push_str(changes.unwrap_or(""));
+    key
+}
 
 impl ExperimentWorkflow {
-    /// Plans children of a completed node, records them in its result and completes it.
-    pub(crate) fn plan_children(
-        &self,
-        spec: &crate::model::NodeSpec,
-    ) -> Result<Vec<WorkSpec>, Stop> {
-        let id = spec.node_id.as_str();
-        let children = self.propose(id).map_err(Stop::Fail)?;
-        let mut result: NodeResult = self
-            .nodes
-            .read_file(id, "result.json")
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        result.children = children.iter().map(|c| c.id.clone()).collect();
-        self.nodes.write_result(id, &result).map_err(|e| {
-            Stop::Fail(Fail::new(
-                FailureKind::Unexpected,
-                NodeStatus::Planning,
-                e.to_string(),
-            ))
-        })?;
-        self.nodes
-            .set_status(id, NodeStatus::Completed)
-            .map_err(|e| {
-                Stop::Fail(Fail::new(
-                    FailureKind::Unexpected,
-                    NodeStatus::Planning,
-                    e.to_string(),
-                ))
-            })?;
-        Ok(children)
-    }
-
-    /// Follow-ups after a failure, so the search goes on from the best node.
-    pub(crate) fn plan_followups(&self, id: &str) -> Vec<WorkSpec> {
-        match self.propose(id) {
-            Ok(children) => children,
-            Err(f) => {
-                tracing::warn!(node = id, "planning after a failure failed: {}", f.message);
-                Vec::new()
+    /// The planning phase of a finished node: makes sure a planning round answers it (leading
+    /// one, or leaving it to the round in flight), and completes it. A finished node that no
+    /// round owes anything returns at once.
+    pub(crate) async fn plan_phase(&self, id: &str, ctx: &RunContext) -> Result<(), Stop> {
+        let Some(planner) = self.planner.as_deref() else {
+            // `planner.kind = none`: nothing to plan.
+            if self
+                .nodes
+                .get(id)
+                .is_some_and(|n| n.status == NodeStatus::Planning)
+            {
+                self.nodes.set_status(id, NodeStatus::Completed)?;
+            }
+            return Ok(());
+        };
+        // Counted and awaiting before it looks for a leader (a retry after a failed write).
+        if let Some(node) = self.nodes.get(id) {
+            self.ledger.record_one(&self.nodes, &node, &self.config)?;
+        }
+        {
+            let mut st = self.rounds.lock();
+            if st.leading {
+                tracing::debug!(
+                    node = id,
+                    "a planning round is in flight: this completion joins the next one"
+                );
+                return Ok(());
+            }
+            st.leading = true;
+        }
+        let mut lead = Lead {
+            rounds: &self.rounds,
+            held: true,
+        };
+        loop {
+            let answering = self.ledger.awaiting();
+            let unclaimed = !self.rounds.lock().unclaimed.is_empty();
+            if !answering.is_empty() || unclaimed {
+                self.round(planner, id, &answering, ctx).await?;
+            }
+            // Completions recorded while the round ran are in `awaiting_planning` before their
+            // node looks for a leader, and it looks under this lock: either it sees `leading`
+            // (and this loop sees it awaiting), or it leads itself.
+            let mut st = self.rounds.lock();
+            if self.ledger.awaiting().is_empty() && st.unclaimed.is_empty() {
+                st.leading = false;
+                lead.held = false;
+                return Ok(());
             }
         }
     }
 
-    /// Children listed in a completed node's result that are still waiting (re-derivation).
-    pub(crate) fn queued_children(&self, id: &str) -> Vec<WorkSpec> {
-        let result: Option<NodeResult> = self.nodes.read_file(id, "result.json").ok().flatten();
+    /// One planning round led by `leader`, answering the nodes in `answering`.
+    async fn round(
+        &self,
+        planner: &dyn RoundPlanner,
+        leader: &str,
+        answering: &[String],
+        ctx: &RunContext,
+    ) -> Result<(), Stop> {
+        let nodes = self.nodes.all();
+        let (queued, running) = self.slot_use(&nodes);
+        let limits = &self.config.limits;
+        let free = limits.max_concurrency.saturating_sub(queued + running);
+        let budget = limits
+            .max_experiments
+            .saturating_sub(self.experiments_started() + queued as u64);
+        let wanted = free
+            .min(self.config.batch())
+            .min(usize::try_from(budget).unwrap_or(usize::MAX));
+        if budget == 0 && free > 0 {
+            // Nothing more may start: say why the run ends once the queue is done.
+            self.set_stop_reason(format!(
+                "max_experiments reached ({} experiments)",
+                limits.max_experiments
+            ));
+        }
+        let from = answering.last().map(String::as_str).unwrap_or(leader);
+        let mut created: Vec<String> = std::mem::take(&mut self.rounds.lock().unclaimed);
+        let mut asked = false;
+        if wanted > 0 && !answering.is_empty() {
+            let input = RoundInput {
+                config: &self.config,
+                nodes: &nodes,
+                answering,
+                from,
+                wanted,
+                queued,
+                running,
+                plateau: self.ledger.snapshot().plateau,
+                cancel: ctx.cancel.clone(),
+            };
+            asked = true;
+            tracing::debug!(
+                planner = planner.name(),
+                answering = answering.len(),
+                wanted,
+                queued,
+                running,
+                "planning round"
+            );
+            match planner.plan(&input).await {
+                Ok(Plan::Stop(reason)) => {
+                    tracing::info!(node = from, %reason, "planner: stop");
+                    self.set_planner_stop(Some(format!("planner: {reason}")));
+                }
+                Ok(Plan::Launch(proposals)) => {
+                    let made = self.create_proposals(proposals, from, wanted, &nodes, &mut created);
+                    if let Err(e) = made {
+                        self.rounds.lock().unclaimed.extend(created);
+                        return Err(e.into());
+                    }
+                }
+                Err(e) if ctx.cancel.is_cancelled() => {
+                    tracing::info!(planner = planner.name(), "planning round interrupted: {e}");
+                    self.rounds.lock().unclaimed.extend(created);
+                    return Err(Stop::Interrupted);
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        planner = planner.name(),
+                        "the planner failed ({e}); this round creates nothing"
+                    );
+                }
+            }
+        }
+        if !created.is_empty() {
+            if let Err(e) = self.claim(leader, &created) {
+                self.rounds.lock().unclaimed.extend(created);
+                return Err(e.into());
+            }
+            self.set_planner_stop(None);
+            let mut handed = self.handed.lock().unwrap_or_else(|p| p.into_inner());
+            handed.extend(created.iter().cloned());
+        }
+        for id in answering {
+            if self
+                .nodes
+                .get(id)
+                .is_some_and(|n| n.status == NodeStatus::Planning)
+            {
+                self.nodes.set_status(id, NodeStatus::Completed)?;
+            }
+        }
+        self.ledger.finish_round(answering, asked)?;
+        Ok(())
+    }
+
+    /// Experiments waiting (queued in the engine) and holding a slot (admitted, not yet
+    /// analysed) right now, from the node index.
+    fn slot_use(&self, nodes: &[NodeInfo]) -> (usize, usize) {
+        let admitted = self.admitted.lock().unwrap_or_else(|p| p.into_inner());
+        let handed = self.handed.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut queued, mut running) = (0, 0);
+        for n in nodes {
+            let id = n.spec.node_id.as_str();
+            match n.status {
+                NodeStatus::Queued if admitted.contains(id) => running += 1,
+                NodeStatus::Queued => {
+                    if handed.contains(id) && !self.is_dropped(id) {
+                        queued += 1;
+                    }
+                }
+                NodeStatus::Preparing
+                | NodeStatus::Launching
+                | NodeStatus::Running
+                | NodeStatus::Analyzing => running += 1,
+                NodeStatus::Planning | NodeStatus::Completed | NodeStatus::Failed => {}
+            }
+        }
+        (queued, running)
+    }
+
+    /// Creates the nodes of the proposals that are new, up to `wanted`; ids go to `created`.
+    fn create_proposals(
+        &self,
+        proposals: Vec<Proposal>,
+        from: &str,
+        wanted: usize,
+        nodes: &[NodeInfo],
+        created: &mut Vec<String>,
+    ) -> Result<(), NodeError> {
+        let mut seen: HashMap<String, String> = nodes
+            .iter()
+            .map(|n| {
+                (
+                    dedup_key(&self.config, &n.spec.params, n.spec.changes.as_deref()),
+                    n.spec.node_id.clone(),
+                )
+            })
+            .collect();
+        let mut made = 0;
+        for p in proposals {
+            if made >= wanted {
+                tracing::info!(proposal = %p.name, wanted, "the planner proposed more than asked: dropped");
+                continue;
+            }
+            let key = dedup_key(&self.config, &p.params, p.changes.as_deref());
+            if let Some(existing) = seen.get(&key) {
+                tracing::info!(
+                    proposal = %p.name,
+                    existing = %existing,
+                    "the planner proposed the parameters (and changes) of an existing node: dropped"
+                );
+                continue;
+            }
+            let parent = p
+                .parent
+                .filter(|parent| self.nodes.get(parent).is_some())
+                .unwrap_or_else(|| from.to_string());
+            let spec = match self.new_node(
+                &p.name,
+                Some(parent),
+                p.hypothesis,
+                p.params,
+                p.changes,
+                p.priority.unwrap_or(0.0),
+            ) {
+                Ok(spec) => spec,
+                Err(super::NewNodeError::Io(e)) => return Err(e),
+                Err(super::NewNodeError::Render(message)) => {
+                    tracing::warn!(proposal = %p.name, "proposal dropped: {message}");
+                    continue;
+                }
+            };
+            seen.insert(key, spec.node_id.clone());
+            created.push(spec.node_id);
+            made += 1;
+        }
+        Ok(())
+    }
+
+    /// Records `created` in the leader's `result.json` (`children`), so a resumed leader hands
+    /// them to the engine again.
+    fn claim(&self, leader: &str, created: &[String]) -> Result<(), NodeError> {
+        let mut result: NodeResult = self
+            .nodes
+            .read_file(leader, "result.json")?
+            .unwrap_or_default();
+        let known: HashSet<String> = result.children.iter().cloned().collect();
         result
-            .map(|r| r.children)
-            .unwrap_or_default()
+            .children
+            .extend(created.iter().filter(|c| !known.contains(*c)).cloned());
+        self.nodes.write_result(leader, &result)
+    }
+
+    /// Children recorded in a node's result that are still waiting (not started, not dropped).
+    pub(crate) fn queued_children(&self, id: &str) -> Vec<WorkSpec> {
+        let Some(node) = self.nodes.get(id) else {
+            return Vec::new();
+        };
+        node.children
             .iter()
             .filter_map(|c| self.nodes.get(c))
             .filter(|n| n.status == NodeStatus::Queued)
-            .filter(|n| {
-                !self
-                    .wd
-                    .node_dir(&n.spec.node_id)
-                    .join(super::DROPPED_MARKER)
-                    .exists()
-            })
+            .filter(|n| !self.is_dropped(&n.spec.node_id))
             .map(|n| Self::work_spec(&n.spec))
             .collect()
     }
 
-    fn propose(&self, from: &str) -> Result<Vec<WorkSpec>, Fail> {
-        if self.config.planner.kind == PlannerKind::None {
-            return Ok(Vec::new());
-        }
-        let all = self.nodes.all();
-        let waiting = all
-            .iter()
-            .filter(|n| n.status == NodeStatus::Queued)
-            .count();
-        let max_proposals = self.config.batch().saturating_sub(waiting);
-        if max_proposals == 0 {
-            return Ok(Vec::new());
-        }
-        let history: Vec<Trial> = all
-            .iter()
-            .map(|n| Trial {
-                node_id: n.spec.node_id.clone(),
-                params: n.spec.params.clone(),
-                primary: n.primary,
-                state: match n.status {
-                    NodeStatus::Completed | NodeStatus::Planning if n.primary.is_some() => {
-                        TrialState::Completed
-                    }
-                    NodeStatus::Failed => TrialState::Failed,
-                    NodeStatus::Completed | NodeStatus::Planning => TrialState::Failed,
-                    _ => TrialState::Pending,
-                },
-            })
-            .collect();
-        let state = self.ledger.snapshot();
-        let req = PlanRequest {
-            config: &self.config,
-            history: &history,
-            from,
-            plateau: state.plateau,
-            max_proposals,
-            seed: self.config.planner.seed,
-        };
-        let plan = SearchPlanner.plan(&req);
-        let _ = self.ledger.update(|s| s.planner_rounds += 1);
-        let proposals = match plan {
-            Plan::Stop(reason) => {
-                tracing::info!(node = from, %reason, "planner: stop");
-                self.set_planner_stop(Some(format!("planner: {reason}")));
-                return Ok(Vec::new());
-            }
-            Plan::Launch(p) => p,
-        };
-        if !proposals.is_empty() {
-            self.set_planner_stop(None);
-        }
-        let mut out = Vec::new();
-        for p in proposals {
-            let parent = p.parent.clone().unwrap_or_else(|| from.to_string());
-            let spec = self
-                .new_node(
-                    &p.name,
-                    Some(parent),
-                    p.hypothesis,
-                    p.params,
-                    p.changes,
-                    p.priority.unwrap_or(0.0),
-                )
-                .map_err(|e| {
-                    Fail::new(FailureKind::Planner, NodeStatus::Planning, e.to_string())
-                })?;
-            out.push(Self::work_spec(&spec));
-        }
-        Ok(out)
+    /// Whether `supervisor queue drop` removed the node from the queue.
+    pub(crate) fn is_dropped(&self, id: &str) -> bool {
+        std::fs::symlink_metadata(self.wd.node_dir(id).join(super::DROPPED_MARKER)).is_ok()
     }
 }

@@ -1,12 +1,16 @@
 //! The subcommands of `supervisor`, each in its own module. Functions return values or
 //! messages; printing and exit codes are decided in `main.rs`.
 
+pub mod agent_call;
+pub mod ask;
 pub mod export;
+pub mod final_report;
 pub mod launch;
 pub mod list;
 pub mod queue;
 pub mod repair;
 pub mod run;
+pub mod run_brief;
 pub mod status;
 pub mod stop;
 pub mod table;

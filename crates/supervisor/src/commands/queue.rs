@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use autoresearch_adapters::workdir::Workdir;
 use autoresearch_adapters::workflow::DROPPED_MARKER;
 use autoresearch_engine::control::{self, ControlCommand};
+use serde_json::Value;
 
 /// One queued experiment.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -124,4 +125,48 @@ pub fn drop(workdir: &Path, id: &str) -> Result<String> {
         .with_context(|| format!("marking {} as dropped", node_dir.display()))?;
     }
     Ok(msg)
+}
+
+/// Queues a new parameter-only experiment by hand: the engine's control `add` when an engine
+/// runs, a checkpoint edit when none does. The workflow makes its node when it first runs it
+/// (parameters checked and completed from the configuration). Its id is
+/// `ask-<UTC time>-<name>`, which never collides with the workflow's numbered ids.
+pub fn add(
+    workdir: &Path,
+    name: &str,
+    params: &serde_json::Map<String, Value>,
+    parent: Option<&str>,
+    hypothesis: &str,
+    priority: f64,
+) -> Result<String> {
+    if !priority.is_finite() {
+        bail!("priority must be a finite number, found {priority}");
+    }
+    let stamp = humantime::format_rfc3339_millis(std::time::SystemTime::now())
+        .to_string()
+        .replace(['-', ':', '.', 'Z'], "");
+    let clean: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(60)
+        .collect();
+    let id = format!("ask-{stamp}-{clean}");
+    let mut payload = serde_json::Map::new();
+    payload.insert("name".into(), Value::from(name));
+    payload.insert("params".into(), Value::Object(params.clone()));
+    payload.insert("parent_id".into(), parent.map_or(Value::Null, Value::from));
+    payload.insert("hypothesis".into(), Value::from(hypothesis));
+    let spec = autoresearch_engine::spec::WorkSpec {
+        id,
+        priority,
+        kind: autoresearch_adapters::workflow::SPEC_KIND.into(),
+        payload,
+    };
+    apply(workdir, ControlCommand::Add { spec })
 }

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use anyhow::Result;
+use autoresearch_adapters::agent::cost_log::AgentCostSummary;
 use autoresearch_adapters::model::{JobRecord, RunState};
 use autoresearch_adapters::workdir::Workdir;
 use autoresearch_adapters::workflow::events::JobAnnotation;
@@ -78,6 +79,9 @@ pub struct StatusReport {
     pub stop_reason: Option<String>,
     /// A human note, e.g. `crashed (pid 123 gone)`.
     pub message: Option<String>,
+    /// What the coding agent cost: the engine's calls (`state.json` `agent_cost`) and the
+    /// supervisor's (`report --agent`, `ask`: `logs/agent/costs.jsonl`); `null` when none.
+    pub agent_cost: Option<AgentCostSummary>,
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
@@ -194,6 +198,7 @@ pub fn gather(workdir: &Path) -> Result<StatusReport> {
         limits: config.as_ref().and_then(|c| c.get("limits").cloned()),
         stop_reason: run.as_ref().and_then(|r| r.stop_reason.clone()),
         message,
+        agent_cost: AgentCostSummary::load(workdir),
     })
 }
 
@@ -257,6 +262,9 @@ pub fn format_human(r: &StatusReport) -> String {
     }
     if let Some(reason) = &r.stop_reason {
         out.push_str(&format!("stopped because: {reason}\n"));
+    }
+    if let Some(cost) = &r.agent_cost {
+        out.push_str(&format!("agent cost: {}\n", cost.describe()));
     }
     out
 }

@@ -20,7 +20,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use super::inspect::{logs, show};
 use super::limits::{self, LimitKey};
-use crate::commands::{launch, queue, status, stop, table, tree};
+use crate::commands::agent_call::AgentFlags;
+use crate::commands::{final_report, launch, queue, status, stop, table, tree};
 
 /// How long `stop` waits for the engine to write its final checkpoint.
 const STOP_TIMEOUT: Duration = Duration::from_secs(120);
@@ -101,8 +102,24 @@ pub enum Command {
     Start,
     /// write the views (master_table.tsv, summary.md and the PNGs)
     Render,
-    /// write report.md
-    Report,
+    /// write report.md; with --agent also final_report.md, by the coding agent
+    Report {
+        /// Also ask the coding agent for final_report.md.
+        #[arg(long)]
+        agent: bool,
+        /// Which agent (default: the run's planner.agent).
+        #[command(flatten)]
+        agent_flags: AgentFlags,
+    },
+    /// ask the coding agent about the run; queue changes it proposes need your yes
+    Ask {
+        /// The question (the rest of the line, as typed).
+        #[arg(value_name = "question", required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
+        question: Vec<String>,
+        /// Which agent (default: the run's planner.agent); options go before `--`.
+        #[command(flatten)]
+        agent_flags: AgentFlags,
+    },
     /// clear the screen
     Clear,
     /// this list, or the usage of one command
@@ -306,7 +323,7 @@ fn strsim_best(found: &str, e: &clap::Error) -> String {
 
 /// Parses a line; `Ok(None)` for an empty line, `Err` with what to type instead.
 pub fn parse(line: &str) -> Result<Option<Command>, String> {
-    let Some(words) = shlex::split(line) else {
+    let Some(words) = ask_words(line).or_else(|| shlex::split(line)) else {
         return Err("unbalanced quotes: close the quote, or escape it with \\".to_owned());
     };
     if words.is_empty() {
@@ -321,6 +338,35 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
         Ok(line) => Ok(Some(line.command)),
         Err(e) => Err(explain(&e, &args)),
     }
+}
+
+/// The words of an `ask` line: the question is the rest of the line as typed (an apostrophe is
+/// not a quote), after `--` when agent options come first (`ask --agent-preset claude -- why?`).
+/// `None` for other commands.
+fn ask_words(line: &str) -> Option<Vec<String>> {
+    let trimmed = line.trim_start();
+    let (first, rest) = trimmed
+        .split_once(char::is_whitespace)
+        .unwrap_or((trimmed, ""));
+    if !first.eq_ignore_ascii_case("ask") {
+        return None;
+    }
+    let rest = rest.trim();
+    let (options, question) = match rest.strip_prefix("--") {
+        Some(_) => match rest.split_once(" -- ") {
+            Some((o, q)) => (shlex::split(o)?, q.trim()),
+            // Options and no question: let clap say what is missing.
+            None => (shlex::split(rest)?, ""),
+        },
+        None => (Vec::new(), rest),
+    };
+    let mut words = vec!["ask".to_string()];
+    words.extend(options);
+    if !question.is_empty() {
+        words.push("--".into());
+        words.push(question.to_string());
+    }
+    Some(words)
 }
 
 /// What the session does after a command.
@@ -393,10 +439,25 @@ pub fn execute(workdir: &Path, cmd: &Command, out: &mut dyn Write) -> Result<Flo
                 put(out, &format!("wrote {}", f.display()));
             }
         }
-        Command::Report => {
-            let path = crate::render::render_report(workdir)?;
-            put(out, &format!("wrote {}", path.display()));
+        Command::Report { agent, agent_flags } => {
+            if *agent || agent_flags.given() {
+                final_report::write(workdir, agent_flags, "report --agent", &mut |l| put(out, l))?;
+            } else {
+                let path = crate::render::render_report(workdir)?;
+                put(out, &format!("wrote {}", path.display()));
+            }
         }
+        // Without a terminal to confirm on, proposed actions are shown, never applied.
+        Command::Ask {
+            question,
+            agent_flags,
+        } => super::ask::run(
+            workdir,
+            &question.join(" "),
+            agent_flags,
+            &mut |_| false,
+            out,
+        )?,
         Command::Clear => {
             if std::io::stdout().is_terminal() {
                 let _ = out.write_all(CLEAR_SCREEN.as_bytes());
@@ -493,7 +554,38 @@ mod tests {
         assert_eq!(ok("start"), Command::Start);
         assert_eq!(ok("resume"), Command::Start);
         assert_eq!(ok("render"), Command::Render);
-        assert_eq!(ok("report"), Command::Report);
+        assert_eq!(
+            ok("report"),
+            Command::Report {
+                agent: false,
+                agent_flags: AgentFlags::default()
+            }
+        );
+        assert!(matches!(
+            ok("report --agent"),
+            Command::Report { agent: true, .. }
+        ));
+        assert_eq!(
+            ok("ask what's the plateau? --not an option"),
+            Command::Ask {
+                question: vec!["what's the plateau? --not an option".into()],
+                agent_flags: AgentFlags::default()
+            }
+        );
+        match ok("ask --agent-command my-agent --fast -- why did 014 fail?") {
+            Command::Ask {
+                question,
+                agent_flags,
+            } => {
+                assert_eq!(question, ["why did 014 fail?"]);
+                assert_eq!(
+                    agent_flags.agent_command,
+                    Some(vec!["my-agent".to_string(), "--fast".to_string()])
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse("ask").unwrap_err().contains("usage: ask <question>"));
         assert_eq!(ok("clear"), Command::Clear);
         assert_eq!(ok("help"), Command::Help { command: None });
         assert_eq!(

@@ -12,6 +12,7 @@
 //!    `<workdir>/.supervisor_history`.
 //! 4. `quit` or Ctrl+D leaves the session; the engine keeps running.
 
+pub mod ask;
 pub mod commands;
 pub mod completion;
 pub mod inspect;
@@ -160,7 +161,22 @@ pub fn run(workdir: &Path) -> Result<i32> {
                         continue;
                     }
                 };
-                match commands::execute(&root, &cmd, &mut std::io::stdout()) {
+                let done = match &cmd {
+                    // `ask` confirms proposed queue actions on the terminal.
+                    commands::Command::Ask {
+                        question,
+                        agent_flags,
+                    } => ask::run(
+                        &root,
+                        &question.join(" "),
+                        agent_flags,
+                        &mut |q| confirm_no(&mut editor, q),
+                        &mut std::io::stdout(),
+                    )
+                    .map(|()| Flow::Continue),
+                    _ => commands::execute(&root, &cmd, &mut std::io::stdout()),
+                };
+                match done {
                     Ok(Flow::Continue) => {}
                     Ok(Flow::Quit) => break,
                     Err(e) => println!("{}", style::red(&format!("error: {e:#}"))),
@@ -242,6 +258,12 @@ impl Prompter for TerminalPrompter<'_> {
     fn say(&mut self, text: &str) {
         println!("{text}");
     }
+}
+
+/// A yes/no question answered `no` by Enter, Ctrl+C or Ctrl+D.
+fn confirm_no(editor: &mut SessionEditor, question: &str) -> bool {
+    let mut p = TerminalPrompter { editor };
+    ask_yes_no(&mut p, question, false).unwrap_or(false)
 }
 
 fn confirm(editor: &mut SessionEditor, question: &str) -> Result<bool> {

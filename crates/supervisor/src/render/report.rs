@@ -12,15 +12,7 @@ use super::load::RunView;
 use super::summary::{best_line, elide_chars, md_cell, md_code, value_cells, write_failures};
 use super::{fmt_secs, fmt_value};
 
-/// `s` as one shell word, by the project's one quoting helper (`config::shell_quote`); a NUL
-/// character (which no shell word can hold, and validation keeps out of every file) is shown as
-/// `\0`.
-fn quoted(s: &str) -> String {
-    match autoresearch_adapters::config::shell_quote(s) {
-        Ok(q) => q.into_owned(),
-        Err(_) => quoted(&s.replace('\0', "\\0")),
-    }
-}
+use autoresearch_adapters::config::shell_word as quoted;
 
 /// The shell command that reproduces node `i`: `cd <job.cwd> && [env K=V …] <spec.command>`.
 pub fn reproduce_command(view: &RunView, i: usize) -> Option<String> {

@@ -1,0 +1,117 @@
+//! The interface a planning round calls: whatever the planner (`search`, `none`, later
+//! `agent`), it is handed a snapshot of every node and the number of proposals wanted, and
+//! answers with proposals or "stop". The call is async (an agent's call can take minutes) and
+//! may watch [`RoundInput::cancel`] to give up when the engine is interrupted.
+//!
+//! The round itself (single flight, dedup, node creation, crash safety) is the workflow's; see
+//! `docs/planning.md`.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use tokio_util::sync::CancellationToken;
+
+use super::search::SearchPlanner;
+use super::{Plan, PlanRequest, Trial, TrialState};
+use crate::config::{Config, PlannerKind};
+use crate::model::NodeStatus;
+use crate::workflow::nodes::NodeInfo;
+
+/// The future a [`RoundPlanner`] returns.
+pub type PlanFuture<'a> = Pin<Box<dyn Future<Output = Result<Plan, PlannerError>> + Send + 'a>>;
+
+/// A planner that could not answer (the round then creates nothing; the error is logged).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct PlannerError {
+    /// What went wrong, naming the planner's command or file where there is one.
+    pub message: String,
+}
+
+/// What one planning round shows the planner.
+#[derive(Debug, Clone)]
+pub struct RoundInput<'a> {
+    /// The run's configuration (objective, search space, limits).
+    pub config: &'a Config,
+    /// Every node, in creation order: completed, failed, queued and running ones.
+    pub nodes: &'a [NodeInfo],
+    /// The finished nodes (completed or failed) this round answers, oldest first: every
+    /// completion since the previous round, coalesced.
+    pub answering: &'a [String],
+    /// The node planned from (the latest of `answering`): the default parent of proposals.
+    pub from: &'a str,
+    /// Exactly how many proposals keep the concurrency slots busy (see `docs/planning.md`);
+    /// at least 1 (a round that wants none does not call the planner).
+    pub wanted: usize,
+    /// Experiments waiting in the queue right now.
+    pub queued: usize,
+    /// Experiments between admission and analysis right now (jobs holding a slot).
+    pub running: usize,
+    /// Completed experiments in a row without improvement.
+    pub plateau: u32,
+    /// Fires when the engine is interrupted: a long call should stop and return an error.
+    pub cancel: CancellationToken,
+}
+
+/// A planner as a planning round calls it.
+pub trait RoundPlanner: Send + Sync {
+    /// The planner's name for logs (`search`, `agent`, ...).
+    fn name(&self) -> &'static str;
+
+    /// Proposes up to `input.wanted` experiments, or stops. Proposals beyond `wanted` and
+    /// proposals equal to an existing node (parameters and changes) are dropped by the round.
+    fn plan<'a>(&'a self, input: &'a RoundInput<'a>) -> PlanFuture<'a>;
+}
+
+/// The planner of `config`, or `None` for `planner.kind = "none"` (no follow-ups).
+pub fn for_config(config: &Config) -> Option<Box<dyn RoundPlanner>> {
+    match config.planner.kind {
+        PlannerKind::Search => Some(Box::new(SearchPlanner)),
+        PlannerKind::None => None,
+        // Refused by validation until the agent planner lands; the search is the documented
+        // fallback meanwhile.
+        PlannerKind::Agent => Some(Box::new(SearchPlanner)),
+    }
+}
+
+/// The planner's view of the nodes: finished ones with their metric, the rest pending.
+pub fn trials(nodes: &[NodeInfo]) -> Vec<Trial> {
+    nodes
+        .iter()
+        .map(|n| Trial {
+            node_id: n.spec.node_id.clone(),
+            params: n.spec.params.clone(),
+            primary: n.primary,
+            state: match n.status {
+                NodeStatus::Completed | NodeStatus::Planning if n.primary.is_some() => {
+                    TrialState::Completed
+                }
+                NodeStatus::Completed | NodeStatus::Planning | NodeStatus::Failed => {
+                    TrialState::Failed
+                }
+                _ => TrialState::Pending,
+            },
+        })
+        .collect()
+}
+
+impl RoundPlanner for SearchPlanner {
+    fn name(&self) -> &'static str {
+        "search"
+    }
+
+    fn plan<'a>(&'a self, input: &'a RoundInput<'a>) -> PlanFuture<'a> {
+        Box::pin(async move {
+            let history = trials(input.nodes);
+            let req = PlanRequest {
+                config: input.config,
+                history: &history,
+                from: input.from,
+                plateau: input.plateau,
+                max_proposals: input.wanted,
+                seed: input.config.planner.seed,
+            };
+            Ok(SearchPlanner::plan(self, &req))
+        })
+    }
+}

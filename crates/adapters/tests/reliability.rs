@@ -1,0 +1,39 @@
+//! The reliability suite: the engine's promises under attack, with real jobs, real signals,
+//! real files and a real full disk. Every case is listed with what it injects and what was
+//! observed in `docs/reliability.md`.
+//!
+//! - `planning`: jobs that finish together (a shared barrier) never make a parameter set run
+//!   twice, in a plain run and after resumes where every running job ended while no engine
+//!   was alive.
+//! - `torture`: SIGKILLs at random moments (30 by default; `AUTORESEARCH_TORTURE_KILLS=300` for
+//!   the long mode), then: no finished job lost, none launched twice, no parameter set run
+//!   twice, one recorded row per node.
+//! - `phases`: SIGKILL and SIGTERM delivered while a node is in each lifecycle phase.
+//! - `enospc`: the workdir on a small tmpfs filled for a few seconds (needs root, as in CI).
+//! - `links`: symbolic links planted on the workflow's and the engine's paths.
+//! - `hostile`: hostile checkpoint edits and parameter values in every quoting context.
+
+#[path = "common/mod.rs"]
+mod common;
+
+#[path = "reliability/harness.rs"]
+mod harness;
+
+#[path = "reliability/enospc.rs"]
+mod enospc;
+#[path = "reliability/hostile.rs"]
+mod hostile;
+#[path = "reliability/links.rs"]
+mod links;
+#[path = "reliability/phases.rs"]
+mod phases;
+#[path = "reliability/planning.rs"]
+mod planning;
+#[path = "reliability/torture.rs"]
+mod torture;
+
+/// The child side of [`common::Fixture::spawn_engine`]: a no-op unless re-executed by a test.
+#[test]
+fn engine_child() {
+    common::child_main();
+}
