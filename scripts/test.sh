@@ -5,9 +5,12 @@
 #
 # - starts a local Slurm (scripts/slurm-local.sh up: installs slurm-wlm + munge with apt-get if
 #   missing; needs root), and stops it again at the end;
+# - installs Debian's chromium and chromium-driver with apt-get when missing (needs root), for
+#   the dashboard's browser tests;
 # - runs `cargo test --workspace` with AUTORESEARCH_REQUIRE_SLURM=1, so Slurm tests fail rather
 #   than skip when Slurm is not usable. Set AUTORESEARCH_SKIP_SLURM=1 to run without Slurm (its
-#   tests then skip with a visible message).
+#   tests then skip with a visible message);
+# - then the dashboard's browser tests (ignored in a plain `cargo test`: `needs chromium`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,4 +29,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  echo "installing chromium and chromium-driver (apt-get) for the dashboard's browser tests"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q && apt-get install -y -q --no-install-recommends chromium chromium-driver
+fi
+
 cargo test --workspace --all-targets -- --test-threads=2
+cargo test -p autoresearch-supervisor --test serve_browser -- --include-ignored --test-threads=1
