@@ -20,10 +20,6 @@ const LIVE_SEEDS: &[SeedDef<'static>] = &[
     ("d", 4, 5.0),
 ];
 
-fn js_str(s: &str) -> String {
-    serde_json::to_string(s).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs chromium"]
 async fn the_pages_follow_a_live_run() {
@@ -337,7 +333,124 @@ async fn control_buttons_only_with_allow_control() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 403);
-    let _ = js_str("");
     b.close().await;
     lab.open_gate();
+}
+
+/// The job of the search run: a throughput that grows with workers and has a best chunk size;
+/// chunks above 3000 run out of memory.
+const SEARCH_JOB: &str = r#"w=$1; c=$2
+echo "running with workers=$w chunk=$c"
+if [ "$c" -gt 3000 ]; then echo "chunk $c too large: out of memory" >&2; exit 3; fi
+t=$(awk -v w=$w -v c=$c 'BEGIN{ printf "%.3f", 100*log(w+1)*log(c)/(1+(c/1500)^2) + (w*7 % 5) }')
+echo "METRIC throughput=$t"
+echo "METRIC latency_ms=$(awk -v t=$t 'BEGIN{printf "%.3f", 10000/t}')"
+echo "METRIC mem_mb=$(( w * 40 + c / 8 ))"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium"]
+async fn a_search_run_on_every_page() {
+    let lab = common::Lab::new();
+    lab.write("bench.sh", SEARCH_JOB);
+    let cfg = serde_json::json!({
+        "objective": {"metric": "throughput", "direction": "maximize", "min_improvement": 0.01},
+        "job": {"command": "sh bench.sh {workers} {chunk}", "cwd": lab.root, "timeout_s": 60},
+        "search_space": {"workers": [1, 2, 4, 8, 16],
+                         "chunk": {"min": 16, "max": 4096, "scale": "log", "type": "int"}},
+        "baseline": {"workers": 1, "chunk": 64},
+        "seeds": [{"name": "big_chunks", "params": {"workers": 2, "chunk": 1024}, "priority": -10},
+                  {"name": "huge_chunks", "params": {"workers": 2, "chunk": 4000}, "priority": -5}],
+        "planner": {"kind": "search"},
+        "limits": {"max_experiments": 24, "patience": 12, "max_concurrency": 2}
+    });
+    let path = lab.write("cfg.json", &cfg.to_string());
+    lab.sup(&[
+        "run",
+        "wd",
+        "--config",
+        path.to_str().unwrap(),
+        "--no-render",
+    ])
+    .ok();
+    let d = Dashboard::start(&lab.root, "wd", &[]);
+    let c = http();
+    let o = serve_support::get_json(&c, &format!("{}/api/w/wd/overview", d.base)).await;
+    let total = o["counts"]["total"].as_u64().unwrap();
+    assert!(total >= 10, "{o:#}");
+    let best_id = o["best"]["id"].as_str().unwrap().to_string();
+    let b = Browser::start().await;
+
+    b.open(&d.url).await;
+    b.wait_js(
+        "the chart",
+        "Number(document.getElementById('progress')?.dataset.points) > 0",
+    )
+    .await;
+    let shown = b
+        .js("return document.getElementById('best-value').textContent")
+        .await;
+    let value = o["best"]["value"].as_f64().unwrap();
+    let shown: f64 = shown.as_str().unwrap().parse().unwrap();
+    assert!(
+        (shown - value).abs() <= 1e-5 * value.abs(),
+        "{shown} vs {value}"
+    );
+    b.screenshot("search-overview").await;
+
+    b.open(&format!("{}/w/wd/table?sort=value&desc=1", d.base))
+        .await;
+    let first = b
+        .js("return document.querySelector('#nodes tbody tr').dataset.id")
+        .await;
+    assert_eq!(
+        first,
+        serde_json::json!(best_id),
+        "sorted by throughput, the best first"
+    );
+    b.screenshot("search-table").await;
+
+    b.open(&format!("{}/w/wd/tree", d.base)).await;
+    let nodes = b
+        .js("return document.querySelectorAll('#tree g.node').length")
+        .await;
+    assert_eq!(nodes.as_u64(), Some(total));
+    let edges = b
+        .js("return document.querySelectorAll('#tree .edges path').length")
+        .await;
+    assert_eq!(
+        edges.as_u64(),
+        Some(total - 3),
+        "every node but the three roots has an edge"
+    );
+    let fits = b
+        .js("return document.querySelector('#tree g.viewport').getAttribute('transform')")
+        .await;
+    b.js("document.querySelector('.card button[title=\"zoom in\"]').click(); return 1")
+        .await;
+    let zoomed = b
+        .js("return document.querySelector('#tree g.viewport').getAttribute('transform')")
+        .await;
+    assert_ne!(fits, zoomed, "the zoom button zooms");
+    b.js("document.querySelector('.card button[title=\"show all\"]').click(); return 1")
+        .await;
+    b.screenshot("search-tree").await;
+
+    b.open(&format!("{}/w/wd/node/{best_id}", d.base)).await;
+    b.wait_js(
+        "its log",
+        "(document.getElementById('log-stdout')?.textContent || '').includes('METRIC throughput')",
+    )
+    .await;
+    b.screenshot("search-node").await;
+    b.open(&format!("{}/w/wd/node/002_huge_chunks", d.base))
+        .await;
+    b.wait_js(
+        "the failure",
+        "document.body.innerText.includes('out of memory')",
+    )
+    .await;
+    let errors = b.js("return window.__ar.errors").await;
+    assert_eq!(errors, serde_json::json!([]));
+    b.close().await;
 }

@@ -172,7 +172,7 @@ function route() {
   const key = decodeURIComponent(m[1]);
   const sub = m[2] || '';
   connect(key);
-  header(key, sub === 'node' ? '' : sub);
+  header(key, sub);
   const ctx = {key, main, app};
   if (sub === 'table') app.page = new TablePage(ctx);
   else if (sub === 'tree') app.page = new TreePage(ctx);

@@ -100,7 +100,7 @@ export class Chart {
     g.lineWidth = 1;
     g.textAlign = 'right';
     g.textBaseline = 'middle';
-    for (const t of ticks(lo, hi, Math.max(2, Math.floor(ph / 50)))) {
+    for (const t of ticks(lo, hi, Math.max(3, Math.floor(ph / 50)))) {
       const y = Math.round(Y(t)) + 0.5;
       g.beginPath();
       g.moveTo(L, y);
@@ -110,7 +110,7 @@ export class Chart {
     }
     g.textAlign = 'center';
     g.textBaseline = 'top';
-    for (const t of ticks(1, n, Math.max(2, Math.floor(pw / 90)))) {
+    for (const t of pts.length ? ticks(1, n, Math.max(2, Math.floor(pw / 90))) : []) {
       if (t !== Math.floor(t)) continue;
       g.fillText(String(t), X(t - 1), T + ph + 8);
     }

@@ -39,7 +39,10 @@ function eventText(e) {
     checkpoint_edit: 'checkpoint edit',
     warning: 'warning',
   }[name] || e.event;
-  return [what, e.id ? ` ${e.id}` : '', e.detail ? ` — ${elide(e.detail, 140)}` : ''].join('');
+  let detail = e.detail ? ` — ${elide(e.detail, 140)}` : '';
+  if (name === 'queued' || name === 'bumped') detail = e.detail ? ` (priority ${e.detail})` : '';
+  if (name === 'phase') detail = e.detail ? ` → ${e.detail}` : '';
+  return [what, e.id ? ` ${e.id}` : '', detail].join('');
 }
 
 export class OverviewPage {

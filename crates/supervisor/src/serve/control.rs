@@ -46,16 +46,16 @@ pub enum Action {
     Stop,
 }
 
-/// Whether this request may steer: `Err` is the refusal to send.
-pub fn permit(access: &Access, authorized: bool, headers: &HeaderMap) -> Result<(), Response> {
+/// Whether this request may steer: `Some` is the refusal to send.
+pub fn refusal(access: &Access, authorized: bool, headers: &HeaderMap) -> Option<Response> {
     if !access.control {
-        return Err(forbidden(
+        return Some(forbidden(
             "control is off: this dashboard is read-only; restart it with \
              `supervisor serve … --allow-control` to bump, drop and stop from the page",
         ));
     }
     if !authorized {
-        return Err(forbidden(
+        return Some(forbidden(
             "this request does not carry the dashboard's token: open the dashboard through the \
              URL `supervisor serve` printed at start (it ends in ?token=…)",
         ));
@@ -65,12 +65,12 @@ pub fn permit(access: &Access, authorized: bool, headers: &HeaderMap) -> Result<
             .get("origin")
             .and_then(|o| o.to_str().ok())
             .unwrap_or("?");
-        return Err(forbidden(format!(
+        return Some(forbidden(format!(
             "refused a control request from another site (Origin {origin}); use the dashboard's \
              own page"
         )));
     }
-    Ok(())
+    None
 }
 
 /// Carries out `action` on `workdir` (blocking work on a blocking thread) and answers

@@ -49,7 +49,7 @@ pub struct EventBrief {
     pub event: String,
     /// The node or spec it is about.
     pub id: Option<String>,
-    /// A reason, message, error or priority carried by the event, as text.
+    /// A reason, message, error, phase or priority carried by the event, as text.
     pub detail: Option<String>,
 }
 
@@ -67,7 +67,7 @@ impl EventBrief {
             ts: text("ts").unwrap_or_default(),
             event: text("event").unwrap_or_default(),
             id: text("id").or_else(|| text("node_id")),
-            detail: ["reason", "message", "error", "priority", "result"]
+            detail: ["reason", "message", "error", "phase", "priority", "result"]
                 .iter()
                 .find_map(|k| text(k)),
         }

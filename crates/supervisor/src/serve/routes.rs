@@ -195,8 +195,8 @@ async fn tree(State(st): State<AppState>, Path(key): Path<String>) -> Response {
     }
 }
 
-fn table_query(pairs: &[(String, String)]) -> Result<TableQuery, Response> {
-    TableQuery::parse(pairs).map_err(|e| error(StatusCode::BAD_REQUEST, e.0))
+fn bad_query(e: table::QueryError) -> Response {
+    error(StatusCode::BAD_REQUEST, e.0)
 }
 
 async fn nodes(
@@ -204,9 +204,9 @@ async fn nodes(
     Path(key): Path<String>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
-    let q = match table_query(&pairs) {
+    let q = match TableQuery::parse(&pairs) {
         Ok(q) => q,
-        Err(r) => return r,
+        Err(e) => return bad_query(e),
     };
     match live(&st, &key).await {
         Ok(l) => Json(table::page(&l.current(), &q)).into_response(),
@@ -219,9 +219,9 @@ async fn csv(
     Path(key): Path<String>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
-    let q = match table_query(&pairs) {
+    let q = match TableQuery::parse(&pairs) {
         Ok(q) => q,
-        Err(r) => return r,
+        Err(e) => return bad_query(e),
     };
     let live = match live(&st, &key).await {
         Ok(l) => l,
@@ -395,7 +395,7 @@ async fn steer(
     headers: &HeaderMap,
     action: Action,
 ) -> Response {
-    if let Err(refusal) = control::permit(&st.access, authz.0, headers) {
+    if let Some(refusal) = control::refusal(&st.access, authz.0, headers) {
         return refusal;
     }
     match live(st, key).await {
@@ -411,7 +411,7 @@ async fn bump(
     headers: HeaderMap,
     body: Result<Json<BumpRequest>, JsonRejection>,
 ) -> Response {
-    if let Err(refusal) = control::permit(&st.access, authz.0, &headers) {
+    if let Some(refusal) = control::refusal(&st.access, authz.0, &headers) {
         return refusal;
     }
     let b = match body {
@@ -433,7 +433,7 @@ async fn drop_queued(
     headers: HeaderMap,
     body: Result<Json<DropRequest>, JsonRejection>,
 ) -> Response {
-    if let Err(refusal) = control::permit(&st.access, authz.0, &headers) {
+    if let Some(refusal) = control::refusal(&st.access, authz.0, &headers) {
         return refusal;
     }
     let d = match body {

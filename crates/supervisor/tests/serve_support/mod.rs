@@ -338,9 +338,20 @@ impl Browser {
         }
     }
 
-    /// Saves a screenshot as `target/dashboard-screenshots/<name>.png` and returns its path.
+    /// Saves a screenshot of the whole page (the window grown to its height, at most 2,400
+    /// pixels) as `target/dashboard-screenshots/<name>.png` and returns its path.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
+        let height = self
+            .js("return document.documentElement.scrollHeight")
+            .await
+            .as_u64()
+            .unwrap_or(1000)
+            .clamp(600, 2400) as u32;
+        // The window's frame takes some of its height in headless mode too.
+        let _ = self.client.set_window_size(1400, height + 140).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
         let png = self.client.screenshot().await.expect("screenshot");
+        let _ = self.client.set_window_size(1400, 1000).await;
         let path = screenshot_dir().join(format!("{name}.png"));
         std::fs::write(&path, png).expect("write screenshot");
         path
