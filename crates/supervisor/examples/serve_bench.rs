@@ -13,7 +13,8 @@
 //! - `table_page_ms`: page 101 of 50 rows sorted by the metric, and a filtered page (text,
 //!   status and a parameter range), median and max of 20;
 //! - `live_delay_ms`: it resumes the engine on the workdir (the queued jobs run for real),
-//!   follows `/api/…/events` like a page does, fetches the table page after each update, and
+//!   follows `/api/…/events` like a page does, fetches the table page (newest first) after each
+//!   update, and
 //!   times each new row against the modification time of its `runs/<id>/exit_code`.
 //!
 //! ```sh
@@ -88,6 +89,7 @@ fn generate(root: &Path, n: usize, jobs: usize) {
     let (mut best, mut best_id) = (f64::NEG_INFINITY, None::<String>);
     let mut tree = Vec::with_capacity(n);
     let mut queued = Vec::new();
+    let mut recorded: Vec<String> = Vec::new();
     for k in 0..n {
         let name = if k == 0 {
             "baseline".to_string()
@@ -171,6 +173,7 @@ fn generate(root: &Path, n: usize, jobs: usize) {
             _ => {}
         }
         if status != NodeStatus::Queued {
+            recorded.push(id.clone());
             let run_dir = root.join("runs").join(&id);
             write_json(
                 &run_dir.join("job.json"),
@@ -216,27 +219,29 @@ fn generate(root: &Path, n: usize, jobs: usize) {
             nodes: tree,
         },
     );
-    write_json(
-        &root.join("state.json"),
-        &RunState {
-            schema_version: 1,
-            metric: "throughput".into(),
-            direction: "maximize".into(),
-            best_node: best_id,
-            best_value: Some(best),
-            baseline_node: Some("00000_baseline".into()),
-            baseline_value: Some(100.0),
-            plateau: 12,
-            experiments_started: queued_from as u64,
-            experiments_completed: completed,
-            experiments_failed: failed,
-            time_used_s: 36_000.0,
-            planner_rounds: n as u64 / 2,
-            next_index: n as u64,
-            stop_reason: None,
-            updated_at: now.into(),
-        },
-    );
+    // The run state as the workflow writes it: the public record plus the finished nodes
+    // already counted (`recorded`), so a resume does not count them again.
+    let mut state = serde_json::to_value(RunState {
+        schema_version: 1,
+        metric: "throughput".into(),
+        direction: "maximize".into(),
+        best_node: best_id,
+        best_value: Some(best),
+        baseline_node: Some("00000_baseline".into()),
+        baseline_value: Some(100.0),
+        plateau: 12,
+        experiments_started: queued_from as u64,
+        experiments_completed: completed,
+        experiments_failed: failed,
+        time_used_s: 36_000.0,
+        planner_rounds: n as u64 / 2,
+        next_index: n as u64,
+        stop_reason: None,
+        updated_at: now.into(),
+    })
+    .expect("state to JSON");
+    state["recorded"] = json!(recorded);
+    write_json(&root.join("state.json"), &state);
     write_json(
         &root.join("engine/engine_state.json"),
         &EngineState {
@@ -413,8 +418,7 @@ async fn live_delays(bin: &Path, root: &Path, base: &str, key: &str, jobs: usize
     );
     let mut seen: HashMap<String, SystemTime> = HashMap::new();
     let deadline = Instant::now() + Duration::from_secs(180);
-    let page =
-        format!("{base}/api/w/{key}/nodes?sort=finished&desc=1&limit=50&status=completed,failed");
+    let page = format!("{base}/api/w/{key}/nodes?sort=id&desc=1&limit=50&status=completed,failed");
     while seen.len() < jobs && Instant::now() < deadline {
         let Ok(Some(Ok(chunk))) = tokio::time::timeout(Duration::from_secs(5), stream.next()).await
         else {
