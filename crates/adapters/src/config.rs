@@ -7,9 +7,11 @@
 //! keys. [`Config::merge_for_resume`] applies the resume rules; [`render_command`] and
 //! [`param_env`] turn a parameter set into the job's command line and environment.
 
+pub mod agent;
 mod params;
 mod render;
 mod resume;
+pub mod workspace;
 
 use std::collections::BTreeMap;
 use std::fmt;

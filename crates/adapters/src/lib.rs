@@ -2,6 +2,7 @@
 //! capabilities it uses — executors (local, Slurm), planners (built-in search, none),
 //! metrics parsing, configuration, and the workdir's node files.
 
+pub mod agent;
 pub mod config;
 pub mod executor;
 pub mod metrics;
@@ -11,3 +12,4 @@ pub mod repair;
 pub mod session;
 pub mod workdir;
 pub mod workflow;
+pub mod workspace;

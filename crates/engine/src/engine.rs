@@ -462,6 +462,8 @@ impl<W: Workflow> Scheduler<W> {
             Ok((tid, Ok(children))) => (tid, Outcome::Completed { children }),
             Ok((tid, Err(WorkError::Failed(message)))) => (tid, Outcome::Failed { message }),
             Ok((tid, Err(WorkError::Interrupted))) => (tid, Outcome::Cancelled),
+            // Interim: requeue with back-off is not implemented yet; reported as a failure.
+            Ok((tid, Err(WorkError::Retry(message)))) => (tid, Outcome::Failed { message }),
             Err(e) => {
                 let tid = e.id();
                 if e.is_panic() {

@@ -15,6 +15,7 @@ mod engine;
 pub mod error;
 pub mod events;
 pub mod lock;
+pub mod nofollow;
 pub mod paths;
 mod queue;
 pub mod spec;

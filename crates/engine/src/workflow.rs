@@ -18,6 +18,16 @@ pub enum WorkError {
     /// stays in `running` in the checkpoint and is started again first on resume.
     #[error("interrupted")]
     Interrupted,
+    /// The environment failed, not the spec: the workflow could not persist or read its own
+    /// files (disk full, I/O error, too many open files; see
+    /// [`nofollow::is_transient`](crate::nofollow::is_transient)). The spec is not failed and
+    /// its outcome is not reported: it goes back to the front of the queue and is started
+    /// again (with [`RunContext::resumed`] set, so it continues from its persisted phase) once
+    /// the engine's back-off has passed. Dispatching pauses meanwhile; when the environment
+    /// stays broken past the engine's bounded wait, the engine stops as `interrupted` with a
+    /// message naming the error.
+    #[error("environment error (will retry): {0}")]
+    Retry(String),
 }
 
 impl WorkError {

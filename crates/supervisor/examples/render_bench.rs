@@ -1,7 +1,8 @@
 //! Benchmark of the views: generates workdirs of 100 and 1,000 nodes (random tree, mixed
 //! statuses, 3 metrics) in a temp dir, renders all views and prints one line per size:
 //!
-//! `nodes=N table_ms=… summary_ms=… progress_ms=… tree_ms=… total_ms=…`
+//! `nodes=N table_ms=… summary_ms=… progress_ms=… tree_ms=… params_ms=… parallel_ms=…
+//! total_ms=…`
 //!
 //! Run with `cargo run --release -p autoresearch-supervisor --example render_bench`. Pass sizes
 //! as arguments to override (`… --example render_bench -- 15 1000`), and `--keep DIR` to keep
@@ -58,6 +59,11 @@ fn generate(root: &Path, n: usize, seed: u64) {
         &json!({
             "objective": {"metric": "throughput", "direction": "maximize", "min_improvement": 0.01},
             "job": {"command": "sh bench.sh --workers {workers} --chunk {chunk}", "cwd": ".", "timeout_s": 600, "env": {}},
+            "search_space": {
+                "workers": {"min": 1, "max": 64, "scale": "log", "type": "int"},
+                "chunk": {"min": 64, "max": 32768, "scale": "log", "type": "int"}
+            },
+            "baseline": {"workers": 1, "chunk": 64},
             "limits": {"max_experiments": n + 50, "patience": 40, "time_budget_s": 86400, "max_concurrency": 2}
         }),
     );
@@ -253,11 +259,13 @@ fn main() {
         let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
         let t = report.timings;
         println!(
-            "nodes={n} table_ms={:.1} summary_ms={:.1} progress_ms={:.1} tree_ms={:.1} total_ms={:.1}",
+            "nodes={n} table_ms={:.1} summary_ms={:.1} progress_ms={:.1} tree_ms={:.1} params_ms={:.1} parallel_ms={:.1} total_ms={:.1}",
             ms(t.table),
             ms(t.summary),
             ms(t.progress),
             ms(t.tree),
+            ms(t.params),
+            ms(t.parallel),
             ms(t.total)
         );
         if keep.is_some() {

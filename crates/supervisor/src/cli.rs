@@ -55,10 +55,22 @@ pub enum Command {
         /// The workdir.
         workdir: PathBuf,
     },
-    /// Re-render master_table.tsv, summary.md, progress.png and hypothesis_tree.png.
+    /// Re-render master_table.tsv, summary.md, progress.png, hypothesis_tree.png, params.png
+    /// and parallel.png.
     Render {
         /// The workdir.
         workdir: PathBuf,
+    },
+    /// Export the table of experiments (one column per parameter) as CSV or JSON.
+    Export {
+        /// The workdir.
+        workdir: PathBuf,
+        /// csv (a header line, RFC 4180 quoting) or json (an array of objects, typed values).
+        #[arg(long, value_enum, default_value = "csv")]
+        format: crate::commands::export::Format,
+        /// Write to this file (atomically) instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
     },
     /// Rebuild engine/checkpoint.json and engine/tree.json from the node files.
     Repair {

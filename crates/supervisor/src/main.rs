@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use autoresearch_supervisor::cli::{Cli, Command, QueueAction};
-use autoresearch_supervisor::commands::{list, queue, repair, run, status, stop};
+use autoresearch_supervisor::commands::{export, list, queue, repair, run, status, stop};
 use autoresearch_supervisor::exit::{Exit, code_of};
 use clap::Parser;
 
@@ -108,6 +108,19 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 report.nodes,
                 report.timings.total.as_millis()
             );
+            Ok(0)
+        }
+        Command::Export {
+            workdir,
+            format,
+            output,
+        } => {
+            autoresearch_supervisor::commands::require_workdir(&workdir)
+                .map_err(Exit::bad_input_err)?;
+            let message = export::run(&workdir, format, output.as_deref())?;
+            if !message.is_empty() {
+                eprintln!("{message}");
+            }
             Ok(0)
         }
         Command::Repair { workdir, dry_run } => {

@@ -582,7 +582,7 @@ fn report_names_the_best_node_and_its_command() {
 }
 
 #[test]
-fn render_writes_the_four_views() {
+fn render_writes_the_six_views() {
     let lab = Lab::new();
     lab.finished_workdir("wd");
     let out = lab.sup(&["render", "wd"]);
@@ -592,6 +592,8 @@ fn render_writes_the_four_views() {
         "summary.md",
         "progress.png",
         "hypothesis_tree.png",
+        "params.png",
+        "parallel.png",
     ] {
         let p = lab.path("wd").join(name);
         let bytes = fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));

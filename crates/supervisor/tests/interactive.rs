@@ -1,267 +1,180 @@
-//! The interactive session `supervisor <workdir>` driven through a pseudo-terminal: the
-//! configuration questions (a wrong answer is re-asked), events streaming in, tab completion,
-//! history, a live bump of a queued experiment, `quit` leaving the engine running, attaching to
-//! it again, and the resume offer after a stop.
+//! The interactive session `supervisor <workdir>` driven through a pseudo-terminal, one test
+//! per behaviour: the configuration questions, events streaming in with local times, tab
+//! completion and a live bump, the history, `quit` leaving the engine running and attaching to
+//! it again, the resume offer after a stop, a run at its limit (told how to extend it, then
+//! extended), and typing mistakes (non-ASCII input included) answered without a crash.
 
-use std::path::{Path, PathBuf};
+mod pty;
+
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-use rexpect::session::{PtySession, spawn_command};
-
-/// Timeout of every expectation (a slow 2-core machine builds and runs other tests meanwhile).
-const TIMEOUT_MS: u64 = 30_000;
-
-fn supervisor() -> &'static str {
-    env!("CARGO_BIN_EXE_supervisor")
-}
-
-fn session(workdir: &Path, cwd: &Path) -> PtySession {
-    let mut cmd = Command::new(supervisor());
-    cmd.arg(workdir)
-        .current_dir(cwd)
-        .env("NO_COLOR", "1")
-        .env("TERM", "xterm")
-        .env_remove("RUST_LOG");
-    spawn_command(cmd, Some(TIMEOUT_MS)).expect("spawning the session in a pty")
-}
-
-/// Types like a person, one key at a time.
-///
-/// rustyline 15 with an external printer (the event stream) handles only the first of several
-/// bytes that arrive in one read until another byte arrives (kkawakam/rustyline#976, fixed in
-/// later versions), so keys are sent one by one and followed by a harmless Ctrl+E (end of line)
-/// that releases anything still held.
-fn type_keys(s: &mut PtySession, text: &str) {
-    for ch in text.chars() {
-        s.send(ch.encode_utf8(&mut [0; 4])).unwrap();
-        s.flush().unwrap();
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    nudge(s);
-}
-
-/// Sends a key that is several bytes (an escape sequence) in one write, as a terminal does.
-fn press(s: &mut PtySession, key: &str) {
-    s.send(key).unwrap();
-    s.flush().unwrap();
-    nudge(s);
-}
-
-/// Ctrl+E (end of line: harmless anywhere) after a pause, releasing held bytes (see above).
-fn nudge(s: &mut PtySession) {
-    std::thread::sleep(Duration::from_millis(150));
-    // Errors ignored: after `quit` the session may already be gone.
-    let _ = s.send("\x05");
-    let _ = s.flush();
-}
-
-/// Types a session command and Enter.
-fn type_line(s: &mut PtySession, text: &str) {
-    type_keys(s, &format!("{text}\n"));
-}
-
-/// Answers a question: waits for its prompt, then types the answer and Enter.
-fn answer(s: &mut PtySession, prompt: &str, text: &str) {
-    s.exp_string(prompt)
-        .unwrap_or_else(|e| panic!("waiting for {prompt:?}: {e}"));
-    s.send_line(text).unwrap();
-}
-
-fn lock_holder(wd: &Path) -> Option<u32> {
-    autoresearch_engine::lock::holder(wd).unwrap()
-}
-
-fn pid_alive(pid: u32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
-}
-
-/// Interrupts whatever engine still runs on the workdir when the test ends (also on panic).
-struct EngineGuard(PathBuf);
-
-impl Drop for EngineGuard {
-    fn drop(&mut self) {
-        let Some(pid) = autoresearch_engine::lock::holder(&self.0).ok().flatten() else {
-            return;
-        };
-        // SAFETY: signalling the engine this test started.
-        unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while pid_alive(pid) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if pid_alive(pid) {
-            // SAFETY: as above.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-        }
-    }
-}
-
-/// The node id (directory under `engine/nodes/`) whose name ends with `_<name>`.
-fn node_id(wd: &Path, name: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let found = std::fs::read_dir(wd.join("engine").join("nodes"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| e.file_name().into_string().ok())
-            .find(|n| n.ends_with(&format!("_{name}")));
-        if let Some(id) = found {
-            return id;
-        }
-        assert!(Instant::now() < deadline, "no node named {name} appeared");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn status_json(wd: &Path) -> serde_json::Value {
-    let out = Command::new(supervisor())
-        .args(["status", "--json"])
-        .arg(wd)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
+use autoresearch_engine::events::names;
+use pty::{Lab, answer, command, lock_holder, pid_alive, prompt, supervisor, type_text};
 
 #[test]
-fn interactive_session_end_to_end() {
-    let tmp = tempfile::tempdir().unwrap();
-    let job_dir = tmp.path().join("job");
-    std::fs::create_dir(&job_dir).unwrap();
-    let wd = tmp.path().join("wd");
-    let _guard = EngineGuard(wd.clone());
-
-    // 1. A new workdir: the questionnaire.
-    let mut s = session(&wd, &job_dir);
+fn questionnaire_reasks_a_wrong_answer_writes_the_config_and_starts_the_engine() {
+    let lab = Lab::new();
+    let mut s = lab.session();
     answer(&mut s, "Primary metric name", "bad metric!");
     s.exp_string("letters, digits").unwrap(); // the reason, then the same question again
     answer(&mut s, "Primary metric name", "score");
     answer(&mut s, "Better is (maximize/minimize) [maximize]", "");
-    answer(
-        &mut s,
-        "Command of one experiment",
-        "sleep 2 && echo METRIC score={x}",
-    );
+    answer(&mut s, "Command of one experiment", "sh job.sh {x}");
     answer(&mut s, "Working directory of the command", "");
     answer(&mut s, "parameter 1", "x=1..100");
     answer(&mut s, "parameter 2", "");
     answer(&mut s, "Baseline value of x [1]", "");
     answer(&mut s, "seed 1", "s_a x=5");
-    answer(&mut s, "seed 2", "s_b x=6");
-    answer(&mut s, "seed 3", "s_c x=7");
-    answer(&mut s, "seed 4", "s_d x=8");
-    answer(&mut s, "seed 5", "");
+    answer(&mut s, "seed 2", "");
     answer(&mut s, "Maximum number of experiments [40]", "12");
     answer(&mut s, "Experiments running at once [2]", "1");
     s.exp_string("config.json").unwrap();
     s.exp_string("engine started in the background (pid ")
         .unwrap();
+    prompt(&mut s);
     let config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(wd.join("config.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(lab.wd.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["objective"]["metric"], "score");
     assert_eq!(config["limits"]["max_concurrency"], 1);
-    assert_eq!(config["seeds"].as_array().unwrap().len(), 4);
+    assert_eq!(config["limits"]["max_experiments"], 12);
+    assert_eq!(config["seeds"].as_array().unwrap().len(), 1);
+    assert!(lock_holder(&lab.wd).is_some(), "the engine runs");
+}
 
-    // 2. Events stream in: the baseline starts first (the seeds wait in the queue) and
-    // completes with its metric (the first result is a new best).
-    let (_, started) = s.exp_regex(r"[0-9]{3}_[0-9A-Za-z_]+ started").unwrap();
-    assert!(
-        started.ends_with("_baseline started"),
-        "first start: {started}"
-    );
+#[test]
+fn events_stream_above_the_prompt_in_local_time() {
+    let lab = Lab::new();
+    lab.configure(0, 1);
+    // Three hours east of UTC, whatever the machine's zone.
+    let mut s = lab.session_with(&[("TZ", "XYZ-3")]);
+    answer(&mut s, "Start the run now? [Y/n]", "y");
+    let (_, line) = s
+        .exp_regex(r"[0-9]{2}:[0-9]{2}:[0-9]{2} \S+ [0-9]{3}_baseline started")
+        .unwrap();
+    let shown = &line[..8];
+    let words: Vec<&str> = line.split(' ').collect();
+    let id = words[words.len() - 2].to_owned();
+    let started = lab
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == names::NODE_STARTED && e["id"] == id.as_str())
+        .expect("the start event");
+    let ts = started["ts"].as_str().unwrap();
+    let utc = humantime::parse_rfc3339_weak(ts).unwrap();
+    let local = humantime::format_rfc3339_seconds(utc + std::time::Duration::from_secs(3 * 3600))
+        .to_string();
+    assert_eq!(shown, &local[11..19], "event at {ts} shown as {shown}");
+
+    lab.open_gate();
     s.exp_regex(r"completed: score=1 in [0-9.]+s").unwrap();
     s.exp_string("new best").unwrap();
-    let s_a = node_id(&wd, "s_a");
-    let s_d = node_id(&wd, "s_d");
+}
 
-    // 3. Tab completion of the command and of the node id, then a live bump of the last seed
-    // (three experiments of 2 s are ahead of it): it runs next.
-    type_keys(&mut s, "bu\t");
-    type_keys(&mut s, &format!("{}\t", &s_d[..3]));
-    type_line(&mut s, "-100");
-    s.exp_string(&format!("{s_d}: priority set to -100"))
-        .unwrap();
+#[test]
+fn tab_completes_and_a_live_bump_runs_the_bumped_node_next() {
+    let lab = Lab::new();
+    lab.configure(4, 12);
+    let mut s = lab.started_session();
+    // The baseline runs (held by the gate); the four seeds wait in the queue.
+    s.exp_regex(r"[0-9]{3}_baseline started").unwrap();
+    let s_d = lab.node_id("s_d");
+
+    type_text(&mut s, "bu\t");
+    s.exp_string("bump ").unwrap();
+    type_text(&mut s, &format!("{}\t", &s_d[..3]));
+    s.exp_string(&format!("{s_d} ")).unwrap();
+    command(&mut s, "-100", &format!("{s_d}: priority set to -100"));
+
+    lab.open_gate();
     s.exp_string(&format!("{s_d} started")).unwrap();
-    let (events, _) =
-        autoresearch_engine::events::read_events(&wd.join("engine").join("events.jsonl"), 0)
-            .unwrap();
+    let events = lab.events();
     let bumped = events
         .iter()
-        .position(|e| e["event"] == "node_bumped" && e["id"] == s_d.as_str())
-        .expect("a node_bumped event");
+        .position(|e| e["event"] == names::NODE_BUMPED && e["id"] == s_d.as_str())
+        .expect("a bump event");
     let next = events[bumped..]
         .iter()
-        .find(|e| e["event"] == "node_started")
+        .find(|e| e["event"] == names::NODE_STARTED)
         .expect("a start after the bump");
     assert_eq!(next["id"], s_d.as_str(), "after the bump {s_d} runs next");
+}
 
-    // 4. Commands, and the history (↑ recalls the previous line).
-    type_line(&mut s, "status");
-    s.exp_string(": running (pid ").unwrap();
-    type_line(&mut s, &format!("show {s_a}"));
-    s.exp_string("params      x=5").unwrap();
-    press(&mut s, "\x1b[A"); // ↑: `show <s_a>` again (an escape sequence arrives whole)
-    type_line(&mut s, "");
-    s.exp_string("params      x=5").unwrap();
-    type_keys(&mut s, "sh\t");
-    type_keys(&mut s, &format!("{}\t", &s_d[..3]));
-    type_line(&mut s, "");
-    s.exp_string("params      x=8").unwrap();
-    type_line(&mut s, "queue");
-    s.exp_regex("priority +node|the queue is empty").unwrap();
-    type_line(&mut s, "frobnicate");
-    s.exp_string("unknown command `frobnicate`").unwrap();
-
-    // 5. quit: the engine keeps running.
-    type_line(&mut s, "quit");
-    s.exp_string("The engine keeps running (pid").unwrap();
+#[test]
+fn the_history_recalls_lines_and_is_kept_in_the_workdir() {
+    let lab = Lab::new();
+    lab.configure(1, 3);
+    let mut s = lab.started_session();
+    let s_a = lab.node_id("s_a");
+    command(&mut s, &format!("show {s_a}"), "params      x=5");
+    prompt(&mut s);
+    // ↑ recalls `show <s_a>` (an escape sequence arrives whole), Enter runs it again.
+    type_text(&mut s, "\x1b[A");
+    s.exp_string(&format!("show {s_a}")).unwrap();
+    command(&mut s, "", "params      x=5");
+    command(&mut s, " status", ": running (pid "); // a leading space keeps it out
+    command(&mut s, "quit", "The engine keeps running");
     s.exp_eof().unwrap();
-    let pid = lock_holder(&wd).expect("the engine holds the lock after quit");
-    assert!(pid_alive(pid));
-    let st = status_json(&wd);
-    assert_eq!(st["status"], "running", "{st}");
-    let state: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(wd.join("engine").join("engine_state.json")).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(state["pid"], pid);
-    let history = std::fs::read_to_string(wd.join(".supervisor_history")).unwrap();
-    for line in [
-        format!("bump {s_d} -100"),
-        format!("show {s_a}"),
-        "status".into(),
-        "queue".into(),
-        "quit".into(),
-    ] {
-        assert!(
-            history.contains(&line),
-            "history lacks {line:?}:\n{history}"
-        );
-    }
+    let history = std::fs::read_to_string(lab.wd.join(".supervisor_history")).unwrap();
+    assert!(history.contains(&format!("show {s_a}")), "{history}");
+    assert!(history.contains("quit"), "{history}");
+    assert!(!history.contains("status"), "{history}");
+}
 
-    // 6. Reopening attaches to the running engine (no second one); Ctrl+D leaves.
-    let mut s = session(&wd, &job_dir);
+#[test]
+fn quit_leaves_the_engine_running_and_reopening_attaches_to_it() {
+    let lab = Lab::new();
+    lab.configure(1, 3);
+    let mut s = lab.started_session();
+    command(&mut s, "quit", "The engine keeps running (pid");
+    s.exp_eof().unwrap();
+    let pid = lock_holder(&lab.wd).expect("the engine holds the lock after quit");
+    assert!(pid_alive(pid));
+    assert_eq!(lab.status()["status"], "running");
+
+    let mut s = lab.session();
     s.exp_string(&format!("attached to the running engine (pid {pid})"))
         .unwrap();
-    s.exp_string("wd> ").unwrap();
-    type_line(&mut s, "status");
-    s.exp_string(": running (pid ").unwrap();
-    type_keys(&mut s, "\x04"); // Ctrl+D
+    prompt(&mut s);
+    command(&mut s, "status", ": running (pid ");
+    type_text(&mut s, "\x04"); // Ctrl+D
     s.exp_string("The engine keeps running").unwrap();
     s.exp_eof().unwrap();
-    assert_eq!(lock_holder(&wd), Some(pid), "still the same single engine");
+    assert_eq!(
+        lock_holder(&lab.wd),
+        Some(pid),
+        "still the same single engine"
+    );
+}
 
-    // 7. Stopped: reopening offers to resume; declining leaves it stopped.
+#[test]
+fn a_stopped_run_is_offered_a_resume_and_declining_leaves_it_stopped() {
+    let lab = Lab::new();
+    lab.configure(1, 3);
+    let mut s = lab.started_session();
+    command(&mut s, "quit", "The engine keeps running");
+    s.exp_eof().unwrap();
+    lab.sup(&["stop", lab.wd.to_str().unwrap()]);
+    assert_eq!(lock_holder(&lab.wd), None);
+
+    let mut s = lab.session();
+    s.exp_string(": interrupted").unwrap();
+    answer(&mut s, "Resume the run now? [Y/n]", "n");
+    prompt(&mut s);
+    command(&mut s, "quit", "No engine is running");
+    s.exp_eof().unwrap();
+    assert_eq!(lock_holder(&lab.wd), None);
+    assert_eq!(lab.status()["status"], "interrupted");
+}
+
+#[test]
+fn a_run_at_its_limit_is_told_how_to_extend_and_extend_runs_more() {
+    let lab = Lab::new();
+    lab.configure(3, 2);
+    lab.open_gate();
+    // Headless to the limit: the baseline and s_a run, s_b and s_c stay queued.
     let out = Command::new(supervisor())
-        .arg("stop")
-        .arg(&wd)
+        .args(["run", lab.wd.to_str().unwrap(), "--no-render"])
+        .current_dir(&lab.root)
         .output()
         .unwrap();
     assert!(
@@ -269,14 +182,46 @@ fn interactive_session_end_to_end() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(lock_holder(&wd), None);
-    let mut s = session(&wd, &job_dir);
-    s.exp_string(": interrupted").unwrap();
-    answer(&mut s, "Resume the run now? [Y/n]", "n");
-    s.exp_string("wd> ").unwrap();
-    type_line(&mut s, "quit");
-    s.exp_string("No engine is running").unwrap();
+    assert_eq!(lab.status()["experiments_started"], 2);
+
+    let mut s = lab.session();
+    s.exp_string("max_experiments reached (2 of 2 started)")
+        .unwrap();
+    let before_prompt = s.exp_string("wd> ").unwrap();
+    assert!(
+        !before_prompt.contains("Resume"),
+        "no resume offer at a limit:\n{before_prompt}"
+    );
+    command(&mut s, "start", "not started: the run would stop at once");
+    command(&mut s, "extend 2", "limits.max_experiments: 2 → 4");
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(lab.wd.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["limits"]["max_experiments"], 4);
+    command(&mut s, "start", "engine started in the background");
+    s.exp_regex(r"[0-9]{3}_s_c completed").unwrap();
+    let started = pty::wait_until("the engine to stop after 4 experiments", || {
+        let st = lab.status();
+        (st["status"] != "running").then_some(st["experiments_started"].clone())
+    });
+    assert_eq!(started, 4);
+}
+
+#[test]
+fn typing_mistakes_get_an_answer_not_a_crash() {
+    let lab = Lab::new();
+    lab.configure(0, 1);
+    let mut s = lab.session();
+    answer(&mut s, "Start the run now? [Y/n]", "n");
+    prompt(&mut s);
+    // A non-ASCII first character used to panic on a char boundary.
+    command(&mut s, "ütatus", "unknown command `ütatus`");
+    command(&mut s, "日本", "unknown command `日本`");
+    command(&mut s, "stauts", "did you mean status");
+    command(&mut s, "bump 001_x", "usage: bump <id> <priority>");
+    command(&mut s, "set patiense 3", "did you mean patience");
+    command(&mut s, "show 'unclosed", "unbalanced quotes");
+    command(&mut s, "status", ": new");
+    command(&mut s, "clear", "\x1b[2J");
+    command(&mut s, "quit", "No engine is running");
     s.exp_eof().unwrap();
-    assert_eq!(lock_holder(&wd), None);
-    assert_eq!(status_json(&wd)["status"], "interrupted");
 }

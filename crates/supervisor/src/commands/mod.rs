@@ -1,6 +1,7 @@
 //! The subcommands of `supervisor`, each in its own module. Functions return values or
 //! messages; printing and exit codes are decided in `main.rs`.
 
+pub mod export;
 pub mod launch;
 pub mod list;
 pub mod queue;

@@ -157,6 +157,17 @@ pub fn gather(workdir: &Path) -> Result<StatusReport> {
             })
             .collect()
     };
+    // The files are written at different moments: a node may have finished (and become the
+    // best) before active.json or the checkpoint say so. A finished node is not running, and
+    // never both best and running.
+    let mut running = running;
+    running.retain(|r| {
+        let finished = std::fs::read_to_string(wd.node_status(&r.node_id))
+            .ok()
+            .and_then(|s| autoresearch_adapters::model::NodeStatus::parse(&s))
+            .is_some_and(|s| s.is_terminal());
+        !finished && best.as_ref().is_none_or(|b| b.node_id != r.node_id)
+    });
     let counts = CountsInfo {
         queued: engine.as_ref().map(|e| e.counts.queued).unwrap_or(0),
         running: running.len() as u64,
@@ -164,6 +175,12 @@ pub fn gather(workdir: &Path) -> Result<StatusReport> {
         failed: run.as_ref().map(|r| r.experiments_failed).unwrap_or(0),
     };
     let time_used_s = run.as_ref().map(|r| r.time_used_s).unwrap_or(0.0);
+    // Never fewer started than completed, failed and running together.
+    let experiments_started = run
+        .as_ref()
+        .map(|r| r.experiments_started)
+        .unwrap_or(0)
+        .max(counts.completed + counts.failed + counts.running);
     Ok(StatusReport {
         workdir: workdir.display().to_string(),
         status: status.to_string(),
@@ -174,7 +191,7 @@ pub fn gather(workdir: &Path) -> Result<StatusReport> {
         best,
         baseline,
         running,
-        experiments_started: run.as_ref().map(|r| r.experiments_started).unwrap_or(0),
+        experiments_started,
         plateau: run.as_ref().map(|r| r.plateau).unwrap_or(0),
         time_used_s,
         limits: config.as_ref().and_then(|c| c.get("limits").cloned()),
@@ -245,4 +262,70 @@ pub fn format_human(r: &StatusReport) -> String {
         out.push_str(&format!("stopped because: {reason}\n"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The files of a stopped run written at slightly different moments: `state.json` counts
+    /// fewer started than have finished, and the checkpoint still lists as running a node that
+    /// has completed and become the best.
+    #[test]
+    fn counts_stay_consistent_when_the_files_disagree() {
+        let dir = tempfile::tempdir().unwrap();
+        let wd = Workdir::new(dir.path());
+        std::fs::create_dir_all(wd.engine_dir()).unwrap();
+        std::fs::write(wd.config(), "{}").unwrap();
+        let state = RunState {
+            schema_version: 1,
+            metric: "score".into(),
+            direction: "maximize".into(),
+            best_node: Some("001_b".into()),
+            best_value: Some(3.0),
+            baseline_node: None,
+            baseline_value: None,
+            plateau: 0,
+            experiments_started: 1,
+            experiments_completed: 2,
+            experiments_failed: 0,
+            time_used_s: 1.0,
+            planner_rounds: 0,
+            next_index: 3,
+            stop_reason: None,
+            updated_at: "2026-01-01T00:00:00Z".into(),
+        };
+        std::fs::write(wd.state(), serde_json::to_vec(&state).unwrap()).unwrap();
+        let spec = |id: &str| {
+            format!(r#"{{"id": "{id}", "priority": 0, "kind": "experiment", "payload": {{}}}}"#)
+        };
+        std::fs::write(
+            wd.engine_dir().join("checkpoint.json"),
+            format!(
+                r#"{{"schema_version": 1, "status": "interrupted", "updated_at": "2026-01-01T00:00:00Z", "queued": [], "running": [{}, {}, {}]}}"#,
+                spec("001_b"),
+                spec("002_c"),
+                spec("003_d")
+            ),
+        )
+        .unwrap();
+        for (id, status) in [
+            ("001_b", "running"),
+            ("002_c", "running"),
+            ("003_d", "failed"),
+        ] {
+            std::fs::create_dir_all(wd.node_dir(id)).unwrap();
+            std::fs::write(wd.node_status(id), format!("{status}\n")).unwrap();
+        }
+        let r = gather(dir.path()).unwrap();
+        let running: Vec<&str> = r.running.iter().map(|x| x.node_id.as_str()).collect();
+        // 001_b is the best (never also running); 003_d has failed (finished).
+        assert_eq!(running, ["002_c"]);
+        assert_eq!(r.counts.running, 1);
+        assert!(
+            r.experiments_started >= r.counts.completed + r.counts.failed + r.counts.running,
+            "{r:?}"
+        );
+        assert_eq!(r.experiments_started, 3);
+    }
 }

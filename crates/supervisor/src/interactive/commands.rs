@@ -1,238 +1,200 @@
-//! The session commands (design §5): parsing a line into a [`Command`] and carrying it out on
-//! the workdir. Every command works whether or not an engine is running; queue changes go
-//! through `supervisor queue`'s code (the control inbox when live, a checkpoint edit when not).
+//! The session commands (`docs/supervisor-session.md`): parsing a line into a [`Command`] and
+//! carrying it out on the workdir.
+//!
+//! A line is split into words like a shell does (`shlex`: quotes group words) and parsed with
+//! clap, so arity, numbers and names are checked in one place; clap's errors are turned into
+//! one-line answers (`usage: bump <id> <priority>`, `unknown command `sta` (did you mean
+//! status, start, stop?)`). Every command works whether or not an engine is running; queue
+//! changes go through `supervisor queue`'s code (the control inbox when live, a checkpoint edit
+//! when not).
 
 use std::fmt::Write as _;
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::sync::LazyLock;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
-use autoresearch_adapters::config::{format_number, value_to_raw};
-use autoresearch_adapters::model::{Failure, JobRecord, NodeResult, NodeSpec};
-use autoresearch_adapters::workdir::Workdir;
+use anyhow::Result;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{CommandFactory, Parser, Subcommand};
 
+use super::inspect::{logs, show};
+use super::limits::{self, LimitKey};
 use crate::commands::{launch, queue, status, stop, table, tree};
 
 /// How long `stop` waits for the engine to write its final checkpoint.
 const STOP_TIMEOUT: Duration = Duration::from_secs(120);
 /// Lines shown per file by `logs` unless a count is given.
-const DEFAULT_LOG_LINES: usize = 20;
+pub const DEFAULT_LOG_LINES: usize = 20;
 
 /// A session command's name, its arguments (for help and hints) and what it does.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandInfo {
     /// The word typed.
-    pub name: &'static str,
-    /// Its arguments, e.g. `<id> <priority>` (empty if none).
-    pub args: &'static str,
+    pub name: String,
+    /// Its arguments, e.g. `<id> <priority>` (empty if none; optional ones in brackets).
+    pub args: String,
     /// One line of help.
-    pub help: &'static str,
+    pub help: String,
 }
 
-/// Every session command, in the order `help` lists them.
-pub const COMMANDS: &[CommandInfo] = &[
-    CommandInfo {
-        name: "status",
-        args: "",
-        help: "engine status, counts, best so far, running jobs",
+/// A parsed session command. The doc comment of each variant is its line in `help`.
+#[derive(Debug, Clone, PartialEq, Subcommand)]
+pub enum Command {
+    /// engine status, counts, best so far, running jobs
+    Status,
+    /// all experiments as a table
+    Table,
+    /// the hypothesis tree as indented text
+    Tree,
+    /// one experiment: parameters, command, result or failure, job
+    Show {
+        /// The node.
+        #[arg(value_name = "id", value_parser = node_id)]
+        id: String,
     },
-    CommandInfo {
-        name: "table",
-        args: "",
-        help: "all experiments as a table",
+    /// the end of an experiment's stdout.log and stderr.log
+    Logs {
+        /// The node.
+        #[arg(value_name = "id", value_parser = node_id)]
+        id: String,
+        /// Lines per file.
+        #[arg(value_name = "lines", default_value_t = DEFAULT_LOG_LINES, value_parser = line_count)]
+        lines: usize,
     },
-    CommandInfo {
-        name: "tree",
-        args: "",
-        help: "the hypothesis tree as indented text",
+    /// queued experiments in run order
+    Queue,
+    /// set a queued experiment's priority (lower runs first)
+    Bump {
+        /// The node.
+        #[arg(value_name = "id", value_parser = node_id)]
+        id: String,
+        /// The new priority.
+        #[arg(value_name = "priority", allow_negative_numbers = true, value_parser = priority)]
+        priority: f64,
     },
-    CommandInfo {
-        name: "show",
-        args: "<id>",
-        help: "one experiment: parameters, command, result or failure, job",
+    /// remove a queued experiment
+    Drop {
+        /// The node.
+        #[arg(value_name = "id", value_parser = node_id)]
+        id: String,
     },
-    CommandInfo {
-        name: "logs",
-        args: "<id> [lines]",
-        help: "the end of an experiment's stdout.log and stderr.log",
+    /// change a limit in config.json (max_experiments, patience, time_budget_s, max_concurrency)
+    Set {
+        /// The limit.
+        #[arg(value_name = "limit", value_enum)]
+        key: LimitKey,
+        /// Its new value.
+        #[arg(value_name = "value", allow_negative_numbers = true)]
+        value: String,
     },
-    CommandInfo {
-        name: "queue",
-        args: "",
-        help: "queued experiments in run order",
+    /// allow n more experiments (raises limits.max_experiments)
+    Extend {
+        /// How many more.
+        #[arg(value_name = "n", value_parser = clap::value_parser!(u64).range(1..))]
+        n: u64,
     },
-    CommandInfo {
-        name: "bump",
-        args: "<id> <priority>",
-        help: "set a queued experiment's priority (lower runs first)",
+    /// interrupt the engine gracefully (running jobs keep going; `start` resumes)
+    Stop,
+    /// start (or resume) the engine in the background
+    #[command(alias = "resume")]
+    Start,
+    /// write the views (master_table.tsv, summary.md and the PNGs)
+    Render,
+    /// write report.md
+    Report,
+    /// clear the screen
+    Clear,
+    /// this list, or the usage of one command
+    #[command(alias = "?")]
+    Help {
+        /// A command.
+        #[arg(value_name = "command")]
+        command: Option<String>,
     },
-    CommandInfo {
-        name: "drop",
-        args: "<id>",
-        help: "remove a queued experiment",
-    },
-    CommandInfo {
-        name: "stop",
-        args: "",
-        help: "interrupt the engine gracefully (running jobs keep going; `start` resumes)",
-    },
-    CommandInfo {
-        name: "start",
-        args: "",
-        help: "start (or resume) the engine in the background",
-    },
-    CommandInfo {
-        name: "render",
-        args: "",
-        help: "write master_table.tsv, summary.md, progress.png, hypothesis_tree.png",
-    },
-    CommandInfo {
-        name: "report",
-        args: "",
-        help: "write report.md",
-    },
-    CommandInfo {
-        name: "help",
-        args: "",
-        help: "this list",
-    },
-    CommandInfo {
-        name: "quit",
-        args: "",
-        help: "leave the session (Ctrl+D too); the engine keeps running",
-    },
-];
+    /// leave the session (Ctrl+D too); the engine keeps running
+    #[command(alias = "exit")]
+    Quit,
+}
 
-/// Whether the command's first argument is a node id (completed from `engine/nodes/`).
+/// The parser of one session line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "",
+    no_binary_name = true,
+    disable_help_flag = true,
+    disable_version_flag = true,
+    disable_help_subcommand = true
+)]
+struct Line {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Every session command, in the order `help` lists them (taken from [`Command`]).
+pub fn commands() -> &'static [CommandInfo] {
+    static INFO: LazyLock<Vec<CommandInfo>> = LazyLock::new(|| {
+        Line::command()
+            .get_subcommands()
+            .map(|c| {
+                let args: Vec<String> = c
+                    .get_positionals()
+                    .map(|a| {
+                        let name = a
+                            .get_value_names()
+                            .and_then(|v| v.first())
+                            .map(|s| s.to_string())
+                            .unwrap_or_else(|| a.get_id().to_string());
+                        if a.is_required_set() {
+                            format!("<{name}>")
+                        } else {
+                            format!("[{name}]")
+                        }
+                    })
+                    .collect();
+                CommandInfo {
+                    name: c.get_name().to_owned(),
+                    args: args.join(" "),
+                    help: c.get_about().map(|s| s.to_string()).unwrap_or_default(),
+                }
+            })
+            .collect()
+    });
+    &INFO
+}
+
+/// Whether the command's first argument is a node id (completed from the workdir).
 pub fn takes_node_id(name: &str) -> bool {
     matches!(name, "show" | "logs" | "bump" | "drop")
 }
 
-/// A parsed session command.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Command {
-    /// `status`
-    Status,
-    /// `table`
-    Table,
-    /// `tree`
-    Tree,
-    /// `show <id>`
-    Show(String),
-    /// `logs <id> [lines]`
-    Logs(String, usize),
-    /// `queue`
-    Queue,
-    /// `bump <id> <priority>`
-    Bump(String, f64),
-    /// `drop <id>`
-    Drop(String),
-    /// `stop`
-    Stop,
-    /// `start`
-    Start,
-    /// `render`
-    Render,
-    /// `report`
-    Report,
-    /// `help`
-    Help,
-    /// `quit`
-    Quit,
+/// Whether the command's node id must be a queued one (completion offers only those).
+pub fn takes_queued_id(name: &str) -> bool {
+    matches!(name, "bump" | "drop")
 }
 
-/// Parses a line; `Ok(None)` for an empty line, `Err` with what to type instead.
-pub fn parse(line: &str) -> Result<Option<Command>, String> {
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let Some((&name, args)) = words.split_first() else {
-        return Ok(None);
-    };
-    let usage = |name: &str| -> String {
-        let info = COMMANDS.iter().find(|c| c.name == name);
-        match info {
-            Some(c) if !c.args.is_empty() => format!("usage: {} {}", c.name, c.args),
-            _ => format!("usage: {name} (no arguments)"),
-        }
-    };
-    let arity = |min: usize, max: usize| -> Result<(), String> {
-        if args.len() < min || args.len() > max {
-            Err(usage(name))
-        } else {
-            Ok(())
-        }
-    };
-    let id = |s: &str| -> Result<String, String> {
-        if is_node_id(s) {
-            Ok(s.to_string())
-        } else {
-            Err(format!(
-                "{s:?} is not a node id (letters, digits, `.`, `_`, `-`; Tab completes them)"
-            ))
-        }
-    };
-    let cmd = match name {
-        "status" => arity(0, 0).map(|_| Command::Status)?,
-        "table" => arity(0, 0).map(|_| Command::Table)?,
-        "tree" => arity(0, 0).map(|_| Command::Tree)?,
-        "queue" => arity(0, 0).map(|_| Command::Queue)?,
-        "stop" => arity(0, 0).map(|_| Command::Stop)?,
-        "start" | "resume" => arity(0, 0).map(|_| Command::Start)?,
-        "render" => arity(0, 0).map(|_| Command::Render)?,
-        "report" => arity(0, 0).map(|_| Command::Report)?,
-        "help" | "?" => Command::Help,
-        "quit" | "exit" => arity(0, 0).map(|_| Command::Quit)?,
-        "show" => {
-            arity(1, 1)?;
-            Command::Show(id(args[0])?)
-        }
-        "drop" => {
-            arity(1, 1)?;
-            Command::Drop(id(args[0])?)
-        }
-        "logs" => {
-            arity(1, 2)?;
-            let lines = match args.get(1) {
-                None => DEFAULT_LOG_LINES,
-                Some(n) => n
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| format!("expected a number of lines ≥ 1, found {n:?}"))?,
-            };
-            Command::Logs(id(args[0])?, lines)
-        }
-        "bump" => {
-            arity(2, 2)?;
-            let priority = args[1]
-                .parse::<f64>()
-                .ok()
-                .filter(|p| p.is_finite())
-                .ok_or_else(|| {
-                    format!(
-                        "expected a priority (a number; lower runs first), found {:?}",
-                        args[1]
-                    )
-                })?;
-            Command::Bump(id(args[0])?, priority)
-        }
-        other => {
-            let close: Vec<&str> = COMMANDS
-                .iter()
-                .map(|c| c.name)
-                .filter(|c| c.starts_with(&other[..1.min(other.len())]))
-                .collect();
-            let hint = if close.is_empty() {
-                String::new()
-            } else {
-                format!(" (did you mean {}?)", close.join(", "))
-            };
-            return Err(format!(
-                "unknown command `{other}`{hint}; `help` lists the commands"
-            ));
-        }
-    };
-    Ok(Some(cmd))
+fn node_id(s: &str) -> Result<String, String> {
+    if is_node_id(s) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "{s:?} is not a node id (letters, digits, `.`, `_`, `-`; Tab completes them)"
+        ))
+    }
+}
+
+fn line_count(s: &str) -> Result<usize, String> {
+    s.parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("expected a number of lines ≥ 1, found {s:?}"))
+}
+
+fn priority(s: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|p| p.is_finite())
+        .ok_or_else(|| format!("expected a priority (a number; lower runs first), found {s:?}"))
 }
 
 /// A node id as the engine allows them: `[A-Za-z0-9._-]{1,128}`, and not `.` or `..`.
@@ -244,6 +206,123 @@ pub fn is_node_id(s: &str) -> bool {
         && s != ".."
 }
 
+/// The command names closest to `word`: those it starts, then those within a small edit
+/// distance (`stauts` → status).
+fn similar(word: &str) -> Vec<String> {
+    let word = word.to_lowercase();
+    let mut close: Vec<(f64, String)> = commands()
+        .iter()
+        .map(|c| c.name.clone())
+        .filter_map(|name| {
+            let score = if !word.is_empty() && name.starts_with(&word) {
+                2.0
+            } else {
+                strsim::jaro_winkler(&word, &name)
+            };
+            (score >= 0.8).then_some((score, name))
+        })
+        .collect();
+    close.sort_by(|a, b| b.0.total_cmp(&a.0));
+    close.into_iter().map(|(_, n)| n).take(3).collect()
+}
+
+/// `usage: <name> <args>` of a command.
+fn usage(name: &str) -> String {
+    match commands().iter().find(|c| c.name == name) {
+        Some(c) if !c.args.is_empty() => format!("usage: {} {}", c.name, c.args),
+        Some(c) => format!("usage: {} (no arguments)", c.name),
+        None => format!("unknown command `{name}`; `help` lists the commands"),
+    }
+}
+
+/// Turns a clap error into one line saying what to type instead.
+fn explain(e: &clap::Error, words: &[String]) -> String {
+    let first = words.first().cloned().unwrap_or_default();
+    let name = commands()
+        .iter()
+        .find(|c| c.name == first)
+        .map(|c| c.name.clone())
+        .or_else(|| {
+            Line::command()
+                .get_subcommands()
+                .find(|c| c.get_all_aliases().any(|a| a == first))
+                .map(|c| c.get_name().to_owned())
+        })
+        .unwrap_or(first.clone());
+    match e.kind() {
+        ErrorKind::InvalidSubcommand | ErrorKind::UnknownArgument if words.len() <= 1 => {
+            let close = similar(&first);
+            let hint = if close.is_empty() {
+                String::new()
+            } else {
+                format!(" (did you mean {}?)", close.join(", "))
+            };
+            format!("unknown command `{first}`{hint}; `help` lists the commands")
+        }
+        ErrorKind::ValueValidation => {
+            // Our own value parsers say exactly what was expected.
+            match std::error::Error::source(e) {
+                Some(inner) => inner.to_string(),
+                None => usage(&name),
+            }
+        }
+        ErrorKind::InvalidValue => {
+            let found = match e.get(ContextKind::InvalidValue) {
+                Some(ContextValue::String(s)) => s.clone(),
+                _ => String::new(),
+            };
+            let valid = match e.get(ContextKind::ValidValue) {
+                Some(ContextValue::Strings(v)) => v.join(", "),
+                _ => String::new(),
+            };
+            let arg = match e.get(ContextKind::InvalidArg) {
+                Some(ContextValue::String(s)) => s.clone(),
+                _ => "value".to_owned(),
+            };
+            let close = strsim_best(&found, e);
+            format!("{arg}: unknown value {found:?}{close}; expected one of {valid}")
+        }
+        _ => usage(&name),
+    }
+}
+
+/// ` (did you mean X?)` for an invalid enum value, from clap's suggestion or edit distance.
+fn strsim_best(found: &str, e: &clap::Error) -> String {
+    if let Some(ContextValue::String(s)) = e.get(ContextKind::SuggestedValue) {
+        return format!(" (did you mean {s}?)");
+    }
+    if let Some(ContextValue::Strings(valid)) = e.get(ContextKind::ValidValue)
+        && let Some(best) = valid
+            .iter()
+            .max_by(|a, b| {
+                strsim::jaro_winkler(found, a).total_cmp(&strsim::jaro_winkler(found, b))
+            })
+            .filter(|b| strsim::jaro_winkler(found, b) >= 0.7)
+    {
+        return format!(" (did you mean {best}?)");
+    }
+    String::new()
+}
+
+/// Parses a line; `Ok(None)` for an empty line, `Err` with what to type instead.
+pub fn parse(line: &str) -> Result<Option<Command>, String> {
+    let Some(words) = shlex::split(line) else {
+        return Err("unbalanced quotes: close the quote, or escape it with \\".to_owned());
+    };
+    if words.is_empty() {
+        return Ok(None);
+    }
+    // Command names are case-insensitive (`Status`); arguments are kept as typed.
+    let mut args = words.clone();
+    if let Some(first) = args.first_mut() {
+        *first = first.to_lowercase();
+    }
+    match Line::try_parse_from(&args) {
+        Ok(line) => Ok(Some(line.command)),
+        Err(e) => Err(explain(&e, &args)),
+    }
+}
+
 /// What the session does after a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
@@ -253,6 +332,9 @@ pub enum Flow {
     Quit,
 }
 
+/// The escape sequence that clears a terminal and its scrollback, and homes the cursor.
+pub const CLEAR_SCREEN: &str = "\x1b[H\x1b[2J\x1b[3J";
+
 /// Carries out `cmd` on `workdir`, writing what it has to say to `out` as it goes (so `stop`
 /// says what it is doing before it waits).
 pub fn execute(workdir: &Path, cmd: &Command, out: &mut dyn Write) -> Result<Flow> {
@@ -260,11 +342,13 @@ pub fn execute(workdir: &Path, cmd: &Command, out: &mut dyn Write) -> Result<Flo
         Command::Status => put(out, &status::format_human(&status::gather(workdir)?)),
         Command::Table => put(out, &table::format_table(workdir)?),
         Command::Tree => put(out, &tree::format_tree(workdir)?),
-        Command::Show(id) => put(out, &show(workdir, id)?),
-        Command::Logs(id, n) => put(out, &logs(workdir, id, *n)?),
+        Command::Show { id } => put(out, &show(workdir, id)?),
+        Command::Logs { id, lines } => put(out, &logs(workdir, id, *lines)?),
         Command::Queue => put(out, &queue::format_list(&queue::list(workdir)?)),
-        Command::Bump(id, p) => put(out, &queue::bump(workdir, id, *p)?),
-        Command::Drop(id) => put(out, &queue::drop(workdir, id)?),
+        Command::Bump { id, priority } => put(out, &queue::bump(workdir, id, *priority)?),
+        Command::Drop { id } => put(out, &queue::drop(workdir, id)?),
+        Command::Set { key, value } => put(out, &limits::set(workdir, *key, value)?),
+        Command::Extend { n } => put(out, &limits::extend(workdir, *n)?),
         Command::Stop => {
             if autoresearch_engine::lock::holder(workdir)?.is_none() {
                 put(
@@ -279,6 +363,17 @@ pub fn execute(workdir: &Path, cmd: &Command, out: &mut dyn Write) -> Result<Flo
         Command::Start => match autoresearch_engine::lock::holder(workdir)? {
             Some(pid) => put(out, &format!("the engine is already running (pid {pid})")),
             None => {
+                let reached = limits::reached(workdir);
+                if !reached.is_empty() {
+                    let mut msg = String::from(
+                        "not started: the run would stop at once, a limit is reached:",
+                    );
+                    for r in reached {
+                        let _ = write!(msg, "\n  {r}");
+                    }
+                    put(out, &msg);
+                    return Ok(Flow::Continue);
+                }
                 put(out, "starting the engine…");
                 let pid = launch::spawn_background(workdir)?;
                 put(
@@ -302,7 +397,18 @@ pub fn execute(workdir: &Path, cmd: &Command, out: &mut dyn Write) -> Result<Flo
             let path = crate::render::render_report(workdir)?;
             put(out, &format!("wrote {}", path.display()));
         }
-        Command::Help => put(out, &help()),
+        Command::Clear => {
+            if std::io::stdout().is_terminal() {
+                let _ = out.write_all(CLEAR_SCREEN.as_bytes());
+                let _ = out.flush();
+            } else {
+                put(out, "(clear: the output is not a terminal)");
+            }
+        }
+        Command::Help { command } => match command {
+            Some(c) => put(out, &usage(&c.to_lowercase())),
+            None => put(out, &help()),
+        },
         Command::Quit => return Ok(Flow::Quit),
     }
     Ok(Flow::Continue)
@@ -319,168 +425,18 @@ fn put(out: &mut dyn Write, s: &str) {
 
 /// The list of commands.
 pub fn help() -> String {
-    let mut out =
-        String::from("commands (Tab completes commands and node ids; ↑/↓ browse the history):\n");
-    for c in COMMANDS {
+    let mut out = String::from(
+        "commands (Tab completes commands and node ids; ↑/↓ browse the history; quotes group words):\n",
+    );
+    for c in commands() {
         let usage = if c.args.is_empty() {
-            c.name.to_string()
+            c.name.clone()
         } else {
             format!("{} {}", c.name, c.args)
         };
-        let _ = writeln!(out, "  {usage:<22} {}", c.help);
+        let _ = writeln!(out, "  {usage:<26} {}", c.help);
     }
     out
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
-    std::fs::read(path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-}
-
-/// `show <id>`: everything known about one node.
-pub fn show(workdir: &Path, id: &str) -> Result<String> {
-    let wd = Workdir::new(workdir);
-    if !wd.node_dir(id).is_dir() {
-        bail!("there is no node {id} (`table` lists them; Tab completes ids)");
-    }
-    let spec: Option<NodeSpec> = read_json(&wd.node_spec(id));
-    let status = std::fs::read_to_string(wd.node_status(id))
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into());
-    let result: Option<NodeResult> = read_json(&wd.node_result(id));
-    let failure: Option<Failure> = read_json(&wd.node_failure(id));
-    let job: Option<JobRecord> = read_json(&wd.run_dir(id).join("job.json"));
-    let metric = read_json::<serde_json::Value>(&wd.config())
-        .and_then(|c| c["objective"]["metric"].as_str().map(str::to_string))
-        .unwrap_or_else(|| "primary".into());
-
-    let mut out = String::new();
-    let name = spec.as_ref().map(|s| s.name.as_str()).unwrap_or("?");
-    let _ = writeln!(out, "{id} ({name}): {status}");
-    let mut field = |k: &str, v: &str| {
-        if !v.is_empty() {
-            let _ = writeln!(out, "  {k:<11} {v}");
-        }
-    };
-    if let Some(s) = &spec {
-        field("parent", s.parent_id.as_deref().unwrap_or("(root)"));
-        let params: Vec<String> = s
-            .params
-            .iter()
-            .map(|(k, v)| format!("{k}={}", value_to_raw(v)))
-            .collect();
-        field("params", &params.join(" "));
-        field("command", &s.command);
-        field("hypothesis", &s.hypothesis);
-        if let Some(c) = &s.changes {
-            field("changes", c);
-        }
-        field("priority", &format_number(s.priority));
-        field("created", &s.created_at);
-    }
-    if let Some(r) = &result {
-        let value = r.primary.map(format_number).unwrap_or_else(|| "?".into());
-        let best = if r.improved {
-            " (improved on the best)"
-        } else {
-            ""
-        };
-        let exit = r
-            .exit_code
-            .map(|c| format!(", exit {c}"))
-            .unwrap_or_default();
-        field(
-            "result",
-            &format!("{metric}={value}{best} in {:.1}s{exit}", r.duration_s),
-        );
-        let others: Vec<String> = r
-            .metrics
-            .iter()
-            .filter(|(k, _)| **k != metric)
-            .map(|(k, v)| format!("{k}={}", format_number(*v)))
-            .collect();
-        field("metrics", &others.join(" "));
-        field("children", &r.children.join(" "));
-        field("analysis", r.analysis.lines().next().unwrap_or(""));
-    }
-    if let Some(f) = &failure {
-        field(
-            "failure",
-            &format!("{} in {}: {}", f.kind.as_str(), f.phase, f.message),
-        );
-    }
-    if let Some(j) = &job {
-        let attempt = if j.attempt > 1 {
-            format!(" (attempt {})", j.attempt)
-        } else {
-            String::new()
-        };
-        field(
-            "job",
-            &format!(
-                "{} on {}, started {}{attempt}",
-                j.job_id, j.host, j.started_at
-            ),
-        );
-    }
-    let run_dir = wd.run_dir(id);
-    if run_dir.is_dir() {
-        field("run dir", &run_dir.display().to_string());
-    }
-    Ok(out)
-}
-
-/// `logs <id> [lines]`: the last lines of the node's stdout and stderr.
-pub fn logs(workdir: &Path, id: &str, lines: usize) -> Result<String> {
-    let wd = Workdir::new(workdir);
-    let run_dir = wd.run_dir(id);
-    if !run_dir.is_dir() {
-        if wd.node_dir(id).is_dir() {
-            bail!("{id} has not run yet: no {}", run_dir.display());
-        }
-        bail!("there is no node {id} (`table` lists them; Tab completes ids)");
-    }
-    let mut out = String::new();
-    for name in ["stdout.log", "stderr.log"] {
-        let path: PathBuf = run_dir.join(name);
-        match tail_lines(&path, lines) {
-            Ok(tail) if tail.is_empty() => {
-                let _ = writeln!(out, "── {name}: empty");
-            }
-            Ok(tail) => {
-                let _ = writeln!(out, "── {name} (last {} lines)", tail.len());
-                for l in tail {
-                    let _ = writeln!(out, "{l}");
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let _ = writeln!(out, "── {name}: not written yet");
-            }
-            Err(e) => {
-                return Err(e).with_context(|| format!("reading {}", path.display()));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// The last `n` lines of a file, reading at most its last 256 KiB.
-pub fn tail_lines(path: &Path, n: usize) -> std::io::Result<Vec<String>> {
-    const WINDOW: u64 = 256 * 1024;
-    let mut file = std::fs::File::open(path)?;
-    let len = file.metadata()?.len();
-    let start = len.saturating_sub(WINDOW);
-    file.seek(SeekFrom::Start(start))?;
-    let mut bytes = Vec::with_capacity((len - start) as usize);
-    file.read_to_end(&mut bytes)?;
-    let text = String::from_utf8_lossy(&bytes);
-    let mut all: Vec<&str> = text.lines().collect();
-    if start > 0 && !all.is_empty() {
-        all.remove(0); // probably cut in the middle
-    }
-    let from = all.len().saturating_sub(n);
-    Ok(all[from..].iter().map(|s| s.to_string()).collect())
 }
 
 #[cfg(test)]
@@ -492,108 +448,130 @@ mod tests {
         let ok = |s: &str| parse(s).unwrap().unwrap();
         assert_eq!(ok("status"), Command::Status);
         assert_eq!(ok("  table "), Command::Table);
+        assert_eq!(ok("Status"), Command::Status);
         assert_eq!(ok("tree"), Command::Tree);
-        assert_eq!(ok("show 001_a"), Command::Show("001_a".into()));
+        assert_eq!(ok("show 001_a"), Command::Show { id: "001_a".into() });
         assert_eq!(
             ok("logs 001_a"),
-            Command::Logs("001_a".into(), DEFAULT_LOG_LINES)
+            Command::Logs {
+                id: "001_a".into(),
+                lines: DEFAULT_LOG_LINES
+            }
         );
-        assert_eq!(ok("logs 001_a 5"), Command::Logs("001_a".into(), 5));
+        assert_eq!(
+            ok("logs 001_a 5"),
+            Command::Logs {
+                id: "001_a".into(),
+                lines: 5
+            }
+        );
         assert_eq!(ok("queue"), Command::Queue);
-        assert_eq!(ok("bump 001_a -10.5"), Command::Bump("001_a".into(), -10.5));
-        assert_eq!(ok("drop 001_a"), Command::Drop("001_a".into()));
+        assert_eq!(
+            ok("bump 001_a -10.5"),
+            Command::Bump {
+                id: "001_a".into(),
+                priority: -10.5
+            }
+        );
+        assert_eq!(ok("drop '001_a'"), Command::Drop { id: "001_a".into() });
+        assert_eq!(
+            ok("set max_experiments 60"),
+            Command::Set {
+                key: LimitKey::MaxExperiments,
+                value: "60".into()
+            }
+        );
+        assert_eq!(
+            ok("set time_budget_s 2h"),
+            Command::Set {
+                key: LimitKey::TimeBudgetS,
+                value: "2h".into()
+            }
+        );
+        assert_eq!(ok("extend 20"), Command::Extend { n: 20 });
         assert_eq!(ok("stop"), Command::Stop);
         assert_eq!(ok("start"), Command::Start);
+        assert_eq!(ok("resume"), Command::Start);
         assert_eq!(ok("render"), Command::Render);
         assert_eq!(ok("report"), Command::Report);
-        assert_eq!(ok("help"), Command::Help);
+        assert_eq!(ok("clear"), Command::Clear);
+        assert_eq!(ok("help"), Command::Help { command: None });
+        assert_eq!(
+            ok("? bump"),
+            Command::Help {
+                command: Some("bump".into())
+            }
+        );
         assert_eq!(ok("quit"), Command::Quit);
         assert_eq!(ok("exit"), Command::Quit);
         assert_eq!(parse("   ").unwrap(), None);
-        for c in COMMANDS {
-            assert!(parse(c.name).is_ok() || !c.args.is_empty(), "{}", c.name);
+        for c in commands() {
+            assert!(parse(&c.name).is_ok() || !c.args.is_empty(), "{}", c.name);
         }
     }
 
     #[test]
     fn explains_bad_commands() {
-        assert!(
-            parse("bump 001_a")
-                .unwrap_err()
-                .contains("usage: bump <id> <priority>")
-        );
-        assert!(
-            parse("bump 001_a high")
-                .unwrap_err()
-                .contains("expected a priority")
-        );
-        assert!(
-            parse("bump 001_a NaN")
-                .unwrap_err()
-                .contains("expected a priority")
-        );
-        assert!(parse("show").unwrap_err().contains("usage: show <id>"));
-        assert!(parse("show ../etc").unwrap_err().contains("not a node id"));
-        assert!(parse("status now").unwrap_err().contains("no arguments"));
-        assert!(parse("logs a 0").unwrap_err().contains("number of lines"));
-        let e = parse("sta").unwrap_err();
+        let err = |s: &str| parse(s).unwrap_err();
+        assert_eq!(err("bump 001_a"), "usage: bump <id> <priority>");
+        assert!(err("bump 001_a high").contains("expected a priority"));
+        assert!(err("bump 001_a NaN").contains("expected a priority"));
+        assert_eq!(err("show"), "usage: show <id>");
+        assert!(err("show ../etc").contains("not a node id"));
+        assert_eq!(err("status now"), "usage: status (no arguments)");
+        assert!(err("logs a 0").contains("number of lines"));
+        assert_eq!(err("logs a 1 2"), "usage: logs <id> [lines]");
+        assert!(err("extend 0").starts_with("usage: extend <n>") || err("extend 0").contains('0'));
+        let e = err("sta");
         assert!(
             e.contains("unknown command `sta`") && e.contains("status"),
             "{e}"
         );
+        let e = err("stauts");
+        assert!(e.contains("did you mean status"), "{e}");
+        let e = err("set max_experimnts 3");
+        assert!(
+            e.contains("did you mean max_experiments") && e.contains("patience"),
+            "{e}"
+        );
+        assert!(err("show 'unbalanced").contains("unbalanced quotes"));
     }
 
     #[test]
-    fn shows_a_node_and_its_logs() {
-        let dir = tempfile::tempdir().unwrap();
-        let wd = Workdir::new(dir.path());
-        std::fs::create_dir_all(wd.node_dir("001_a")).unwrap();
-        std::fs::create_dir_all(wd.run_dir("001_a")).unwrap();
-        std::fs::write(
-            wd.config(),
-            r#"{"objective":{"metric":"score","direction":"maximize"}}"#,
-        )
-        .unwrap();
-        std::fs::write(
-            wd.node_spec("001_a"),
-            r#"{"node_id":"001_a","name":"a","parent_id":"000_baseline","hypothesis":"more is better","params":{"x":4},"changes":null,"command":"run --x 4","priority":-3,"created_at":"2026-01-01T00:00:00Z"}"#,
-        )
-        .unwrap();
-        std::fs::write(wd.node_status("001_a"), "completed\n").unwrap();
-        std::fs::write(
-            wd.node_result("001_a"),
-            r#"{"metrics":{"score":7,"mem":3},"primary":7,"improved":true,"duration_s":1.5,"exit_code":0,"children":["002_b"],"analysis":"fine"}"#,
-        )
-        .unwrap();
-        let text = show(dir.path(), "001_a").unwrap();
-        for want in [
-            "001_a (a): completed",
-            "parent      000_baseline",
-            "params      x=4",
-            "command     run --x 4",
-            "score=7 (improved on the best) in 1.5s, exit 0",
-            "metrics     mem=3",
-            "children    002_b",
+    fn non_ascii_input_is_an_error_not_a_panic() {
+        for line in [
+            "ütatus",
+            "日本",
+            "é",
+            "show 日本",
+            "bump ü 1",
+            "ß x y",
+            "\u{0301}",
         ] {
-            assert!(text.contains(want), "missing {want:?} in\n{text}");
+            let e = parse(line).unwrap_err();
+            assert!(!e.is_empty(), "{line}");
         }
-        assert!(show(dir.path(), "009_nope").is_err());
-
-        let lines: String = (1..=30).map(|i| format!("line {i}\n")).collect();
-        std::fs::write(wd.run_dir("001_a").join("stdout.log"), lines).unwrap();
-        let text = logs(dir.path(), "001_a", 3).unwrap();
         assert!(
-            text.contains("stdout.log (last 3 lines)\nline 28\nline 29\nline 30\n"),
-            "{text}"
+            parse("ütatus")
+                .unwrap_err()
+                .contains("unknown command `ütatus`")
         );
-        assert!(text.contains("stderr.log: not written yet"), "{text}");
     }
 
     #[test]
     fn help_lists_all_commands() {
         let h = help();
-        for c in COMMANDS {
-            assert!(h.contains(c.name));
+        for c in commands() {
+            assert!(h.contains(&c.name));
+            assert!(!c.help.is_empty(), "{} has no help line", c.name);
         }
+        let names: Vec<&str> = commands().iter().map(|c| c.name.as_str()).collect();
+        for want in ["status", "bump", "set", "extend", "clear", "quit"] {
+            assert!(names.contains(&want), "{names:?}");
+        }
+        assert_eq!(
+            commands().iter().find(|c| c.name == "bump").unwrap().args,
+            "<id> <priority>"
+        );
     }
 }

@@ -1,6 +1,7 @@
-//! The rustyline helper of the session: tab completion of command names and node ids (the
-//! directory names under `engine/nodes/`), a grey hint with the arguments a command expects,
-//! no validation (every line is accepted; the command parser reports mistakes).
+//! The rustyline helper of the session: tab completion of command names and node ids (every
+//! node for `show` and `logs`, the queued ones for `bump` and `drop`), a grey hint with the
+//! arguments a command expects, no validation (every line is accepted; the command parser
+//! reports mistakes).
 
 use std::borrow::Cow;
 use std::path::PathBuf;
@@ -11,23 +12,43 @@ use rustyline::hint::Hinter;
 use rustyline::validate::Validator;
 use rustyline::{Context, Helper};
 
-use super::commands::{COMMANDS, takes_node_id};
+use autoresearch_adapters::workdir::Workdir;
+
+use clap::ValueEnum;
+
+use super::commands::{commands, takes_node_id, takes_queued_id};
+use super::limits::LimitKey;
 use super::style;
+use crate::commands::queue;
 
 /// Completion and hints for the session prompt.
+#[derive(Debug)]
 pub struct SessionHelper {
-    nodes_dir: PathBuf,
+    workdir: PathBuf,
 }
 
 impl SessionHelper {
-    /// A helper completing the node ids of the workdir whose `engine/nodes/` is `nodes_dir`.
-    pub fn new(nodes_dir: PathBuf) -> Self {
-        SessionHelper { nodes_dir }
+    /// A helper completing the node ids of the workdir at `workdir`.
+    pub fn new(workdir: PathBuf) -> Self {
+        SessionHelper { workdir }
+    }
+
+    /// Ids of the queued nodes (the queue of a running engine, else the checkpoint's) starting
+    /// with `prefix`, sorted.
+    pub fn queued_ids(&self, prefix: &str) -> Vec<String> {
+        let mut ids: Vec<String> = queue::list(&self.workdir)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.id)
+            .filter(|id| id.starts_with(prefix))
+            .collect();
+        ids.sort();
+        ids
     }
 
     /// Node ids (directory names under `engine/nodes/`) starting with `prefix`, sorted.
     pub fn node_ids(&self, prefix: &str) -> Vec<String> {
-        let mut ids: Vec<String> = std::fs::read_dir(&self.nodes_dir)
+        let mut ids: Vec<String> = std::fs::read_dir(Workdir::new(&self.workdir).nodes_dir())
             .into_iter()
             .flatten()
             .flatten()
@@ -49,24 +70,46 @@ impl SessionHelper {
         let word = &before[start..];
         let previous: Vec<&str> = before[..start].split_whitespace().collect();
         let pairs = match previous.as_slice() {
-            [] => COMMANDS
+            [] => commands()
                 .iter()
                 .filter(|c| c.name.starts_with(word))
                 .map(|c| Pair {
-                    display: c.name.to_string(),
+                    display: c.name.clone(),
                     replacement: if c.args.is_empty() {
-                        c.name.to_string()
+                        c.name.clone()
                     } else {
                         format!("{} ", c.name)
                     },
                 })
                 .collect(),
-            [cmd] if takes_node_id(cmd) => self
-                .node_ids(word)
-                .into_iter()
-                .map(|id| Pair {
-                    replacement: format!("{id} "),
-                    display: id,
+            [cmd] if takes_node_id(cmd) => {
+                let ids = if takes_queued_id(cmd) {
+                    self.queued_ids(word)
+                } else {
+                    self.node_ids(word)
+                };
+                ids.into_iter()
+                    .map(|id| Pair {
+                        replacement: format!("{id} "),
+                        display: id,
+                    })
+                    .collect()
+            }
+            [cmd] if *cmd == "set" => LimitKey::value_variants()
+                .iter()
+                .map(|k| k.name())
+                .filter(|k| k.starts_with(word))
+                .map(|k| Pair {
+                    display: k.to_owned(),
+                    replacement: format!("{k} "),
+                })
+                .collect(),
+            [cmd] if *cmd == "help" || *cmd == "?" => commands()
+                .iter()
+                .filter(|c| c.name.starts_with(word))
+                .map(|c| Pair {
+                    display: c.name.clone(),
+                    replacement: c.name.clone(),
                 })
                 .collect(),
             _ => Vec::new(),
@@ -83,7 +126,7 @@ impl SessionHelper {
         let words: Vec<&str> = line.split_whitespace().collect();
         let ends_with_space = line.ends_with(char::is_whitespace);
         if words.len() == 1 && !ends_with_space {
-            let matches: Vec<_> = COMMANDS
+            let matches: Vec<_> = commands()
                 .iter()
                 .filter(|c| c.name.starts_with(words[0]))
                 .collect();
@@ -97,7 +140,7 @@ impl SessionHelper {
             }
             return None;
         }
-        let cmd = COMMANDS.iter().find(|c| c.name == words[0])?;
+        let cmd = commands().iter().find(|c| c.name == words[0])?;
         let args: Vec<&str> = cmd.args.split_whitespace().collect();
         let given = words.len() - 1;
         if !ends_with_space || given >= args.len() {
@@ -150,12 +193,26 @@ impl Helper for SessionHelper {}
 mod tests {
     use super::*;
 
+    /// A stopped workdir with four nodes, two of them queued in the checkpoint.
     fn helper() -> (tempfile::TempDir, SessionHelper) {
         let dir = tempfile::tempdir().unwrap();
+        let nodes = dir.path().join("engine").join("nodes");
         for id in ["000_baseline", "001_big", "002_bigger", "010_other"] {
-            std::fs::create_dir_all(dir.path().join(id)).unwrap();
+            std::fs::create_dir_all(nodes.join(id)).unwrap();
         }
-        std::fs::write(dir.path().join("000_file"), "").unwrap();
+        std::fs::write(nodes.join("000_file"), "").unwrap();
+        let spec = |id: &str, p: u32| {
+            format!(r#"{{"id": "{id}", "priority": {p}, "kind": "experiment", "payload": {{}}}}"#)
+        };
+        std::fs::write(
+            dir.path().join("engine").join("checkpoint.json"),
+            format!(
+                r#"{{"schema_version": 1, "status": "interrupted", "updated_at": "2026-01-01T00:00:00Z", "queued": [{}, {}], "running": []}}"#,
+                spec("002_bigger", 1),
+                spec("010_other", 2)
+            ),
+        )
+        .unwrap();
         let h = SessionHelper::new(dir.path().to_path_buf());
         (dir, h)
     }
@@ -173,22 +230,34 @@ mod tests {
         let (_, c) = h.candidates("bu", 2);
         assert_eq!(names(&c), ["bump "]);
         let (_, c) = h.candidates("", 0);
-        assert_eq!(c.len(), COMMANDS.len());
+        assert_eq!(c.len(), commands().len());
+        let (_, c) = h.candidates("set max_e", 9);
+        assert_eq!(names(&c), ["max_experiments "]);
+        let (_, c) = h.candidates("help bu", 7);
+        assert_eq!(names(&c), ["bump"]);
     }
 
     #[test]
     fn completes_node_ids_after_id_commands() {
         let (_d, h) = helper();
+        // show and logs: every node.
         let (start, c) = h.candidates("show 00", 7);
         assert_eq!(start, 5);
         assert_eq!(names(&c), ["000_baseline ", "001_big ", "002_bigger "]);
-        let (_, c) = h.candidates("bump  001", 9);
-        assert_eq!(names(&c), ["001_big "]);
         let (_, c) = h.candidates("logs ", 5);
         assert_eq!(c.len(), 4);
+        // bump and drop: only the queued ones.
+        let (_, c) = h.candidates("bump  00", 8);
+        assert_eq!(names(&c), ["002_bigger "]);
+        let (_, c) = h.candidates("drop ", 5);
+        assert_eq!(names(&c), ["002_bigger ", "010_other "]);
+        assert!(
+            h.candidates("bump 001", 8).1.is_empty(),
+            "001_big is not queued"
+        );
         // Not after commands without ids, nor for the priority.
         assert!(h.candidates("status 0", 8).1.is_empty());
-        assert!(h.candidates("bump 001_big 0", 14).1.is_empty());
+        assert!(h.candidates("bump 002_bigger 0", 17).1.is_empty());
         // Completing in the middle of the line uses the text before the cursor.
         let (start, c) = h.candidates("drop 01 -5", 7);
         assert_eq!((start, names(&c)), (5, vec!["010_other "]));
@@ -205,6 +274,8 @@ mod tests {
         );
         assert_eq!(h.hint_for("bump 001_big 3", 14), None);
         assert_eq!(h.hint_for("st", 2), None);
-        assert_eq!(h.hint_for("he", 2).as_deref(), Some("lp"));
+        assert_eq!(h.hint_for("he", 2).as_deref(), Some("lp [command]"));
+        assert_eq!(h.hint_for("ex", 2).as_deref(), Some("tend <n>"));
+        assert_eq!(h.hint_for("ext", 3).as_deref(), Some("end <n>"));
     }
 }

@@ -4,14 +4,19 @@
 //!    validated as a whole and written as `config.json`.
 //! 2. The engine runs detached in the background (`supervisor run <workdir>`, output in
 //!    `logs/engine.log`). A workdir whose engine already runs is attached to (never a second
-//!    engine); an interrupted, stopped or crashed one is offered a resume.
-//! 3. Events of `engine/events.jsonl` are streamed above the prompt ([`stream`]) while the
-//!    session takes commands ([`commands`]) with tab completion of commands and node ids
-//!    ([`completion`]) and a history kept in `<workdir>/.supervisor_history`.
+//!    engine); an interrupted, stopped or crashed one is offered a resume, unless a limit is
+//!    reached: then the session says which one and how to raise it ([`limits`]).
+//! 3. Events of `engine/events.jsonl` are streamed above the prompt ([`stream`]), with local
+//!    times ([`local_time`]), while the session takes commands ([`commands`]) with tab
+//!    completion of commands and node ids ([`completion`]) and a history kept in
+//!    `<workdir>/.supervisor_history`.
 //! 4. `quit` or Ctrl+D leaves the session; the engine keeps running.
 
 pub mod commands;
 pub mod completion;
+pub mod inspect;
+pub mod limits;
+pub mod local_time;
 pub mod questions;
 pub mod stream;
 
@@ -86,7 +91,18 @@ pub fn run(workdir: &Path) -> Result<i32> {
         "new" => confirm(&mut editor, "Start the run now?")?,
         _ => {
             print!("{}", status::format_human(&report));
-            confirm(&mut editor, "Resume the run now?")?
+            let reached = limits::reached(&root);
+            if reached.is_empty() {
+                confirm(&mut editor, "Resume the run now?")?
+            } else {
+                // A resume would stop at once: say why and how to go on instead of asking.
+                println!("The run has reached a limit, so it is not resumed:");
+                for r in &reached {
+                    println!("  {r}");
+                }
+                println!("Then `start` resumes it.");
+                false
+            }
         }
     };
     if start {
@@ -104,7 +120,7 @@ pub fn run(workdir: &Path) -> Result<i32> {
         }
     }
 
-    editor.set_helper(Some(SessionHelper::new(wd.nodes_dir())));
+    editor.set_helper(Some(SessionHelper::new(root.clone())));
     let history = root.join(HISTORY_FILE);
     if history.is_file()
         && let Err(e) = editor.load_history(&history)

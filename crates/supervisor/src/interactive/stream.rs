@@ -54,17 +54,12 @@ fn str_field<'a>(ev: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     ev.get(key).and_then(Value::as_str)
 }
 
-/// `HH:MM:SS` of an RFC 3339 timestamp (UTC), or empty.
-fn clock(ts: Option<&str>) -> &str {
-    ts.and_then(|t| t.get(11..19)).unwrap_or("")
-}
-
 /// One line for an event, or `None` for events not worth showing (queued, phase changes).
 /// `metric` names the primary metric (for completed nodes).
 pub fn format_event(wd: &Workdir, metric: &str, ev: &Map<String, Value>) -> Option<String> {
     let event = str_field(ev, "event")?;
     let id = str_field(ev, "id").unwrap_or("?");
-    let time = clock(str_field(ev, "ts"));
+    let time = super::local_time::clock(str_field(ev, "ts"));
     let body = match event {
         names::ENGINE_STARTED => {
             let pid = ev.get("pid").and_then(Value::as_u64);
@@ -116,7 +111,7 @@ pub fn format_event(wd: &Workdir, metric: &str, ev: &Map<String, Value>) -> Opti
     Some(if time.is_empty() {
         body
     } else {
-        format!("{} {body}", style::dim(time))
+        format!("{} {body}", style::dim(&time))
     })
 }
 

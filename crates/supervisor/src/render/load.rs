@@ -15,6 +15,7 @@ use autoresearch_adapters::model::{
     Failure, JobRecord, NodeResult, NodeSpec, NodeStatus, RunState, TreeFile,
 };
 use autoresearch_adapters::workdir::Workdir;
+use autoresearch_adapters::workflow::nodes::plain;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -432,6 +433,15 @@ impl RunView {
         self.config.as_ref()?.pointer(ptr)?.as_str()
     }
 
+    /// The search space of `config.json` (parameters in declaration order), when the
+    /// configuration is readable.
+    pub fn search_space(&self) -> Option<autoresearch_adapters::config::SearchSpace> {
+        let config = self.config.clone()?;
+        serde_json::from_value::<autoresearch_adapters::config::Config>(config)
+            .ok()
+            .map(|c| c.search_space)
+    }
+
     /// A number from `config.json` at JSON pointer `ptr`.
     pub fn config_f64(&self, ptr: &str) -> Option<f64> {
         self.config.as_ref()?.pointer(ptr)?.as_f64()
@@ -521,7 +531,7 @@ impl RunView {
         let mut parts: Vec<String> = Vec::new();
         for (k, v) in params {
             if parent.get(k) != Some(v) {
-                parts.push(format!("{k}={}", value_text(v)));
+                parts.push(format!("{k}={}", plain(v)));
             }
         }
         for k in parent.keys() {
@@ -845,12 +855,4 @@ fn events_positions(
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
-}
-
-/// A JSON value as short text: strings without quotes, everything else as JSON.
-pub fn value_text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }

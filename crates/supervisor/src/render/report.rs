@@ -4,11 +4,13 @@
 use std::fmt::Write as _;
 
 use autoresearch_adapters::model::NodeStatus;
+use autoresearch_adapters::workflow::nodes::plain;
 use serde_json::Value;
 
+use super::importance::write_importance;
 use super::load::RunView;
-use super::summary::{best_line, elide_chars, md_cell, md_code, write_failures};
-use super::{fmt_secs, fmt_value, pct_change};
+use super::summary::{best_line, elide_chars, md_cell, md_code, value_cells, write_failures};
+use super::{fmt_secs, fmt_value};
 
 /// Quotes `s` for a POSIX shell when it contains anything but safe characters.
 pub fn shell_quote(s: &str) -> String {
@@ -37,11 +39,7 @@ pub fn reproduce_command(view: &RunView, i: usize) -> Option<String> {
     {
         cmd.push_str("env");
         for (k, v) in env {
-            let v = match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            let _ = write!(cmd, " {}", shell_quote(&format!("{k}={v}")));
+            let _ = write!(cmd, " {}", shell_quote(&format!("{k}={}", plain(v))));
         }
         cmd.push(' ');
     }
@@ -155,7 +153,6 @@ pub fn render_report_md(view: &RunView) -> String {
     match view.best {
         Some(bi) => {
             let path = view.path_to(bi);
-            let base = view.baseline_value();
             if let Some(bl) = view.baseline
                 && path.first() != Some(&bl)
             {
@@ -173,26 +170,23 @@ pub fn render_report_md(view: &RunView) -> String {
             );
             for (k, &i) in path.iter().enumerate() {
                 let n = &view.nodes[i];
-                let v = view.primary(i);
-                let vs = match (v, base) {
-                    (Some(v), Some(b)) => pct_change(v, b)
-                        .map(|p| format!("{p:+.2} %"))
-                        .unwrap_or_default(),
-                    _ => String::new(),
-                };
+                let (value, vs) = value_cells(view, i);
                 let _ = writeln!(
                     out,
-                    "| {k} | {} ({}) | {} | {} | {vs} | {} |",
+                    "| {k} | {} ({}) | {} | {value} | {vs} | {} |",
                     md_code(&n.id),
                     md_cell(&elide_chars(n.name(), 40)),
                     md_cell(&elide_chars(&view.change_label(i), 80)),
-                    v.map(fmt_value).unwrap_or_default(),
                     if n.improved() { "yes" } else { "" }
                 );
             }
         }
         None => out.push_str("No best node yet.\n"),
     }
+    out.push('\n');
+
+    out.push_str("## Parameter importance\n\n");
+    write_importance(view, &mut out);
     out.push('\n');
 
     out.push_str("## All experiments\n\n");

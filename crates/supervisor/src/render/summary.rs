@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use autoresearch_adapters::model::NodeStatus;
 use serde_json::Value;
 
+use super::importance::write_importance;
 use super::load::{CompletionSource, RunView};
 use super::{fmt_secs, fmt_value, pct_change};
 
@@ -73,6 +74,19 @@ pub(crate) fn best_line(view: &RunView) -> Option<String> {
         None => s.push_str(": value unknown"),
     }
     Some(s)
+}
+
+/// The primary value of node `i` and its change against the baseline (`+3.20 %`), as the
+/// two markdown cells every results table shows (empty when unknown).
+pub(crate) fn value_cells(view: &RunView, i: usize) -> (String, String) {
+    let v = view.primary(i);
+    let vs = match (v, view.baseline_value()) {
+        (Some(v), Some(b)) => pct_change(v, b)
+            .map(|p| format!("{p:+.2} %"))
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    (v.map(fmt_value).unwrap_or_default(), vs)
 }
 
 /// Failure counts per kind (`unknown` when `failure.json` is unreadable), with the latest node.
@@ -203,6 +217,10 @@ pub fn render_summary(view: &RunView) -> String {
     }
     out.push('\n');
 
+    out.push_str("## Parameter importance\n\n");
+    write_importance(view, &mut out);
+    out.push('\n');
+
     // Plateau and budgets.
     out.push_str("## Budgets\n\n");
     let st = view.state.as_ref();
@@ -284,7 +302,6 @@ pub fn render_summary(view: &RunView) -> String {
             "| # | node | status | {} | vs baseline | improved | duration |\n|---:|---|---|---:|---:|---|---:|",
             md_cell(&view.metric)
         );
-        let base = view.baseline_value();
         let total = view.completion_order.len();
         for (k, &i) in view
             .completion_order
@@ -294,13 +311,7 @@ pub fn render_summary(view: &RunView) -> String {
             .rev()
         {
             let n = &view.nodes[i];
-            let v = view.primary(i);
-            let vs = match (v, base) {
-                (Some(v), Some(b)) => pct_change(v, b)
-                    .map(|p| format!("{p:+.2} %"))
-                    .unwrap_or_default(),
-                _ => String::new(),
-            };
+            let (value, vs) = value_cells(view, i);
             let status = match (&n.failure, n.status) {
                 (Some(f), NodeStatus::Failed) => format!("failed: {}", f.kind.as_str()),
                 (_, s) => s.to_string(),
@@ -312,7 +323,7 @@ pub fn render_summary(view: &RunView) -> String {
                 md_code(&n.id),
                 md_cell(&elide_chars(n.name(), 40)),
                 status,
-                v.map(fmt_value).unwrap_or_default(),
+                value,
                 if n.improved() { "yes" } else { "" },
                 n.result
                     .as_ref()

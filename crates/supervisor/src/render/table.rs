@@ -1,20 +1,31 @@
-//! `master_table.tsv`: one row per node in creation order.
+//! The node table: one row per node in creation order, built once as typed [`Cell`]s and
+//! written as `master_table.tsv` ([`render_table`]) or exported as CSV or JSON
+//! (`supervisor export`, [`crate::commands::export`]).
 //!
 //! Columns: `node_id name parent_id status`, the primary metric (named by the metric), the other
-//! metrics sorted by name, then `duration_s improved params hypothesis failure`. A value's
-//! backslashes, tabs, newlines and carriage returns are written as `\\`, `\t`, `\n`, `\r`, so
-//! every row is exactly one line and splitting on tabs is always right. Missing values are empty
-//! cells. Numbers use the shortest text that reads back as the same `f64` (`1e-7`, `12.5`).
+//! metrics sorted by name, `duration_s improved`, one `params_<name>` column per parameter (in
+//! the order of [`param_axes`]), then `params` (all of them as one JSON object),
+//! `hypothesis failure`. In the TSV, a value's backslashes, tabs, newlines and carriage returns
+//! are written as `\\`, `\t`, `\n`, `\r`, so every row is exactly one line and splitting on
+//! tabs is always right. Missing values are empty cells. Numbers use the shortest text that
+//! reads back as the same `f64` (`1e-7`, `12.5`).
 
 use std::fmt::Write as _;
 
+use autoresearch_adapters::config::format_number;
 use autoresearch_adapters::model::NodeStatus;
+use autoresearch_adapters::workflow::nodes::plain;
+use serde_json::{Map, Value};
 
 use super::load::RunView;
+use super::param_axes::param_axes;
 
-/// The fixed columns after the metrics.
-pub const TRAILING_COLUMNS: [&str; 5] =
-    ["duration_s", "improved", "params", "hypothesis", "failure"];
+/// The fixed columns between the metrics and the per-parameter columns.
+pub const RESULT_COLUMNS: [&str; 2] = ["duration_s", "improved"];
+/// The fixed columns after the per-parameter columns.
+pub const TRAILING_COLUMNS: [&str; 3] = ["params", "hypothesis", "failure"];
+/// Prefix of the per-parameter columns (`params_lr` for parameter `lr`).
+pub const PARAM_PREFIX: &str = "params_";
 /// The fixed columns before the metrics.
 pub const LEADING_COLUMNS: [&str; 4] = ["node_id", "name", "parent_id", "status"];
 
@@ -57,72 +68,140 @@ pub fn unescape_cell(s: &str) -> String {
     out
 }
 
-/// A number as the shortest text that parses back to the same value (`NaN`, `inf` as such).
-pub fn fmt_number(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".to_owned()
-    } else if v.is_infinite() {
-        if v > 0.0 { "inf".into() } else { "-inf".into() }
-    } else if v == v.trunc() && v.abs() < 1e15 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:?}")
+/// One cell of the table, typed so each output format writes it its own way.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    /// No value (an empty cell; `null` in JSON).
+    Empty,
+    /// Text.
+    Text(String),
+    /// A number (`NaN` and infinities become `null` in JSON).
+    Number(f64),
+    /// `true` or `false`.
+    Bool(bool),
+    /// A parameter value as the spec has it (a string, number or boolean).
+    Value(Value),
+    /// All parameters: compact JSON text in the TSV and CSV, an object in JSON.
+    Params(Map<String, Value>),
+}
+
+impl Cell {
+    /// The cell as text (unescaped): numbers as the shortest text that reads back the same,
+    /// strings as they are, the parameter object as compact JSON.
+    pub fn text(&self) -> String {
+        match self {
+            Cell::Empty => String::new(),
+            Cell::Text(s) => s.clone(),
+            Cell::Number(v) => format_number(*v),
+            Cell::Bool(b) => b.to_string(),
+            Cell::Value(v) => plain(v),
+            Cell::Params(p) => serde_json::to_string(p).unwrap_or_default(),
+        }
     }
+
+    /// The cell as a typed JSON value.
+    pub fn json(&self) -> Value {
+        match self {
+            Cell::Empty => Value::Null,
+            Cell::Text(s) => Value::String(s.clone()),
+            Cell::Number(v) => serde_json::Number::from_f64(*v).map_or(Value::Null, Value::Number),
+            Cell::Bool(b) => Value::Bool(*b),
+            Cell::Value(v) => v.clone(),
+            Cell::Params(p) => Value::Object(p.clone()),
+        }
+    }
+}
+
+/// The node table: column names and one row of cells per node (same length as the columns).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    /// The column names, in order.
+    pub columns: Vec<String>,
+    /// One row per node, in creation order.
+    pub rows: Vec<Vec<Cell>>,
+}
+
+/// Builds the node table of `view`.
+pub fn build_table(view: &RunView) -> Table {
+    let params: Vec<String> = param_axes(view).into_iter().map(|a| a.name).collect();
+    let mut columns: Vec<String> = LEADING_COLUMNS.iter().map(|s| s.to_string()).collect();
+    columns.push(view.metric.clone());
+    columns.extend(view.other_metrics.iter().cloned());
+    columns.extend(RESULT_COLUMNS.iter().map(|s| s.to_string()));
+    columns.extend(params.iter().map(|p| format!("{PARAM_PREFIX}{p}")));
+    columns.extend(TRAILING_COLUMNS.iter().map(|s| s.to_string()));
+
+    let text = |s: &str| Cell::Text(s.to_owned());
+    let number = |v: Option<f64>| v.map_or(Cell::Empty, Cell::Number);
+    let rows = view
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let mut cells: Vec<Cell> = Vec::with_capacity(columns.len());
+            cells.push(text(&n.id));
+            cells.push(text(n.name()));
+            cells.push(n.parent_id().map_or(Cell::Empty, text));
+            cells.push(text(n.status.as_str()));
+            cells.push(number(view.primary(i)));
+            for m in &view.other_metrics {
+                cells.push(number(n.metric(m)));
+            }
+            let r = n.result.as_ref();
+            cells.push(number(r.map(|r| r.duration_s)));
+            cells.push(match (r, n.status) {
+                (Some(r), _) => Cell::Bool(r.improved),
+                (None, NodeStatus::Failed) => Cell::Bool(false),
+                (None, _) => Cell::Empty,
+            });
+            let node_params = n.params();
+            for p in &params {
+                cells.push(
+                    node_params
+                        .and_then(|np| np.get(p))
+                        .map_or(Cell::Empty, |v| Cell::Value(v.clone())),
+                );
+            }
+            cells.push(node_params.map_or(Cell::Empty, |p| Cell::Params(p.clone())));
+            cells.push(text(
+                n.spec.as_ref().map(|s| s.hypothesis.as_str()).unwrap_or(""),
+            ));
+            cells.push(match &n.failure {
+                Some(f) => {
+                    let mut s = f.kind.as_str().to_owned();
+                    if !f.message.is_empty() {
+                        let _ = write!(s, ": {}", f.message);
+                    }
+                    Cell::Text(s)
+                }
+                None if n.status == NodeStatus::Failed => text("unknown (failure.json unreadable)"),
+                None => Cell::Empty,
+            });
+            cells
+        })
+        .collect();
+    Table { columns, rows }
 }
 
 /// The header columns for `view`.
 pub fn columns(view: &RunView) -> Vec<String> {
-    let mut cols: Vec<String> = LEADING_COLUMNS.iter().map(|s| s.to_string()).collect();
-    cols.push(view.metric.clone());
-    cols.extend(view.other_metrics.iter().cloned());
-    cols.extend(TRAILING_COLUMNS.iter().map(|s| s.to_string()));
-    cols
+    build_table(view).columns
 }
 
-/// Renders the whole table (header line plus one line per node, each ending in `\n`).
+/// Renders the whole table as TSV (header line plus one line per node, each ending in `\n`).
 pub fn render_table(view: &RunView) -> String {
-    let mut out = String::with_capacity(256 * (view.nodes.len() + 1));
-    let header: Vec<String> = columns(view).iter().map(|c| escape_cell(c)).collect();
+    let table = build_table(view);
+    let mut out = String::with_capacity(256 * (table.rows.len() + 1));
+    let header: Vec<String> = table.columns.iter().map(|c| escape_cell(c)).collect();
     out.push_str(&header.join("\t"));
     out.push('\n');
-    for (i, n) in view.nodes.iter().enumerate() {
-        let mut cells: Vec<String> = Vec::with_capacity(header.len());
-        cells.push(escape_cell(&n.id));
-        cells.push(escape_cell(n.name()));
-        cells.push(escape_cell(n.parent_id().unwrap_or("")));
-        cells.push(n.status.as_str().to_owned());
-        cells.push(view.primary(i).map(fmt_number).unwrap_or_default());
-        for m in &view.other_metrics {
-            cells.push(n.metric(m).map(fmt_number).unwrap_or_default());
-        }
-        let r = n.result.as_ref();
-        cells.push(r.map(|r| fmt_number(r.duration_s)).unwrap_or_default());
-        cells.push(match (r, n.status) {
-            (Some(r), _) => r.improved.to_string(),
-            (None, NodeStatus::Failed) => "false".to_owned(),
-            (None, _) => String::new(),
-        });
-        cells.push(
-            n.params()
-                .map(|p| escape_cell(&serde_json::to_string(p).unwrap_or_default()))
-                .unwrap_or_default(),
-        );
-        cells.push(escape_cell(
-            n.spec.as_ref().map(|s| s.hypothesis.as_str()).unwrap_or(""),
-        ));
-        let failure = match &n.failure {
-            Some(f) => {
-                let mut s = f.kind.as_str().to_owned();
-                if !f.message.is_empty() {
-                    let _ = write!(s, ": {}", f.message);
-                }
-                s
+    for row in &table.rows {
+        for (k, cell) in row.iter().enumerate() {
+            if k > 0 {
+                out.push('\t');
             }
-            None if n.status == NodeStatus::Failed => "unknown (failure.json unreadable)".into(),
-            None => String::new(),
-        };
-        cells.push(escape_cell(&failure));
-        out.push_str(&cells.join("\t"));
+            out.push_str(&escape_cell(&cell.text()));
+        }
         out.push('\n');
     }
     out

@@ -15,7 +15,9 @@ use super::feed::EventBrief;
 use crate::commands::queue::{self, QueueEntry};
 use crate::commands::status::{self, StatusReport};
 use crate::render::RenderError;
-use crate::render::load::{RunView, value_text};
+use autoresearch_adapters::workflow::nodes::plain;
+
+use crate::render::load::RunView;
 
 /// A consistent picture of one workdir.
 #[derive(Debug)]
@@ -78,7 +80,7 @@ impl Snapshot {
                     s.push(' ');
                     s.push_str(&spec.hypothesis);
                     for (k, v) in &spec.params {
-                        s.push_str(&format!(" {k}={}", value_text(v)));
+                        s.push_str(&format!(" {k}={}", plain(v)));
                     }
                 }
                 if let Some(f) = &n.failure {

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use super::api::failure_text;
 use super::snapshot::Snapshot;
-use crate::render::load::value_text;
+use autoresearch_adapters::workflow::nodes::plain;
 
 /// Rows per page unless asked otherwise.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -218,7 +218,7 @@ fn cmp_values(a: &Value, b: &Value) -> Ordering {
         (Some(x), Some(y)) => x.total_cmp(&y),
         (Some(_), None) => Ordering::Less,
         (None, Some(_)) => Ordering::Greater,
-        (None, None) => value_text(a).cmp(&value_text(b)),
+        (None, None) => plain(a).cmp(&plain(b)),
     }
 }
 
@@ -416,7 +416,7 @@ pub fn csv(snap: &Snapshot, q: &TableQuery) -> Result<Vec<u8>, csv::Error> {
         for p in &snap.params {
             rec.push(match r.params.get(p) {
                 Some(v @ Value::Number(_)) => v.to_string(),
-                Some(v) => text_cell(&value_text(v)),
+                Some(v) => text_cell(&plain(v)),
                 None => String::new(),
             });
         }
