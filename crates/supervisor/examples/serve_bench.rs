@@ -539,6 +539,7 @@ async fn main() {
     drop(server);
     if delays.is_empty() {
         println!("nodes={n} live_delay: no job finished within the time limit");
+        drop(tmp);
         std::process::exit(1);
     }
     let count = delays.len();
