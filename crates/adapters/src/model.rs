@@ -222,6 +222,29 @@ pub struct NoiseFloor {
     pub nodes: u32,
 }
 
+impl NoiseFloor {
+    /// `±4.2 % per run (2 nodes, 5 degrees of freedom)`: how views and prompts show it.
+    pub fn describe(&self) -> String {
+        format!(
+            "±{:.1} % per run ({} node{}, {} degree{} of freedom)",
+            self.relative * 100.0,
+            self.nodes,
+            if self.nodes == 1 { "" } else { "s" },
+            self.dof,
+            if self.dof == 1 { "" } else { "s" }
+        )
+    }
+}
+
+impl NodeResult {
+    /// Whether its improvement was confirmed by re-runs (`confirmation.confirmed`).
+    pub fn confirmed(&self) -> bool {
+        self.confirmation
+            .as_ref()
+            .is_some_and(|c| c.confirmed == Some(true))
+    }
+}
+
 /// At most this many metric names are kept per experiment (in `result.json` and the table).
 pub const MAX_METRIC_NAMES: usize = 256;
 

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use autoresearch_adapters::agent::cost_log::AgentCostSummary;
-use autoresearch_adapters::model::{JobRecord, RunState};
+use autoresearch_adapters::model::{JobRecord, NoiseFloor, RunState};
 use autoresearch_adapters::workdir::Workdir;
 use autoresearch_adapters::workflow::events::JobAnnotation;
 use autoresearch_engine::EngineStatus;
@@ -82,6 +82,8 @@ pub struct StatusReport {
     /// What the coding agent cost: the engine's calls (`state.json` `agent_cost`) and the
     /// supervisor's (`report --agent`, `ask`: `logs/agent/costs.jsonl`); `null` when none.
     pub agent_cost: Option<AgentCostSummary>,
+    /// The run's noise floor (`state.json` `noise_floor`), once some node ran twice.
+    pub noise_floor: Option<NoiseFloor>,
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
@@ -199,6 +201,7 @@ pub fn gather(workdir: &Path) -> Result<StatusReport> {
         stop_reason: run.as_ref().and_then(|r| r.stop_reason.clone()),
         message,
         agent_cost: AgentCostSummary::load(workdir),
+        noise_floor: run.as_ref().and_then(|r| r.noise_floor),
     })
 }
 
@@ -253,6 +256,9 @@ pub fn format_human(r: &StatusReport) -> String {
         "plateau: {} · time used: {:.0} s\n",
         r.plateau, r.time_used_s
     ));
+    if let Some(f) = &r.noise_floor {
+        out.push_str(&format!("noise floor: {}\n", f.describe()));
+    }
     for run in &r.running {
         out.push_str(&format!(
             "running: {} {}\n",
