@@ -4,7 +4,7 @@
 //! The binary (`supervisor`) runs the engine headless or in an interactive session; this library
 //! holds the parts that are useful on their own. [`render`] reads a workdir's files (live,
 //! interrupted or copied) and writes `master_table.tsv`, `summary.md`, `progress.png`,
-//! `hypothesis_tree.png` and `report.md` (design §4, `docs/views.md`).
+//! `hypothesis_tree.png` and `report.md` (`docs/views.md`).
 
 pub mod cli;
 pub mod commands;

@@ -1,4 +1,4 @@
-//! The built-in search planner (design §3 "Planners"): deterministic for a given seed and
+//! The built-in search planner (`docs/adapters.md`, "Planners"): deterministic for a given seed and
 //! history, no network. It ranks the completed experiments by the primary metric and proposes
 //! coordinate neighbours of the best ones (the best first, then the next best, up to the top
 //! three; before anything completed, neighbours of the baseline): the adjacent choice of a
