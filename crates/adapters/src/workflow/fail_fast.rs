@@ -102,17 +102,21 @@ impl ExperimentWorkflow {
 /// message. (What to do about it is said by the command line, which knows its commands.)
 pub fn verdict_reason(f: &FailFast) -> String {
     let which = if f.nodes.len() == 1 && f.baseline {
-        format!("the baseline {} failed", f.nodes[0])
+        format!(
+            "the baseline {} failed with {}",
+            f.nodes[0],
+            f.kind.as_str()
+        )
     } else {
         format!(
-            "the first {} experiments all failed ({})",
+            "{} experiments failed with {} ({})",
             f.nodes.len(),
+            f.kind.as_str(),
             f.nodes.join(", ")
         )
     };
     format!(
-        "fail-fast: {which} with {} and nothing has completed: {}",
-        f.kind.as_str(),
+        "fail-fast: {which} before any experiment completed: {}",
         f.message
     )
 }
@@ -167,13 +171,16 @@ mod tests {
             suggested_metric: Some("throughput".into()),
         };
         let r = verdict_reason(&f);
-        assert!(r.starts_with("fail-fast: the baseline 000_baseline failed with missing_metric"));
+        assert!(r.starts_with(
+            "fail-fast: the baseline 000_baseline failed with missing_metric before any \
+             experiment completed"
+        ));
         assert!(r.contains("`thruput`"), "{r}");
         f.nodes = vec!["001_a".into(), "002_b".into(), "003_c".into()];
         f.baseline = false;
         let r = verdict_reason(&f);
         assert!(
-            r.contains("first 3 experiments all failed (001_a, 002_b, 003_c)"),
+            r.contains("3 experiments failed with missing_metric (001_a, 002_b, 003_c)"),
             "{r}"
         );
     }
