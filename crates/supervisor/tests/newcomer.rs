@@ -663,7 +663,7 @@ fn a_reanalyze_cut_short_is_refused_by_run_and_finished_by_reanalyze() {
 /// `score = i` and `other = n - i`: a workdir large enough for a kill to land mid-way.
 fn synthetic_run(lab: &Lab, wd: &Path, n: usize) {
     let c = config(
-        &lab,
+        lab,
         "job.sh",
         "score",
         &[],
