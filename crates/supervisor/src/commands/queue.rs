@@ -250,12 +250,12 @@ pub fn add_specs(
 fn require_checkpoint(workdir: &Path) -> Result<()> {
     let checkpoint = autoresearch_engine::paths::EnginePaths::new(workdir).checkpoint();
     if !checkpoint.is_file() {
-        bail!(
+        return Err(crate::exit::Exit::bad_input(format!(
             "{} has no queue yet ({} does not exist): start the run first (`supervisor run {}`)",
             workdir.display(),
             checkpoint.display(),
             workdir.display()
-        );
+        )));
     }
     Ok(())
 }
