@@ -8,6 +8,8 @@
 # - runs every test, the `#[ignore = "needs slurm"]` ones included (`--include-ignored`): they
 #   fail when Slurm is not usable. Set AUTORESEARCH_SKIP_SLURM=1 to run without Slurm (then the
 #   ignored tests are left out: `cargo test` lists them as ignored).
+# - installs Debian's chromium and chromium-driver with apt-get when missing (needs root), for
+#   the dashboard's browser tests (`#[ignore = "needs chromium"]`, run here by --include-ignored);
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +26,12 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
+
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  echo "installing chromium and chromium-driver (apt-get) for the dashboard's browser tests"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q && apt-get install -y -q --no-install-recommends chromium chromium-driver
+fi
 
 ignored=--include-ignored
 if [ "${AUTORESEARCH_SKIP_SLURM:-0}" = 1 ]; then
