@@ -345,7 +345,7 @@ fn a_planner_stop_is_the_reason_and_is_asked_again_on_resume() {
     let out = lab.sup(&["run", "wd", "--config", &cfg, "--no-render"]);
     out.ok();
     assert!(
-        stop_line(&out.stderr).contains("(planner: no untried neighbour"),
+        stop_line(&out.stderr).contains("(planner: every point of the search space has been tried"),
         "{}",
         out.stderr
     );

@@ -33,8 +33,9 @@ pub fn after_stop(workdir: &Path, config: Option<&Config>, state: &RunState) -> 
     let reason = state.stop_reason.as_deref().unwrap_or("");
     if reason.starts_with("planner:") || reason.starts_with("queue drained") {
         return Some(format!(
-            "nothing is left to run: add an experiment by hand with `supervisor queue {wd} add \
-             NAME param=value …`, then `supervisor run {wd}`"
+            "nothing is left to run: add an experiment of your own with `supervisor queue {wd} \
+             add NAME param=value …`, then `supervisor run {wd}` (a wider search space needs a \
+             new workdir)"
         ));
     }
     None
