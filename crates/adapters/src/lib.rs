@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod model;
 pub mod noise;
 pub mod planner;
+pub mod reanalyze;
 pub mod repair;
 pub mod session;
 pub mod workdir;

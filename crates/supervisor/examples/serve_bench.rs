@@ -237,7 +237,7 @@ fn generate(root: &Path, n: usize, jobs: usize) {
         next_index: n as u64,
         stop_reason: None,
         updated_at: now.into(),
-        ..Default::default()
+        ..RunState::default()
     })
     .expect("state to JSON");
     state["recorded"] = json!(recorded);

@@ -322,7 +322,7 @@ impl ExperimentWorkflow {
 
 /// The analysis line of a recorded node: its parameters, value (with its runs' range), the
 /// change against the best before it, and the verdict.
-fn analysis_text(
+pub(crate) fn analysis_text(
     spec: &NodeSpec,
     metric: &str,
     value: f64,
@@ -370,7 +370,7 @@ fn analysis_text(
 }
 
 /// Why the primary metric is missing, with what the job did report.
-fn missing_metric(metric: &str, metrics: &crate::metrics::Metrics) -> String {
+pub(crate) fn missing_metric(metric: &str, metrics: &crate::metrics::Metrics) -> String {
     if let Some(raw) = metrics.rejected.get(metric) {
         return format!(
             "the job reported the primary metric `{metric}` as `{raw}`, which is not a finite \
