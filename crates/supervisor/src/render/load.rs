@@ -20,6 +20,8 @@ use autoresearch_adapters::model::{
 };
 use autoresearch_adapters::workdir::Workdir;
 use autoresearch_adapters::workflow::nodes::plain;
+use autoresearch_engine::EngineStatus;
+use autoresearch_engine::state::EngineState;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -161,7 +163,7 @@ pub struct RunView {
     /// `config.json`, when readable.
     pub config: Option<Value>,
     /// `engine/engine_state.json`, when readable.
-    pub engine: Option<Value>,
+    pub engine: Option<EngineState>,
     /// Whether an engine holds `engine/lock` right now: `Some(pid)`, `None` when free, and
     /// `Err` text when it could not be checked.
     pub lock_holder: Result<Option<u32>, String>,
@@ -298,7 +300,7 @@ impl RunView {
             }
         };
         let engine_path = wd.engine_dir().join("engine_state.json");
-        let engine: Option<Value> = match read_json(&engine_path) {
+        let engine: Option<EngineState> = match read_json(&engine_path) {
             Read::Ok(v) => Some(v),
             Read::Missing => None,
             Read::Bad(e) => {
@@ -555,18 +557,10 @@ impl RunView {
                 "unknown (no engine/engine_state.json)".to_owned()
             };
         };
-        let status = engine
-            .get("status")
-            .and_then(Value::as_str)
-            .unwrap_or("unknown");
-        let pid = engine.get("pid").and_then(Value::as_u64);
-        if status == "running" && matches!(self.lock_holder, Ok(None)) {
-            return match pid {
-                Some(p) => format!("crashed (pid {p} gone)"),
-                None => "crashed (engine gone)".to_owned(),
-            };
+        if engine.status == EngineStatus::Running && matches!(self.lock_holder, Ok(None)) {
+            return format!("crashed (pid {} gone)", engine.pid);
         }
-        status.to_owned()
+        engine.status.as_str().to_owned()
     }
 
     /// The path from a root to node `i` (following `parent_id`), root first.
@@ -973,7 +967,11 @@ mod tests {
         fs::rename(&tmp_file, &status).unwrap();
         let third = RunView::load_cached(root, &mut cache).unwrap();
         assert_eq!(third.nodes[0].status, NodeStatus::Failed);
-        assert_eq!(cache.len(), 0, "a folder changed within the last second is not cached");
+        assert_eq!(
+            cache.len(),
+            0,
+            "a folder changed within the last second is not cached"
+        );
         assert_eq!(third.nodes[1].status, NodeStatus::Running);
     }
 }
