@@ -21,6 +21,8 @@ use autoresearch_adapters::model::{
 use autoresearch_adapters::noise::{self, Confidence};
 use autoresearch_adapters::workdir::Workdir;
 use autoresearch_adapters::workflow::nodes::plain;
+use autoresearch_engine::EngineStatus;
+use autoresearch_engine::state::EngineState;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -177,7 +179,7 @@ pub struct RunView {
     /// `config.json`, when readable.
     pub config: Option<Value>,
     /// `engine/engine_state.json`, when readable.
-    pub engine: Option<Value>,
+    pub engine: Option<EngineState>,
     /// Whether an engine holds `engine/lock` right now: `Some(pid)`, `None` when free, and
     /// `Err` text when it could not be checked.
     pub lock_holder: Result<Option<u32>, String>,
@@ -314,7 +316,7 @@ impl RunView {
             }
         };
         let engine_path = wd.engine_dir().join("engine_state.json");
-        let engine: Option<Value> = match read_json(&engine_path) {
+        let engine: Option<EngineState> = match read_json(&engine_path) {
             Read::Ok(v) => Some(v),
             Read::Missing => None,
             Read::Bad(e) => {
@@ -571,18 +573,10 @@ impl RunView {
                 "unknown (no engine/engine_state.json)".to_owned()
             };
         };
-        let status = engine
-            .get("status")
-            .and_then(Value::as_str)
-            .unwrap_or("unknown");
-        let pid = engine.get("pid").and_then(Value::as_u64);
-        if status == "running" && matches!(self.lock_holder, Ok(None)) {
-            return match pid {
-                Some(p) => format!("crashed (pid {p} gone)"),
-                None => "crashed (engine gone)".to_owned(),
-            };
+        if engine.status == EngineStatus::Running && matches!(self.lock_holder, Ok(None)) {
+            return format!("crashed (pid {} gone)", engine.pid);
         }
-        status.to_owned()
+        engine.status.as_str().to_owned()
     }
 
     /// The path from a root to node `i` (following `parent_id`), root first.
