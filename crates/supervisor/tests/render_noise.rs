@@ -1,6 +1,6 @@
 //! The views of a run with repeats and confirmation: value ± spread (n) in summary.md and
 //! report.md, the noise floor and the headline's confidence, spread columns in the table,
-//! error bars and unconfirmed wins in progress.png. Synthetic workdirs written with the model
+//! error bars and unconfirmed wins in progress.png, the noise floor in `status`. Synthetic workdirs written with the model
 //! types, rendered, and checked by parsing the text and decoding the PNG.
 
 use std::collections::BTreeMap;
@@ -263,4 +263,30 @@ fn decode(path: &Path) -> Image {
     buf.truncate(info.buffer_size());
     assert_eq!(info.color_type, png::ColorType::Rgb);
     Image { rgb: buf }
+}
+
+#[test]
+fn status_shows_the_noise_floor() {
+    use autoresearch_supervisor::commands::status::{format_human, gather};
+    let wd = noisy_run();
+    let report = gather(&wd.root).unwrap();
+    let floor = report.noise_floor.expect("noise floor");
+    assert_eq!((floor.nodes, floor.dof), (4, 8));
+    let text = format_human(&report);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("noise floor: ±"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.ends_with("% per run (4 nodes, 8 degrees of freedom)"),
+        "{line}"
+    );
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["noise_floor"]["nodes"], 4);
+
+    // Not measured yet: no line.
+    let wd = Wd::new();
+    wd.node("001_baseline", 1, &[100.0], true, None);
+    let text = format_human(&gather(&wd.root).unwrap());
+    assert!(!text.contains("noise floor"), "{text}");
 }
