@@ -17,6 +17,7 @@ pub mod nodes;
 mod planning;
 mod repeats;
 mod start;
+mod stop;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
