@@ -237,6 +237,7 @@ fn generate(root: &Path, n: usize, jobs: usize) {
         next_index: n as u64,
         stop_reason: None,
         updated_at: now.into(),
+        ..RunState::default()
     })
     .expect("state to JSON");
     state["recorded"] = json!(recorded);
