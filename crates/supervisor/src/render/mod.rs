@@ -9,12 +9,15 @@
 //!
 //! During a run, use [`RenderDebouncer`] to re-render off the scheduling path.
 
+mod completion;
 pub mod debounce;
 pub mod error;
 pub mod font;
 pub mod format;
 pub mod importance;
 pub mod load;
+mod node_cache;
+mod node_view;
 pub mod palette;
 pub mod parallel;
 pub mod param_axes;

@@ -1,5 +1,5 @@
 //! Scales of the tree image: the sizes at each level of detail, the pixel geometry of a row
-//! plan at a scale, and [`choose`], which picks the largest scale that keeps the image within
+//! plan at a scale, and `choose`, which picks the largest scale that keeps the image within
 //! [`MAX_SIDE`] pixels per side and [`PIXEL_BUDGET`] pixels in all.
 
 use super::super::load::RunView;
