@@ -15,6 +15,7 @@
 pub mod ask;
 pub mod commands;
 pub mod completion;
+pub mod execute;
 pub mod inspect;
 pub mod limits;
 pub mod local_time;
@@ -34,8 +35,8 @@ use rustyline::{Editor, ExternalPrinter as _};
 
 use crate::commands::{launch, status};
 use crate::exit::Exit;
-use commands::Flow;
 use completion::SessionHelper;
+use execute::Flow;
 use questions::{Abort, Answer, Prompter, ask_config, ask_yes_no};
 use stream::{EventTail, Printer, Streamer};
 
@@ -174,7 +175,7 @@ pub fn run(workdir: &Path) -> Result<i32> {
                         &mut std::io::stdout(),
                     )
                     .map(|()| Flow::Continue),
-                    _ => commands::execute(&root, &cmd, &mut std::io::stdout()),
+                    _ => execute::execute(&root, &cmd, &mut std::io::stdout()),
                 };
                 match done {
                     Ok(Flow::Continue) => {}
