@@ -35,8 +35,12 @@ pub struct NodeSpec {
 pub enum NodeStatus {
     /// Waiting in the queue.
     Queued,
-    /// Run dir and command being prepared.
+    /// Run dir and command being prepared (and, in a run with a workspace, the experiment's
+    /// worktree at its parent's commit).
     Preparing,
+    /// The coding agent applying the experiment's code change in its worktree, then the engine
+    /// committing it (only experiments with `changes`, in a run with a workspace).
+    Applying,
     /// Job being submitted.
     Launching,
     /// Job running.
@@ -53,9 +57,10 @@ pub enum NodeStatus {
 
 impl NodeStatus {
     /// All statuses in lifecycle order.
-    pub const ALL: [NodeStatus; 8] = [
+    pub const ALL: [NodeStatus; 9] = [
         NodeStatus::Queued,
         NodeStatus::Preparing,
+        NodeStatus::Applying,
         NodeStatus::Launching,
         NodeStatus::Running,
         NodeStatus::Analyzing,
@@ -69,6 +74,7 @@ impl NodeStatus {
         match self {
             NodeStatus::Queued => "queued",
             NodeStatus::Preparing => "preparing",
+            NodeStatus::Applying => "applying",
             NodeStatus::Launching => "launching",
             NodeStatus::Running => "running",
             NodeStatus::Analyzing => "analyzing",
@@ -123,6 +129,10 @@ pub struct NodeResult {
     /// primary metric is always kept). Absent when 0.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub metrics_dropped: u64,
+    /// Facts the coding agent's analysis established (`planner.agent.analyze`), one sentence
+    /// each; absent when no analysis ran. They are shown to every later plan call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub findings: Option<Vec<String>>,
 }
 
 /// At most this many metric names are kept per experiment (in `result.json` and the table).
@@ -148,6 +158,11 @@ pub enum FailureKind {
     Lost,
     /// The planner failed.
     Planner,
+    /// The coding agent could not apply the experiment's code change (its call failed, or the
+    /// workspace could not be prepared).
+    Apply,
+    /// The code change touched a path of `workspace.protected` (its commit and ref are kept).
+    ProtectedPath,
     /// The job was cancelled.
     Cancelled,
     /// Anything else.
@@ -164,6 +179,8 @@ impl FailureKind {
             FailureKind::MissingMetric => "missing_metric",
             FailureKind::Lost => "lost",
             FailureKind::Planner => "planner",
+            FailureKind::Apply => "apply",
+            FailureKind::ProtectedPath => "protected_path",
             FailureKind::Cancelled => "cancelled",
             FailureKind::Unexpected => "unexpected",
         }
@@ -280,4 +297,37 @@ pub struct RunState {
     pub stop_reason: Option<String>,
     /// RFC 3339.
     pub updated_at: String,
+    /// What the coding agent's calls cost, per run, phase and node (absent until one is made).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_cost: Option<crate::agent::CostBook>,
+    /// Planning rounds whose agent call failed (after its retries) and fell back to
+    /// `planner.agent.fallback`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub planner_failures: u64,
+    /// The last of those failures: the node planned from and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_planner_failure: Option<String>,
+}
+
+/// `engine/nodes/<id>/commit.json`: the code an experiment ran, in a run with a workspace.
+/// Written when its worktree is ready (a parameter-only experiment) or when its code change is
+/// committed (after `apply`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeCommit {
+    /// The commit the job runs at.
+    pub commit: String,
+    /// The commit it was made from: the parent node's (the baseline's is `workspace.base`);
+    /// equal to `commit` for a parameter-only experiment.
+    pub parent_commit: String,
+    /// `refs/autoresearch/<run>/<id>`, pointing at `commit`.
+    #[serde(rename = "ref")]
+    pub ref_name: String,
+    /// Repository paths the code change changed (empty without one).
+    #[serde(default)]
+    pub changed: Vec<String>,
+    /// The protected ones among them (non-empty: the experiment failed, never ran).
+    #[serde(default)]
+    pub violations: Vec<String>,
+    /// RFC 3339.
+    pub created_at: String,
 }

@@ -988,12 +988,17 @@ fn config_reference_lists_every_field() {
         },
         "baseline": { "a": 1, "b": "x", "c": 2 },
         "seeds": [ { "name": "s", "params": { "a": 2 }, "priority": 1, "hypothesis": "h" } ],
-        "planner": { "kind": "none", "seed": 3, "batch": 2 },
+        "planner": { "kind": "none", "seed": 3, "batch": 2,
+                     "agent": { "preset": "claude", "command": ["a"], "model": "m",
+                                "timeout_s": 60, "max_retries": 2, "analyze": true,
+                                "fallback": "none", "max_prompt_bytes": 5000 } },
         "executor": { "kind": "slurm", "cancel_jobs_on_stop": true,
                       "slurm": { "partition": "p", "account": "a", "sbatch_args": ["--x"],
                                  "time_limit_min": 5 } },
         "limits": { "max_experiments": 3, "patience": 2, "time_budget_s": 60,
-                    "max_concurrency": 2 }
+                    "max_concurrency": 2, "agent_cost_usd": 2.5 },
+        "workspace": { "repo": "/src", "base": "main", "protected": ["bench.py"],
+                       "include": ["data"] }
     });
     let config = Config::from_json_str(&full.to_string(), json_origin()).expect("full config");
     let written = serde_json::to_value(&config).unwrap();

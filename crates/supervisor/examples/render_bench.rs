@@ -163,6 +163,7 @@ fn generate(root: &Path, n: usize, seed: u64) {
                         children: Vec::new(),
                         analysis: String::new(),
                         metrics_dropped: 0,
+                        findings: None,
                     },
                 );
             }
@@ -220,6 +221,7 @@ fn generate(root: &Path, n: usize, seed: u64) {
             next_index: n as u64,
             stop_reason: None,
             updated_at: "2026-01-01T00:00:00Z".into(),
+            ..RunState::default()
         },
     );
     write_json(

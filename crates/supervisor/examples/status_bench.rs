@@ -151,6 +151,7 @@ fn generate(root: &Path, n: usize) {
                         children: Vec::new(),
                         analysis: String::new(),
                         metrics_dropped: 0,
+                        findings: None,
                     },
                 );
             }
@@ -244,6 +245,7 @@ fn generate(root: &Path, n: usize) {
             next_index: n as u64,
             stop_reason: None,
             updated_at: now.into(),
+            ..RunState::default()
         },
     );
     write_json(

@@ -98,6 +98,7 @@ impl Wd {
                 children: vec![],
                 analysis: String::new(),
                 metrics_dropped: 0,
+                findings: None,
             },
         );
         self.status(id, NodeStatus::Completed);
@@ -155,6 +156,7 @@ impl Wd {
                 next_index: 6,
                 stop_reason: None,
                 updated_at: "2026-01-01T00:00:00Z".into(),
+                ..RunState::default()
             },
         );
     }

@@ -31,6 +31,12 @@
 //! `protected` (apply also writes `STANDIN_PROTECTED_FILE`, default `bench.py`), `duplicate`
 //! (proposes the first idea twice, ignoring the history). Every call appends its phase to
 //! `STANDIN_CALLS` when set, so tests can count calls.
+//!
+//! `STANDIN_WAIT_FILE`: after doing its work (an apply has edited the files) and before printing
+//! its answer, the agent waits until this file exists (at most 120 s), having written its pid to
+//! `STANDIN_PIDFILE` when set; `{n}` in the path is the number of calls of this phase so far
+//! (counted in `STANDIN_CALLS`), so each call can have its own gate. `STANDIN_WAIT_PHASE`
+//! limits the wait to one phase. Tests use it to kill the engine in the middle of a call.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -452,9 +458,32 @@ fn run() -> Result<()> {
             }
         }
     };
+    wait_for_gate(&phase)?;
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(out.as_bytes())?;
     stdout.flush()?;
+    Ok(())
+}
+
+/// Waits for `STANDIN_WAIT_FILE` (see the module comment).
+fn wait_for_gate(phase: &str) -> Result<()> {
+    let Ok(file) = std::env::var("STANDIN_WAIT_FILE") else {
+        return Ok(());
+    };
+    if std::env::var("STANDIN_WAIT_PHASE").is_ok_and(|p| p != phase) {
+        return Ok(());
+    }
+    let n = std::env::var_os("STANDIN_CALLS")
+        .and_then(|c| std::fs::read_to_string(c).ok())
+        .map_or(0, |t| t.lines().filter(|l| *l == phase).count());
+    let gate = PathBuf::from(file.replace("{n}", &n.to_string()));
+    if let Some(pidfile) = std::env::var_os("STANDIN_PIDFILE") {
+        std::fs::write(&pidfile, format!("{}\n", std::process::id()))?;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !gate.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     Ok(())
 }
 

@@ -132,6 +132,7 @@ impl ExperimentWorkflow {
         match self.advance(&info.spec, info.status, ctx).await {
             Err(Stop::Fail(fail)) => {
                 let message = self.record_failure(&id, fail)?;
+                self.release_worktree(&id).await;
                 // Follow-ups after a failure come from the same single planning round.
                 self.plan_phase(&id, ctx).await?;
                 let followups = self.queued_children(&id);
@@ -230,10 +231,17 @@ impl ExperimentWorkflow {
                 NodeStatus::Queued | NodeStatus::Preparing => {
                     self.nodes.set_status(id, NodeStatus::Preparing)?;
                     self.prepare(spec)?;
+                    // In a run with a workspace: the worktree, or on to `applying`.
+                    status = self.prepare_code(spec).await?;
+                    self.nodes.set_status(id, status)?;
+                }
+                NodeStatus::Applying => {
+                    self.apply_phase(spec, ctx).await?;
                     status = NodeStatus::Launching;
                     self.nodes.set_status(id, status)?;
                 }
                 NodeStatus::Launching => {
+                    self.ready_worktree(spec).await?;
                     self.launch_or_recover(spec, ctx).await?;
                     self.notify(Notice::Started { id: id.to_string() });
                     self.emit(NodeEvent::NodeStarted {
@@ -265,6 +273,7 @@ impl ExperimentWorkflow {
                 }
                 NodeStatus::Analyzing => {
                     self.analyze(spec)?;
+                    self.release_worktree(id).await;
                     status = NodeStatus::Planning;
                 }
                 NodeStatus::Planning => {
@@ -346,6 +355,7 @@ impl ExperimentWorkflow {
             children: Vec::new(),
             analysis: String::new(),
             metrics_dropped: dropped,
+            findings: None,
         };
         let stderr_tail = tail(&run_dir.join("stderr.log"), 10);
         let fail = match &ending {
@@ -407,6 +417,7 @@ impl ExperimentWorkflow {
             children: Vec::new(),
             analysis: analysis.clone(),
             metrics_dropped: metrics.dropped,
+            findings: None,
         };
         let analysis_path = run_dir.join("analysis.md");
         autoresearch_engine::atomic::write_atomic(

@@ -338,6 +338,17 @@ impl NodeStore {
         self.write_json(&path, failure)
     }
 
+    /// Writes a JSON file of the node dir atomically (links refused), e.g. `commit.json`.
+    pub fn write_node_json<T: serde::Serialize>(
+        &self,
+        id: &str,
+        name: &str,
+        value: &T,
+    ) -> NodeResultT<()> {
+        let path = self.wd.node_dir(id).join(name);
+        self.write_json(&path, value)
+    }
+
     /// Reads a JSON file of the node dir (links refused, size capped).
     pub fn read_file<T: DeserializeOwned>(&self, id: &str, name: &str) -> NodeResultT<Option<T>> {
         let path = self.wd.node_dir(id).join(name);
@@ -415,9 +426,9 @@ pub fn read_status(wd: &Workdir, id: &str) -> NodeResultT<Option<NodeStatus>> {
         .ok_or_else(|| NodeError::Invalid {
             path,
             message: format!(
-                "unknown status {:?}: expected one of queued preparing launching running \
-                 analyzing planning completed failed",
-                s.trim()
+                "unknown status {:?}: expected one of {}",
+                s.trim(),
+                NodeStatus::ALL.map(NodeStatus::as_str).join(" ")
             ),
         })
 }

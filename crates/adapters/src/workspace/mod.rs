@@ -8,6 +8,7 @@
 //! - [`protected`]: the protected-path globs.
 //! - [`lock`]: serializing `git worktree add`/`remove`/`prune` (in-process mutex + `flock`).
 //! - [`run_id`]: the stable run id (`engine/run_id`).
+//! - [`settle`]: the `workspace` section made concrete when a run's configuration is resolved.
 //! - [`git`]: running git with a hardened environment.
 
 pub mod change;
@@ -16,6 +17,7 @@ pub mod include;
 pub mod lock;
 pub mod protected;
 pub mod run_id;
+pub mod settle;
 pub mod worktree;
 
 pub use change::{AppliedChange, ApplyState, CommitInfo};

@@ -134,6 +134,7 @@ async fn show_progress(
                 running.retain(|r| r != id);
                 format!("failed    {id}: {message}")
             }
+            Notice::Warning { message } => format!("warning   {message}"),
         };
         if !matches!(notice, Notice::Started { .. })
             && let Some(d) = &debouncer

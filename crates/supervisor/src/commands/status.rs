@@ -299,6 +299,7 @@ mod tests {
             next_index: 3,
             stop_reason: None,
             updated_at: "2026-01-01T00:00:00Z".into(),
+            ..RunState::default()
         };
         std::fs::write(wd.state(), serde_json::to_vec(&state).unwrap()).unwrap();
         let spec = |id: &str| {
