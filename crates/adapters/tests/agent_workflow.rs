@@ -1,211 +1,20 @@
 //! The coding-agent planner through the real engine and workflow, with the stand-in agent (a
-//! real program speaking the agent contract) and real git repositories in temp folders: plans
-//! launching experiments, every way an answer can go wrong (prose, envelopes, errors, garbage,
-//! timeouts, crashes, huge replies, stop, duplicates) and the fallback, code changes applied and
-//! committed in per-experiment worktrees, protected paths, the optional analysis, the cost
-//! budget, and SIGKILLs of the engine during plan and apply calls.
+//! real program speaking the agent contract) and real git repositories in temp folders: a plan
+//! launching code changes in per-experiment worktrees, every way an answer can go wrong (prose,
+//! envelopes, reported errors, garbage, timeouts, crashes, huge replies, stop, duplicates) and
+//! the fallback, protected paths, the optional analysis and the cost budget. Kill-and-resume
+//! scenarios are in `agent_resume.rs`.
 
+mod agentic;
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
+use agentic::{Agentic, BENCH, git, idea, planned_names};
 use autoresearch_engine::EngineStatus;
-use common::{Fixture, alive, read_json, wait_until};
+use common::{alive, read_json, wait_until};
 use serde_json::{Value, json};
-
-const STANDIN: &str = env!("CARGO_BIN_EXE_autoresearch-standin-agent");
-
-/// `git -C dir args…` with a fixed identity; panics with git's message on failure.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
-        .args(["-c", "commit.gpgsign=false"])
-        .args(args)
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// The evaluator: logs the node, waits for `$GATES/<node id>` when `$GATES` is set, shows the
-/// code and scores it by its number of lines (every idea adds one).
-const BENCH: &str = "#!/bin/sh\n\
-echo \"$AUTORESEARCH_NODE_ID\" >> \"$LAUNCHES\"\n\
-if [ -n \"$GATES\" ]; then while [ ! -e \"$GATES/$AUTORESEARCH_NODE_ID\" ]; do sleep 0.05; done; fi\n\
-echo \"code: $(tr '\\n' ' ' < code.txt)\"\n\
-echo \"METRIC score=$(wc -l < code.txt)\"\n";
-
-/// A run with a git repository, an ideas file and the stand-in agent.
-struct Agentic {
-    fx: Fixture,
-    repo: PathBuf,
-    ideas: PathBuf,
-    /// Every agent call appends its phase here.
-    calls: PathBuf,
-}
-
-fn idea(name: &str) -> Value {
-    json!({"name": name, "hypothesis": format!("{name} helps"),
-           "changes": format!("In code.txt, add the line {name} after base."),
-           "edits": [{"file": "code.txt", "find": "base", "replace": format!("base\n{name}")}]})
-}
-
-impl Agentic {
-    fn new(ideas: Value) -> Self {
-        let fx = Fixture::new();
-        let repo = fx.tmp.path().join("repo");
-        std::fs::create_dir_all(&repo).expect("repo dir");
-        git(&repo, &["init", "-q", "-b", "main"]);
-        std::fs::write(repo.join("bench.sh"), BENCH).expect("bench.sh");
-        std::fs::write(repo.join("code.txt"), "base\n").expect("code.txt");
-        git(&repo, &["add", "-A"]);
-        git(&repo, &["commit", "-qm", "the program"]);
-        let path = fx.tmp.path().join("ideas.json");
-        std::fs::write(&path, ideas.to_string()).expect("ideas");
-        let calls = fx.tmp.path().join("calls.log");
-        Agentic {
-            fx,
-            repo,
-            ideas: path,
-            calls,
-        }
-    }
-
-    /// The agent's argv: `env VARS… standin --ideas FILE ARGS…`.
-    fn agent(&self, vars: &[(&str, String)], args: &[&str]) -> Value {
-        let mut argv = vec![
-            "env".to_string(),
-            format!("STANDIN_CALLS={}", self.calls.display()),
-        ];
-        argv.extend(vars.iter().map(|(k, v)| format!("{k}={v}")));
-        argv.push(STANDIN.into());
-        argv.push("--ideas".into());
-        argv.push(self.ideas.display().to_string());
-        argv.extend(args.iter().map(|a| a.to_string()));
-        json!(argv)
-    }
-
-    /// A configuration: objective `score` (maximize), the job `sh bench.sh` in the repository,
-    /// the agent planner with `agent` (extra `planner.agent` fields merged in), the workspace
-    /// with `bench.sh` protected.
-    fn config(&self, agent: Value, extra: Value) -> Value {
-        let mut planner_agent = json!({"command": agent, "timeout_s": 30, "fallback": "none"});
-        if let Some(m) = extra.get("agent").and_then(Value::as_object) {
-            for (k, v) in m {
-                planner_agent[k] = v.clone();
-            }
-        }
-        let mut c = json!({
-            "objective": {"metric": "score", "direction": "maximize", "min_improvement": 0.01},
-            "job": {"command": "sh bench.sh", "cwd": self.repo.display().to_string(),
-                    "timeout_s": 60,
-                    "env": {"LAUNCHES": self.launches().display().to_string()}},
-            "planner": {"kind": "agent", "agent": planner_agent},
-            "workspace": {"repo": self.repo.display().to_string(), "protected": ["bench.sh"]},
-            "limits": {"max_experiments": 10, "patience": 5, "max_concurrency": 2}
-        });
-        for key in [
-            "limits",
-            "job",
-            "planner",
-            "workspace",
-            "search_space",
-            "baseline",
-        ] {
-            if let Some(m) = extra.get(key).and_then(Value::as_object) {
-                if c.get(key).is_none() {
-                    c[key] = json!({});
-                }
-                for (k, v) in m {
-                    c[key][k] = v.clone();
-                }
-            }
-        }
-        c
-    }
-
-    fn launches(&self) -> PathBuf {
-        self.fx.work.join("launches.log")
-    }
-
-    /// Agent calls of `phase` so far.
-    fn calls_of(&self, phase: &str) -> usize {
-        std::fs::read_to_string(&self.calls)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| *l == phase)
-            .count()
-    }
-
-    /// Runs the engine in this process to its end.
-    async fn run(&self, config: Value) -> autoresearch_engine::RunReport {
-        self.fx.run(Some(self.fx.config(config))).await
-    }
-
-    /// The run id of the refs (`engine/run_id`).
-    fn run_id(&self) -> String {
-        std::fs::read_to_string(self.fx.path("engine/run_id"))
-            .expect("engine/run_id")
-            .trim()
-            .to_string()
-    }
-
-    /// The commit of node `id`'s ref, if any.
-    fn node_ref(&self, id: &str) -> Option<String> {
-        let r = format!("refs/autoresearch/{}/{id}", self.run_id());
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(&self.repo)
-            .args(["rev-parse", "--verify", "--quiet", &r])
-            .output()
-            .expect("git");
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-    }
-
-    /// The registered worktrees other than the repository itself.
-    fn extra_worktrees(&self) -> Vec<String> {
-        git(&self.repo, &["worktree", "list", "--porcelain"])
-            .lines()
-            .filter_map(|l| l.strip_prefix("worktree "))
-            .filter(|p| Path::new(p) != self.repo.canonicalize().unwrap_or_default())
-            .filter(|p| Path::new(p) != self.repo)
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// Every node has a ref and a `commit.json` with the same commit (failed applies aside).
-    fn assert_refs(&self) {
-        for id in self.fx.node_ids() {
-            let commit = self.fx.node_dir(&id).join("commit.json");
-            if !commit.is_file() {
-                let f = self.fx.failure(&id);
-                assert_eq!(f["kind"], "apply", "{id} has no commit.json: {f}");
-                continue;
-            }
-            let record = read_json(&commit);
-            assert_eq!(
-                self.node_ref(&id).as_deref(),
-                record["commit"].as_str(),
-                "{id}: {record}"
-            );
-        }
-    }
-
-    fn stdout_of(&self, id: &str) -> String {
-        std::fs::read_to_string(self.fx.run_dir(id).join("stdout.log")).unwrap_or_default()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plan_launches_code_changes_each_in_its_own_worktree_and_commit() {
@@ -317,4 +126,339 @@ async fn a_plan_launches_code_changes_each_in_its_own_worktree_and_commit() {
     );
     assert!(a.fx.state()["best_value"].as_f64().unwrap() >= 2.0);
     assert_eq!(a.calls_of("apply"), 3);
+}
+
+/// A search space for the fallback tests (`x` is not used by the job).
+fn with_space(extra: Value) -> Value {
+    let mut e = extra;
+    e["search_space"] = json!({"x": [1, 2, 3, 4]});
+    e["baseline"] = json!({"x": 1});
+    e
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_in_prose_and_in_the_claude_envelope_is_read_and_its_cost_kept() {
+    // Prose around a fenced block.
+    let a = Agentic::new(json!([idea("alpha")]));
+    let report = a
+        .run(a.config(a.agent(&[], &["--format", "prose"]), json!({})))
+        .await;
+    assert_eq!(report.status, EngineStatus::Stopped);
+    assert_eq!(planned_names(&a.fx), ["alpha"]);
+    assert_eq!(a.fx.status(&a.fx.id_of("alpha")), "completed");
+
+    // The Claude Code envelope: the reply in `result`, the cost in `total_cost_usd`.
+    let b = Agentic::new(json!([idea("alpha")]));
+    let agent = b.agent(
+        &[("STANDIN_COST_USD", "0.25".into())],
+        &["--format", "claude"],
+    );
+    let report = b
+        .run(b.config(agent, json!({"agent": {"preset": "claude"}})))
+        .await;
+    assert_eq!(report.status, EngineStatus::Stopped);
+    assert_eq!(planned_names(&b.fx), ["alpha"]);
+    let state = b.fx.state();
+    let cost = &state["agent_cost"];
+    // Two plan calls (alpha, then stop) and one apply.
+    assert_eq!(cost["total"]["calls"], 3, "{state}");
+    assert!(
+        (cost["total"]["usd"].as_f64().unwrap() - 0.75).abs() < 1e-9,
+        "{state}"
+    );
+    assert_eq!(cost["by_phase"]["plan"]["calls"], 2, "{state}");
+    assert_eq!(cost["by_phase"]["apply"]["calls"], 1, "{state}");
+    let alpha = b.fx.id_of("alpha");
+    assert_eq!(
+        cost["by_node"][&alpha]["calls"], 2,
+        "apply and the plan from it: {state}"
+    );
+    assert!(state.get("planner_failures").is_none(), "{state}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claude_error_envelope_is_a_planner_failure_and_the_round_falls_back_to_search() {
+    let a = Agentic::new(json!([idea("alpha")]));
+    let agent = a.agent(&[], &["--mode", "claude-error"]);
+    let extra = with_space(json!({"agent": {"preset": "claude", "fallback": "search"},
+                                   "limits": {"max_experiments": 3}}));
+    let report = a.run(a.config(agent, extra)).await;
+    assert_eq!(report.status, EngineStatus::Stopped);
+    let state = a.fx.state();
+    assert!(state["planner_failures"].as_u64().unwrap() >= 1, "{state}");
+    let last = state["last_planner_failure"].as_str().unwrap();
+    assert!(last.contains("529 overloaded"), "{last}");
+    assert!(last.contains("built-in search"), "{last}");
+    // The search planned the follow-ups (parameter neighbours, no code change).
+    let names = planned_names(&a.fx);
+    assert!(
+        !names.is_empty() && names.iter().all(|n| n.starts_with("x_")),
+        "{names:?}"
+    );
+    // Not retried: a reported error is a failed call, not an invalid answer.
+    assert_eq!(
+        a.calls_of("plan") as u64,
+        state["planner_failures"].as_u64().unwrap()
+    );
+    let events = std::fs::read_to_string(a.fx.path("engine/events.jsonl")).unwrap();
+    assert!(events.contains("\"event\":\"planner_failed\""), "{events}");
+    // The failed call is logged with its cost.
+    let base = a.fx.id_of("baseline");
+    let output =
+        std::fs::read_to_string(a.fx.path(&format!("logs/agent/{base}_plan_output.md"))).unwrap();
+    assert!(output.contains("529"), "{output}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_then_a_good_answer_is_retried_once_with_the_error() {
+    let a = Agentic::new(json!([idea("alpha")]));
+    let state_file = a.fx.tmp.path().join("standin.state");
+    let agent = a.agent(
+        &[("STANDIN_STATE", state_file.display().to_string())],
+        &["--mode", "garbage-then-good"],
+    );
+    let report = a.run(a.config(agent, json!({}))).await;
+    assert_eq!(report.status, EngineStatus::Stopped);
+    assert_eq!(planned_names(&a.fx), ["alpha"]);
+    let base = a.fx.id_of("baseline");
+    let retry =
+        std::fs::read_to_string(a.fx.path(&format!("logs/agent/{base}_plan_retry1_prompt.md")))
+            .expect("the retry's prompt is logged");
+    assert!(
+        retry.contains("Your previous answer was invalid"),
+        "{retry}"
+    );
+    assert!(a.fx.state().get("planner_failures").is_none());
+    // Two calls for the first round (garbage, then good), one more that says stop.
+    assert_eq!(a.calls_of("plan"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_twice_records_a_planner_failure_and_falls_back_to_nothing() {
+    let a = Agentic::new(json!([idea("alpha")]));
+    let report = a
+        .run(a.config(a.agent(&[], &["--mode", "garbage"]), json!({})))
+        .await;
+    assert_eq!(report.status, EngineStatus::Stopped);
+    assert!(
+        planned_names(&a.fx).is_empty(),
+        "{:?}",
+        planned_names(&a.fx)
+    );
+    let state = a.fx.state();
+    assert_eq!(state["planner_failures"], 1, "{state}");
+    assert_eq!(a.calls_of("plan"), 2, "the answer and its one retry");
+    let reason = state["stop_reason"].as_str().unwrap();
+    assert!(reason.contains("fallback is none"), "{reason}");
+    assert!(reason.contains("invalid after 2 attempts"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_kills_the_agents_whole_process_group() {
+    let a = Agentic::new(json!([idea("alpha")]));
+    let pids = a.fx.tmp.path().join("agent.pids");
+    let agent = a.agent(
+        &[("STANDIN_PIDFILE", pids.display().to_string())],
+        &["--mode", "hang"],
+    );
+    let report = a
+        .run(a.config(agent, json!({"agent": {"timeout_s": 1}})))
+        .await;
+    assert_eq!(report.status, EngineStatus::Stopped);
+    let text = std::fs::read_to_string(&pids).expect("the stand-in wrote its pids");
+    let pids: Vec<i32> = text
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 2, "the agent and its grandchild: {text}");
+    for pid in &pids {
+        assert!(
+            wait_until(Duration::from_secs(5), || !alive(*pid)),
+            "process {pid} of the agent's group survived the timeout"
+        );
+    }
+    let state = a.fx.state();
+    assert_eq!(state["planner_failures"], 1, "{state}");
+    assert!(
+        state["last_planner_failure"]
+            .as_str()
+            .unwrap()
+            .contains("timed out")
+            || state["last_planner_failure"]
+                .as_str()
+                .unwrap()
+                .contains("timeout"),
+        "{state}"
+    );
+    assert!(planned_names(&a.fx).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nonzero_exit_is_a_planner_failure() {
+    let a = Agentic::new(json!([idea("alpha")]));
+    let extra = with_space(json!({"agent": {"fallback": "search"},
+                                   "limits": {"max_experiments": 2}}));
+    let report = a
+        .run(a.config(a.agent(&[], &["--mode", "exit"]), extra))
+        .await;
+    assert_eq!(report.status, EngineStatus::Stopped);
+    let state = a.fx.state();
+    assert!(state["planner_failures"].as_u64().unwrap() >= 1, "{state}");
+    assert!(
+        state["last_planner_failure"]
+            .as_str()
+            .unwrap()
+            .contains("status 3"),
+        "{state}"
+    );
+    assert_eq!(
+        a.fx.node_ids().len(),
+        2,
+        "the search's follow-up: {:?}",
+        a.fx.node_ids()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_five_megabyte_reply_is_read() {
+    let a = Agentic::new(json!([idea("alpha")]));
+    let report = a
+        .run(a.config(
+            a.agent(&[], &["--mode", "huge"]),
+            json!({"limits": {"max_experiments": 2}}),
+        ))
+        .await;
+    assert_eq!(report.status, EngineStatus::Stopped);
+    assert_eq!(planned_names(&a.fx), ["alpha"]);
+    assert!(a.fx.state().get("planner_failures").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_ends_the_run_with_the_agents_reason() {
+    let a = Agentic::new(json!([idea("alpha")]));
+    let report = a
+        .run(a.config(a.agent(&[], &["--mode", "stop"]), json!({})))
+        .await;
+    assert_eq!(report.status, EngineStatus::Stopped);
+    assert!(planned_names(&a.fx).is_empty());
+    let reason = a.fx.state()["stop_reason"].as_str().unwrap().to_string();
+    assert!(
+        reason.contains("the agent answered stop: stand-in: asked to stop"),
+        "{reason}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_proposal_is_dropped() {
+    let a = Agentic::new(json!([idea("alpha"), idea("beta")]));
+    let report = a
+        .run(a.config(a.agent(&[], &["--mode", "duplicate"]), json!({})))
+        .await;
+    assert_eq!(report.status, EngineStatus::Stopped);
+    // alpha twice in the first answer, and again in the next: one node.
+    assert_eq!(planned_names(&a.fx), ["alpha"]);
+    assert!(a.calls_of("plan") >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_to_a_protected_path_fails_the_node_and_keeps_its_commit() {
+    let a = Agentic::new(json!([idea("alpha")]));
+    let agent = a.agent(
+        &[("STANDIN_PROTECTED_FILE", "bench.sh".into())],
+        &["--mode", "protected"],
+    );
+    let report = a
+        .run(a.config(agent, json!({"limits": {"max_experiments": 2}})))
+        .await;
+    assert_eq!(report.status, EngineStatus::Stopped);
+    let alpha = a.fx.id_of("alpha");
+    assert_eq!(a.fx.status(&alpha), "failed");
+    let f = a.fx.failure(&alpha);
+    assert_eq!(f["kind"], "protected_path", "{f}");
+    assert_eq!(f["phase"], "applying", "{f}");
+    let msg = f["message"].as_str().unwrap();
+    assert!(
+        msg.contains("bench.sh") && msg.contains("did not run"),
+        "{msg}"
+    );
+    // The job never ran; the commit and its ref are kept, and the repository is untouched.
+    assert!(!a.fx.run_dir(&alpha).join("stdout.log").exists());
+    assert_eq!(a.fx.launches_of(&alpha), 0);
+    let record = read_json(&a.fx.node_dir(&alpha).join("commit.json"));
+    assert_eq!(record["violations"], json!(["bench.sh"]), "{record}");
+    let commit = a.node_ref(&alpha).expect("the ref of the failed change");
+    assert_eq!(record["commit"], commit);
+    let diff = git(&a.repo, &["show", "--stat", "--format=", &commit]);
+    assert!(
+        diff.contains("bench.sh") && diff.contains("code.txt"),
+        "{diff}"
+    );
+    assert!(a.extra_worktrees().is_empty(), "{:?}", a.extra_worktrees());
+    assert_eq!(
+        std::fs::read_to_string(a.repo.join("bench.sh")).unwrap(),
+        BENCH
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cost_budget_stops_planning_and_the_queue_finishes() {
+    let a = Agentic::new(json!([
+        idea("alpha"),
+        idea("beta"),
+        idea("gamma"),
+        idea("delta")
+    ]));
+    let agent = a.agent(
+        &[("STANDIN_COST_USD", "0.5".into())],
+        &["--format", "claude"],
+    );
+    let extra = json!({"agent": {"preset": "claude"}, "limits": {"agent_cost_usd": 0.6,
+                       "max_concurrency": 2}});
+    let report = a.run(a.config(agent, extra)).await;
+    assert_eq!(report.status, EngineStatus::Stopped);
+    // One plan call ($0.50) asked for two ideas; their applies ($1.00) finished; no plan after.
+    assert_eq!(a.calls_of("plan"), 1);
+    assert_eq!(planned_names(&a.fx).len(), 2, "{:?}", planned_names(&a.fx));
+    for id in a.fx.node_ids() {
+        assert_eq!(a.fx.status(&id), "completed", "{id}");
+    }
+    let state = a.fx.state();
+    assert!(
+        (state["agent_cost"]["total"]["usd"].as_f64().unwrap() - 1.5).abs() < 1e-9,
+        "{state}"
+    );
+    let reason = state["stop_reason"].as_str().unwrap();
+    assert!(reason.contains("agent cost budget spent"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_analysis_writes_findings_that_reach_the_next_plan_prompt() {
+    let a = Agentic::new(json!([idea("alpha")]));
+    let report = a
+        .run(a.config(a.agent(&[], &[]), json!({"agent": {"analyze": true}})))
+        .await;
+    assert_eq!(report.status, EngineStatus::Stopped);
+    let base = a.fx.id_of("baseline");
+    let alpha = a.fx.id_of("alpha");
+    for id in [&base, &alpha] {
+        let r = a.fx.result(id);
+        assert_eq!(
+            r["findings"],
+            json!(["the stand-in agent read the job's output"]),
+            "{r}"
+        );
+        let md = std::fs::read_to_string(a.fx.run_dir(id).join("analysis.md")).unwrap();
+        assert!(md.contains("Stand-in analysis"), "{md}");
+    }
+    // The engine decided `improved`, not the agent.
+    assert_eq!(a.fx.result(&alpha)["improved"], true);
+    let prompt =
+        std::fs::read_to_string(a.fx.path(&format!("logs/agent/{alpha}_plan_prompt.md"))).unwrap();
+    assert!(
+        prompt.contains(&format!(
+            "[{base}] the stand-in agent read the job's output"
+        )),
+        "{prompt}"
+    );
+    assert_eq!(a.calls_of("analyze"), 2);
 }

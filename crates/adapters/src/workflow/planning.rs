@@ -68,12 +68,27 @@ impl Drop for Lead<'_> {
     }
 }
 
-/// What a parameter set (with its code) is compared by: the full parameter set and the code
-/// changes from the root to the node (see [`code_lineage`]).
-fn dedup_key(config: &crate::config::Config, params: &Map<String, Value>, code: &str) -> String {
+/// What a parameter set (with its code) is compared by: the full parameter set, and either the
+/// code change (the same instruction is never tried twice, whatever it builds on) or, for a
+/// parameter-only experiment, the code it runs (see [`code_lineage`]), so a parameter set tried
+/// on the baseline's code may be tried again on an improved one.
+fn dedup_key(
+    config: &crate::config::Config,
+    params: &Map<String, Value>,
+    changes: Option<&str>,
+    parent_code: &str,
+) -> String {
     let mut key = crate::config::canonical_params_key(&config.complete_params(params));
-    key.push('\u{1e}');
-    key.push_str(code);
+    match changes.filter(|c| !c.trim().is_empty()) {
+        Some(c) => {
+            key.push('\u{1c}');
+            key.push_str(c);
+        }
+        None => {
+            key.push('\u{1e}');
+            key.push_str(parent_code);
+        }
+    }
     key
 }
 
@@ -313,14 +328,17 @@ impl ExperimentWorkflow {
         created: &mut Vec<String>,
     ) -> Result<(), NodeError> {
         let lineage = code_lineage(nodes);
+        let code_of = |id: Option<&str>| id.and_then(|i| lineage.get(i)).map_or("", String::as_str);
         let mut seen: HashMap<String, String> = nodes
             .iter()
             .map(|n| {
-                let code = lineage.get(&n.spec.node_id).map_or("", String::as_str);
-                (
-                    dedup_key(&self.config, &n.spec.params, code),
-                    n.spec.node_id.clone(),
-                )
+                let key = dedup_key(
+                    &self.config,
+                    &n.spec.params,
+                    n.spec.changes.as_deref(),
+                    code_of(n.spec.parent_id.as_deref()),
+                );
+                (key, n.spec.node_id.clone())
             })
             .collect();
         let mut made = 0;
@@ -334,17 +352,17 @@ impl ExperimentWorkflow {
                 .clone()
                 .filter(|parent| self.nodes.get(parent).is_some())
                 .unwrap_or_else(|| from.to_string());
-            let mut code = lineage.get(&parent).cloned().unwrap_or_default();
-            if let Some(ch) = p.changes.as_deref().filter(|x| !x.trim().is_empty()) {
-                code.push('\u{1d}');
-                code.push_str(ch);
-            }
-            let key = dedup_key(&self.config, &p.params, &code);
+            let key = dedup_key(
+                &self.config,
+                &p.params,
+                p.changes.as_deref(),
+                code_of(Some(&parent)),
+            );
             if let Some(existing) = seen.get(&key) {
                 tracing::info!(
                     proposal = %p.name,
                     existing = %existing,
-                    "the planner proposed the parameters and code of an existing node: dropped"
+                    "the planner proposed an existing node again (same parameters, same code change or code): dropped"
                 );
                 continue;
             }
