@@ -4,8 +4,9 @@
 //! `examples/agent-demo` (see `docs/agent.md`).
 //!
 //! - `plan`: proposes the ideas of an ideas file (`--ideas FILE` or `STANDIN_IDEAS`) whose name
-//!   does not appear in the prompt yet, as many as the prompt's `Free slots: N` line asks for;
-//!   `stop` when none is left.
+//!   does not appear in the prompt yet, as many as the prompt's `Free slots: N` line asks for,
+//!   each building on the best node so far (the last id of the prompt's path from the baseline
+//!   to the best; the node planned from when there is none); `stop` when none is left.
 //! - `apply`: finds the idea whose `changes` text is in the prompt and really edits the files in
 //!   its working directory (each edit: `file`, `find`, `replace`; the text must be found).
 //! - `analyze`: a short analysis with one finding.
@@ -116,6 +117,15 @@ fn proposal(idea: &Idea) -> Value {
            "changes": idea.changes})
 }
 
+/// The best node of the plan prompt: the last id of its path from the baseline to the best.
+fn best_node(prompt: &str) -> Option<String> {
+    let line = section(prompt, "Path from the baseline to the best")
+        .into_iter()
+        .next()?;
+    let last = line.rsplit('→').next()?.trim();
+    (!last.is_empty() && last.starts_with(|c: char| c.is_ascii_digit())).then(|| last.to_string())
+}
+
 fn plan(prompt: &str, opts: &Options) -> Result<Value> {
     if opts.mode == "stop" {
         return Ok(json!({"action": "stop", "reasoning": "stand-in: asked to stop"}));
@@ -135,10 +145,15 @@ fn plan(prompt: &str, opts: &Options) -> Result<Value> {
     if fresh.is_empty() {
         return Ok(json!({"action": "stop", "reasoning": "stand-in: every idea has been tried"}));
     }
+    let best = best_node(prompt);
     let experiments: Vec<Value> = fresh
         .iter()
         .take(free_slots(prompt))
-        .map(|i| proposal(i))
+        .map(|i| {
+            let mut p = proposal(i);
+            p["parent"] = json!(best);
+            p
+        })
         .collect();
     let mut reasoning = format!("stand-in: {} untried idea(s) left", fresh.len());
     if opts.mode == "huge" {
