@@ -11,7 +11,16 @@ use crate::paths::EnginePaths;
 /// A held engine lock; released when dropped (or when the process dies).
 #[derive(Debug)]
 pub struct EngineLock {
-    _file: File,
+    file: File,
+}
+
+impl Drop for EngineLock {
+    /// Unlocks explicitly: a child forked by another thread between our `open` and its `exec`
+    /// holds a copy of the descriptor, and closing ours alone would leave the lock held until
+    /// that child execs.
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
 }
 
 /// Takes the workdir's lock, or fails with [`EngineError::Locked`] naming the holder's pid.
@@ -41,7 +50,7 @@ pub fn acquire(workdir: &Path) -> Result<EngineLock, EngineError> {
         file.sync_all()
     })();
     write.map_err(|e| EngineError::io(&path, e))?;
-    Ok(EngineLock { _file: file })
+    Ok(EngineLock { file })
 }
 
 /// The pid of the engine holding the workdir's lock, or `None` when the lock is free.

@@ -110,6 +110,22 @@ pub enum Command {
         /// The folder (default: the current directory).
         dir: Option<PathBuf>,
     },
+    /// Live web dashboard of a workdir, or of every workdir under a folder (read-only unless
+    /// --allow-control).
+    Serve {
+        /// A workdir, or a folder of workdirs (default: the current directory).
+        path: Option<PathBuf>,
+        /// Address to listen on; anything but a loopback address makes every request need the
+        /// token printed at start.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: String,
+        /// Port (0: any free port).
+        #[arg(long, default_value_t = crate::serve::server::DEFAULT_PORT)]
+        port: u16,
+        /// Let the page bump, drop and stop (with the token printed at start).
+        #[arg(long)]
+        allow_control: bool,
+    },
 }
 
 /// `queue` actions.

@@ -20,9 +20,13 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    if !matches!(cli.command, None | Some(Command::Run(_))) {
+    if !matches!(
+        cli.command,
+        None | Some(Command::Run(_)) | Some(Command::Serve { .. })
+    ) {
         // Printing commands end quietly when the reader goes away (`supervisor status wd | head`)
-        // instead of panicking in `println!`. `run` and the session keep SIGPIPE ignored.
+        // instead of panicking in `println!`. `run`, `serve` and the session keep SIGPIPE
+        // ignored.
         // SAFETY: restoring a signal's default disposition before any thread is started.
         unsafe {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
@@ -142,6 +146,17 @@ fn dispatch(cli: Cli) -> Result<i32> {
             print!("{}", repair::repair(&workdir, dry_run)?);
             Ok(0)
         }
+        Command::Serve {
+            path,
+            bind,
+            port,
+            allow_control,
+        } => autoresearch_supervisor::serve::run(&autoresearch_supervisor::serve::ServeOptions {
+            path: path.unwrap_or_else(|| ".".into()),
+            bind,
+            port,
+            allow_control,
+        }),
         Command::List { dir } => {
             let dir = dir.unwrap_or_else(|| ".".into());
             print!(
