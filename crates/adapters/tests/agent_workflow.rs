@@ -432,6 +432,44 @@ async fn the_cost_budget_stops_planning_and_the_queue_finishes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_and_ask_costs_count_against_the_same_budget() {
+    use autoresearch_adapters::agent::cost_log::{self, AgentCostSummary, CostLine};
+    use autoresearch_adapters::agent::{AgentPhase, Cost};
+    let a = Agentic::new(json!([idea("alpha")]));
+    // An earlier `supervisor ask` cost $0.70 (logs/agent/costs.jsonl): with a budget of $0.60
+    // the planner is never called; the baseline still runs.
+    std::fs::create_dir_all(&a.fx.wd).unwrap();
+    cost_log::append(
+        &a.fx.wd,
+        &CostLine {
+            at: "2026-12-01T10:00:00Z".into(),
+            phase: AgentPhase::Ask,
+            ok: true,
+            cost: Cost {
+                usd: Some(0.7),
+                calls: 1,
+                ..Cost::default()
+            },
+        },
+    )
+    .unwrap();
+    let agent = a.agent(&[], &[]);
+    let extra = json!({"limits": {"agent_cost_usd": 0.6}});
+    let report = a.run(a.config(agent, extra)).await;
+    assert_eq!(report.status, EngineStatus::Stopped);
+    assert_eq!(a.calls_of("plan"), 0);
+    assert_eq!(a.fx.node_ids(), vec![a.fx.id_of("baseline")]);
+    let state = a.fx.state();
+    let reason = state["stop_reason"].as_str().unwrap();
+    assert!(
+        reason.contains("agent cost budget spent ($0.7 of"),
+        "{reason}"
+    );
+    let total = AgentCostSummary::of(None, &a.fx.wd).unwrap().total;
+    assert_eq!((total.usd, total.calls), (Some(0.7), 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_analysis_writes_findings_that_reach_the_next_plan_prompt() {
     let a = Agentic::new(json!([idea("alpha")]));
     let report = a

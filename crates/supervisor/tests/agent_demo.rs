@@ -89,6 +89,21 @@ fn the_agent_demo_finds_a_faster_commit_than_the_baseline() {
     assert!(cost.by_phase[&AgentPhase::Plan].calls >= 1);
     assert!(cost.by_phase[&AgentPhase::Apply].calls >= 1);
 
+    // The cost is one figure, in `status` and `summary.md` alike.
+    let status = Command::new(env!("CARGO_BIN_EXE_supervisor"))
+        .arg("status")
+        .arg(&wd)
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    let calls = format!("{} calls", cost.total.calls);
+    assert!(status.contains(&format!("agent cost: {calls}")), "{status}");
+    let summary = fs::read_to_string(wd.join("summary.md")).unwrap();
+    assert!(
+        summary.contains(&format!("- Agent cost: {calls}")),
+        "{summary}"
+    );
+
     // The best experiment's code is a real commit, kept under the run's ref.
     let commit: NodeCommit = serde_json::from_slice(
         &fs::read(wd.join("engine/nodes").join(&best).join("commit.json")).unwrap(),

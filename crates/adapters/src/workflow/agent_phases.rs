@@ -17,6 +17,7 @@ use super::events::NodeEvent;
 use super::lifecycle::{Fail, Stop, tail};
 use super::workspace::ws_stop;
 use super::{ExperimentWorkflow, Notice, now_millis};
+use crate::agent::cost_log::AgentCostSummary;
 use crate::agent::journal::CallJournal;
 use crate::agent::step_prompts::{
     AnalyzeContext, ApplyContext, render_analyze_prompt, render_apply_prompt,
@@ -37,6 +38,14 @@ impl ExperimentWorkflow {
         if let Err(e) = self.ledger.add_agent_cost(node, phase, cost) {
             tracing::warn!(node, "could not record the agent's cost in state.json: {e}");
         }
+    }
+
+    /// Dollars the agent has cost the run so far: the engine's calls (`state.json`) plus the
+    /// supervisor's `report`/`ask` calls (`logs/agent/costs.jsonl`), the figure
+    /// `limits.agent_cost_usd` is checked against.
+    pub(crate) fn agent_spent_usd(&self) -> f64 {
+        let state = self.ledger.snapshot();
+        AgentCostSummary::spent_usd(state.agent_cost.as_ref(), &self.wd.root)
     }
 
     /// Rebuilds `agent_cost` from the call journals of every node (at start, before anything
@@ -221,7 +230,7 @@ impl ExperimentWorkflow {
             return Ok(());
         }
         if let Some(budget) = self.config.limits.agent_cost_usd
-            && self.ledger.agent_spent_usd() >= budget
+            && self.agent_spent_usd() >= budget
         {
             tracing::info!(node = id, "agent cost budget spent: no analysis");
             return Ok(());
@@ -342,6 +351,6 @@ impl RoundBook for ExperimentWorkflow {
     }
 
     fn spent_usd(&self) -> f64 {
-        self.ledger.agent_spent_usd()
+        self.agent_spent_usd()
     }
 }

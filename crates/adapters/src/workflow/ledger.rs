@@ -228,15 +228,6 @@ impl Ledger {
         self.change(|f| f.state.agent_cost = Some(book))
     }
 
-    /// Dollars the agent has cost so far.
-    pub fn agent_spent_usd(&self) -> f64 {
-        self.file()
-            .state
-            .agent_cost
-            .as_ref()
-            .map_or(0.0, |b| b.total.usd_or_zero())
-    }
-
     /// Counts a planning round whose agent failed and fell back.
     pub fn count_planner_failure(&self, message: &str) -> Result<(), NodeError> {
         self.change(|f| {

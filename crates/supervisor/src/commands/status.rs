@@ -198,7 +198,7 @@ pub fn gather(workdir: &Path) -> Result<StatusReport> {
         limits: config.as_ref().and_then(|c| c.get("limits").cloned()),
         stop_reason: run.as_ref().and_then(|r| r.stop_reason.clone()),
         message,
-        agent_cost: AgentCostSummary::load(workdir),
+        agent_cost: AgentCostSummary::of(run.as_ref().and_then(|r| r.agent_cost.as_ref()), workdir),
     })
 }
 
