@@ -309,6 +309,9 @@ pub struct RunState {
     pub last_planner_failure: Option<String>,
 }
 
+/// The file name of [`NodeCommit`] in the node's folder.
+pub const NODE_COMMIT_FILE: &str = "commit.json";
+
 /// `engine/nodes/<id>/commit.json`: the code an experiment ran, in a run with a workspace.
 /// Written when its worktree is ready (a parameter-only experiment) or when its code change is
 /// committed (after `apply`).

@@ -61,6 +61,14 @@ fn dispatch(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
+        Command::Show { workdir, id } => {
+            autoresearch_supervisor::commands::require_workdir(&workdir)
+                .map_err(Exit::bad_input_err)?;
+            let text = autoresearch_supervisor::interactive::inspect::show(&workdir, &id)
+                .map_err(Exit::bad_input_err)?;
+            print!("{text}");
+            Ok(0)
+        }
         Command::Queue { workdir, action } => match action.unwrap_or(QueueAction::List) {
             QueueAction::List => {
                 let entries = queue::list(&workdir).map_err(Exit::bad_input_err)?;

@@ -161,6 +161,41 @@ fn the_agent_demo_finds_a_faster_commit_than_the_baseline() {
         "only the main worktree is left: {worktrees}"
     );
 
+    // `supervisor show` and report.md show the code change against the parent and the
+    // baseline; report.md says how to check the best commit out.
+    let show = Command::new(env!("CARGO_BIN_EXE_supervisor"))
+        .arg("show")
+        .arg(&wd)
+        .arg(&best)
+        .output()
+        .unwrap();
+    assert!(show.status.success(), "{show:?}");
+    let show = String::from_utf8_lossy(&show.stdout);
+    assert!(show.contains(&commit.ref_name), "{show}");
+    assert!(show.contains("code against its parent"), "{show}");
+    assert!(show.contains("diff --git a/slow.py b/slow.py"), "{show}");
+    let report = fs::read_to_string(wd.join("report.md")).unwrap();
+    let checkout = format!(
+        "git -C {} worktree add --detach ../demo.repo-{best} {}",
+        repo.display(),
+        commit.ref_name
+    );
+    assert!(report.contains(&checkout), "{report}");
+    assert!(report.contains("```diff\n"), "{report}");
+    // The command really checks the best code out.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(&checkout)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let checked = tmp.path().join(format!("demo.repo-{best}"));
+    assert_eq!(git(&checked, &["rev-parse", "HEAD"]), commit.commit);
+    git(
+        &repo,
+        &["worktree", "remove", "--force", checked.to_str().unwrap()],
+    );
+
     // Again on the same workdir: the finished run is reported, nothing runs again.
     run_demo(&wd);
     let again = state(&wd);

@@ -30,7 +30,7 @@ use crate::model::{FailureKind, NodeCommit, NodeSpec, NodeStatus};
 use crate::workspace::{Workspace, WorkspaceError};
 
 /// The file of a node's commit record.
-pub(crate) const COMMIT_FILE: &str = "commit.json";
+pub(crate) const COMMIT_FILE: &str = crate::model::NODE_COMMIT_FILE;
 
 /// A workspace error in `phase`: the engine's own files failing is the environment's fault
 /// (retried); anything else fails the experiment with `kind`.
