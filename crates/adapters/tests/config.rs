@@ -1117,3 +1117,38 @@ async fn hand_added_specs_are_checked_against_the_search_space() {
     );
     assert_eq!(fx.status("901_good"), "completed");
 }
+
+/// Every shipped example configuration (`examples/*/config*.json`) parses and validates, so the
+/// examples that cannot run in CI (they need a paid agent CLI) still match the code.
+#[test]
+fn every_example_configuration_parses() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut checked = Vec::new();
+    for dir in std::fs::read_dir(&examples).unwrap() {
+        let dir = dir.unwrap().path();
+        let Ok(files) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for f in files {
+            let f = f.unwrap().path();
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            if name.starts_with("config") && name.ends_with(".json") {
+                if let Err(e) = autoresearch_adapters::config::Config::load(&f) {
+                    panic!("{}: {e}", f.display());
+                }
+                checked.push(f);
+            }
+        }
+    }
+    for must in [
+        "quickstart/config.json",
+        "agent-demo/config.example.json",
+        "agent-claude/config.json",
+        "agent-codex/config.json",
+    ] {
+        assert!(
+            checked.iter().any(|p| p.ends_with(must)),
+            "{must} not checked: {checked:?}"
+        );
+    }
+}
