@@ -7,7 +7,7 @@
 #   missing; needs root), and stops it again at the end;
 # - runs every test, the `#[ignore = "needs slurm"]` ones included (`--include-ignored`): they
 #   fail when Slurm is not usable. Set AUTORESEARCH_SKIP_SLURM=1 to run without Slurm (then the
-#   ignored tests are left out: `cargo test` lists them as ignored).
+#   Slurm tests are left out: `cargo test` lists them as ignored; the browser tests still run).
 # - installs with apt-get what is missing (needs root): git and python3 (the workspace tests
 #   make real git worktrees; the agent-demo example, crates/supervisor/tests/agent_demo.rs, runs
 #   a Python program); Debian's chromium and chromium-driver, for the dashboard's browser tests
@@ -45,10 +45,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ignored=--include-ignored
 if [ "${AUTORESEARCH_SKIP_SLURM:-0}" = 1 ]; then
-  ignored=
+  cargo test --workspace --all-targets -- --test-threads=2
+  # Without Slurm the browser tests still run (they are the other ignored kind).
+  cargo test -p autoresearch-supervisor --test serve_browser -- --test-threads=2 --include-ignored
+else
+  cargo test --workspace --all-targets -- --test-threads=2 --include-ignored
 fi
-cargo test --workspace --all-targets -- --test-threads=2 $ignored
 # `--all-targets` skips doctests: run them too.
 cargo test --workspace --doc -- --test-threads=2

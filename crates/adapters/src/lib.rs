@@ -8,6 +8,7 @@ pub mod executor;
 pub mod metrics;
 pub mod model;
 pub mod planner;
+pub mod reanalyze;
 pub mod repair;
 pub mod session;
 pub mod workdir;

@@ -1,4 +1,4 @@
-//! Metrics protocol (design §3): a job reports metrics by printing `METRIC <name>=<number>`
+//! Metrics protocol (`docs/adapters.md`, "Jobs"): a job reports metrics by printing `METRIC <name>=<number>`
 //! lines on stdout or stderr and/or by writing a JSON object `{name: number}` to
 //! `$AUTORESEARCH_RUN_DIR/metrics.json`. The last value of a name wins; sources are read in the
 //! order `stdout.log`, `stderr.log`, `metrics.json`, so later sources win.

@@ -1,4 +1,4 @@
-//! Types of the experiment workdir files (design §3): node spec, status, result, failure,
+//! Types of the experiment workdir files (`docs/workdir-format.md`): node spec, status, result, failure,
 //! job record, tree and run-level state. Readers (the supervisor's views) use the same types.
 
 use std::collections::BTreeMap;
@@ -295,6 +295,10 @@ pub struct RunState {
     pub next_index: u64,
     /// Why the run stopped, when it did.
     pub stop_reason: Option<String>,
+    /// Set when the run stopped early because its first experiments failed (see
+    /// `docs/resume.md`, "Fail-fast"); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_fast: Option<FailFast>,
     /// RFC 3339.
     pub updated_at: String,
     /// What the coding agent's calls cost, per run, phase and node (absent until one is made).
@@ -334,3 +338,29 @@ pub struct NodeCommit {
     /// RFC 3339.
     pub created_at: String,
 }
+
+/// Why a run failed fast (`state.json`'s `fail_fast`): while no experiment of the run has
+/// completed, the baseline failed, or [`FAIL_FAST_AFTER`] experiments failed with the same kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailFast {
+    /// The failure kind they share.
+    pub kind: FailureKind,
+    /// The failed nodes the verdict rests on, oldest first.
+    pub nodes: Vec<String>,
+    /// Whether the baseline is among them.
+    pub baseline: bool,
+    /// The primary metric the run looks for (`objective.metric`).
+    pub metric: String,
+    /// The message of the latest of these failures.
+    pub message: String,
+    /// Metric names the failed jobs did report (sorted; `missing_metric` only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics_seen: Vec<String>,
+    /// The reported metric that is probably the one meant (the only one reported, or one
+    /// whose name is close to `metric`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggested_metric: Option<String>,
+}
+
+/// How many experiments failing with the same kind (while none has completed) stop a run.
+pub const FAIL_FAST_AFTER: usize = 3;

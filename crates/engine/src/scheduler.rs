@@ -166,9 +166,7 @@ impl<W: Workflow> Scheduler<W> {
                 _ = tick.tick() => {}
             }
             if let Some(e) = self.writer.take_failure() {
-                self.begin_interrupt(Some(format!(
-                    "{e}; the engine stopped because it cannot write its files (fix the cause and start it again)"
-                )));
+                self.begin_interrupt(Some(write_failure_reason(&e)));
             }
             self.housekeeping().await;
             self.maybe_write();
@@ -519,6 +517,11 @@ impl<W: Workflow> Scheduler<W> {
     async fn finish(mut self) -> Result<RunReport, EngineError> {
         // Specs handed over by specs that ran until the end belong in the final checkpoint.
         self.take_handed();
+        // A write that failed in the background while the last specs ran: the run ends
+        // interrupted (its checkpoint is not final), not with an error.
+        if let Some(e) = self.writer.take_failure() {
+            self.begin_interrupt(Some(write_failure_reason(&e)));
+        }
         let status = if self.interrupted {
             EngineStatus::Interrupted
         } else {
@@ -540,14 +543,24 @@ impl<W: Workflow> Scheduler<W> {
         // The final checkpoint is never skipped: if a hand edit arrived meanwhile, apply it first.
         self.wait_writer().await;
         self.check_live_edit();
-        if let Err(e) = self.flush_now(status).await {
-            if self.interrupted && reason.is_some() {
-                // Already stopping because writes fail: the last checkpoint written stays valid.
+        let (status, reason) = match self.flush_now(status).await {
+            Ok(()) => (status, reason),
+            // Already stopping because writes fail: the last checkpoint written stays valid.
+            Err(e) if self.interrupted && reason.is_some() => {
                 tracing::error!("final checkpoint not written: {e}");
-            } else {
-                return Err(e);
+                (status, reason)
             }
-        }
+            // The final checkpoint failed on its own: the run is interrupted, not finished,
+            // and resuming it starts from the last checkpoint that was written.
+            Err(e) => {
+                let why = write_failure_reason(&e);
+                tracing::error!("final checkpoint not written: {why}");
+                self.events().record(&Event::EngineInterrupted {
+                    reason: Some(why.clone()),
+                });
+                (EngineStatus::Interrupted, Some(why))
+            }
+        };
         let counts = self.state(status).counts;
         let (checkpoint_writes, checkpoint_bytes) = self.writer.stats();
         tracing::info!(status = status.as_str(), ?counts, "engine finished");
@@ -559,6 +572,13 @@ impl<W: Workflow> Scheduler<W> {
             checkpoint_bytes,
         })
     }
+}
+
+/// The stop reason of a run whose files cannot be written.
+fn write_failure_reason(e: &dyn std::fmt::Display) -> String {
+    format!(
+        "{e}; the engine stopped because it cannot write its files (fix the cause and start it again)"
+    )
 }
 
 /// The live queue as seen by the queue commands.

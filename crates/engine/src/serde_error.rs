@@ -110,10 +110,7 @@ pub fn message(e: &serde_json::Error) -> String {
 /// "invalid type: X, expected Y" into "expected Y, found X", Rust type names into words, and
 /// joins the message on one line.
 pub fn humanize(message: &str, syntax: Syntax) -> String {
-    let msg = match message.rfind(" at line ") {
-        Some(i) if message[i..].contains(" column ") => &message[..i],
-        _ => message,
-    };
+    let msg = strip_position(message);
     let (object, array) = match syntax {
         Syntax::Json => ("a JSON object", "a JSON array"),
         Syntax::Toml => ("a table", "an array"),
@@ -175,6 +172,14 @@ pub fn humanize(message: &str, syntax: Syntax) -> String {
         .join("; ")
 }
 
+/// `message` without serde_json's " at line L column C" suffix.
+pub fn strip_position(message: &str) -> &str {
+    match message.rfind(" at line ") {
+        Some(i) if message[i..].contains(" column ") => &message[..i],
+        _ => message,
+    }
+}
+
 /// 1-based line and column (in characters) of byte `offset` in `text`.
 pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let mut offset = offset.min(text.len());
@@ -188,21 +193,25 @@ pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-/// The known word closest to `word` (at most two edits away, or clearly similar), for a
-/// "did you mean" hint.
+/// The known word closest to `word` (at most two edits away, clearly similar, or abbreviated
+/// as in `lin` for `linear`), for a "did you mean" hint. An abbreviation wins over an edit.
 pub fn did_you_mean<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+    let abbreviates = |k: &str| word.len() >= 2 && k.starts_with(word) && k != word;
     known
         .iter()
         .map(|k| {
             (
+                !abbreviates(k),
                 strsim::levenshtein(word, k),
                 strsim::jaro_winkler(word, k),
                 *k,
             )
         })
-        .filter(|(d, jw, _)| *d <= 2 || *jw >= 0.9)
-        .min_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)))
-        .map(|(_, _, k)| k)
+        .filter(|(not_abbrev, d, jw, k)| {
+            !*not_abbrev || ((*d <= 2 && *d < k.len().max(word.len())) || *jw >= 0.9)
+        })
+        .min_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)).then(b.2.total_cmp(&a.2)))
+        .map(|(_, _, _, k)| k)
 }
 
 /// "unknown key `colour` (did you mean `color`?); expected one of: a, b".

@@ -220,6 +220,7 @@ fn generate(root: &Path, n: usize, seed: u64) {
             planner_rounds: n as u64 / 2,
             next_index: n as u64,
             stop_reason: None,
+            fail_fast: None,
             updated_at: "2026-01-01T00:00:00Z".into(),
             ..RunState::default()
         },

@@ -237,9 +237,7 @@ fn generate(root: &Path, n: usize, jobs: usize) {
         next_index: n as u64,
         stop_reason: None,
         updated_at: now.into(),
-        agent_cost: None,
-        planner_failures: 0,
-        last_planner_failure: None,
+        ..RunState::default()
     })
     .expect("state to JSON");
     state["recorded"] = json!(recorded);

@@ -1,4 +1,4 @@
-//! Benchmark of `supervisor status` (design §6: under 300 ms on a workdir of 10,000 nodes).
+//! Benchmark of `supervisor status` (`docs/performance.md`: under 300 ms on a workdir of 10,000 nodes).
 //!
 //! Generates a workdir of N nodes (default 10,000) with the model types: node files
 //! (`spec.json`, `status.txt`, `result.json` or `failure.json`), `runs/<id>/job.json` for the
@@ -244,6 +244,7 @@ fn generate(root: &Path, n: usize) {
             planner_rounds: n as u64 / 2,
             next_index: n as u64,
             stop_reason: None,
+            fail_fast: None,
             updated_at: now.into(),
             ..RunState::default()
         },

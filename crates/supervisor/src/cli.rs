@@ -43,7 +43,7 @@ pub enum Command {
         /// The experiment's node id (e.g. `004_closed_form`).
         id: String,
     },
-    /// List, bump or drop queued experiments (live or offline).
+    /// List, bump, drop or add queued experiments (live or offline).
     Queue {
         /// The workdir.
         workdir: PathBuf,
@@ -105,6 +105,30 @@ pub enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// Run failed experiments again, as new experiments with the same parameters (and code
+    /// change), linked to the failed ones (which stay failed). Each counts against
+    /// max_experiments.
+    Retry {
+        /// The workdir.
+        workdir: PathBuf,
+        /// Failed experiments to retry (node ids).
+        #[arg(required_unless_present = "all_failed", conflicts_with = "all_failed")]
+        ids: Vec<String>,
+        /// Retry every failed experiment that is not retried already.
+        #[arg(long)]
+        all_failed: bool,
+    },
+    /// Re-read every finished experiment's metrics from its run files, optionally with another
+    /// primary metric name (objective.metric), judge improvements again and rebuild state.json
+    /// and the views. Refused while an engine runs.
+    Reanalyze {
+        /// The workdir.
+        workdir: PathBuf,
+        /// The new objective.metric (as the job prints it: `METRIC <name>=<number>`); default:
+        /// the current one.
+        #[arg(long)]
+        metric: Option<String>,
+    },
     /// Rebuild engine/checkpoint.json and engine/tree.json from the node files.
     Repair {
         /// The workdir.
@@ -154,6 +178,42 @@ pub enum QueueAction {
         /// Node id.
         id: String,
     },
+    /// Add an experiment by hand: `add NAME param=value …` (parameters left out take the
+    /// baseline's value). Refused if an experiment with these parameters exists.
+    Add(AddArgs),
+}
+
+/// `queue add` (and the session's `add`) arguments.
+#[derive(Debug, Clone, Args, PartialEq)]
+pub struct AddArgs {
+    /// The experiment's name (its id is `add-<time>-<name>`).
+    pub name: String,
+    /// Parameter values, `param=value`, each read like `--baseline`.
+    #[arg(value_name = "PARAM=VALUE")]
+    pub params: Vec<String>,
+    /// Queue priority, lower runs first (default -100: after the baseline, before the
+    /// planner's proposals).
+    #[arg(long, allow_negative_numbers = true)]
+    pub priority: Option<f64>,
+    /// The experiment it follows from (a node id), shown as its parent in the tree.
+    #[arg(long)]
+    pub parent: Option<String>,
+    /// Why it is worth running (default "added by hand").
+    #[arg(long)]
+    pub hypothesis: Option<String>,
+}
+
+impl AddArgs {
+    /// The request `queue add` carries out.
+    pub fn request(&self) -> crate::commands::queue_add::AddRequest {
+        crate::commands::queue_add::AddRequest {
+            name: self.name.clone(),
+            assignments: self.params.clone(),
+            priority: self.priority,
+            parent: self.parent.clone(),
+            hypothesis: self.hypothesis.clone(),
+        }
+    }
 }
 
 /// `run` arguments.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Result;
 use autoresearch_supervisor::cli::{Cli, Command, QueueAction};
 use autoresearch_supervisor::commands::{
-    ask, export, final_report, list, queue, repair, run, status, stop,
+    ask, export, final_report, list, queue, queue_add, reanalyze, repair, retry, run, status, stop,
 };
 use autoresearch_supervisor::exit::{Exit, code_of};
 use clap::Parser;
@@ -89,7 +89,23 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 );
                 Ok(0)
             }
+            QueueAction::Add(args) => {
+                println!("{}", queue_add::add(&workdir, &args.request())?);
+                Ok(0)
+            }
         },
+        Command::Retry {
+            workdir,
+            ids,
+            all_failed,
+        } => {
+            print!("{}", retry::retry(&workdir, &ids, all_failed)?);
+            Ok(0)
+        }
+        Command::Reanalyze { workdir, metric } => {
+            print!("{}", reanalyze::run(&workdir, metric.as_deref())?);
+            Ok(0)
+        }
         Command::Stop { workdir, timeout_s } => {
             autoresearch_supervisor::commands::require_workdir(&workdir)
                 .map_err(Exit::bad_input_err)?;

@@ -240,3 +240,43 @@ fn typing_mistakes_get_an_answer_not_a_crash() {
     command(&mut s, "quit", "No engine is running");
     s.exp_eof().unwrap();
 }
+
+#[test]
+fn add_retry_and_reanalyze_work_in_the_session() {
+    let lab = Lab::new();
+    lab.configure(1, 4);
+    lab.open_gate();
+    let out = Command::new(supervisor())
+        .args(["run", lab.wd.to_str().unwrap(), "--no-render"])
+        .current_dir(&lab.root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut s = lab.session();
+    answer(&mut s, "Resume the run now? [Y/n]", "n");
+    prompt(&mut s);
+    command(&mut s, "add big x=500", "expected an integer from 1 to 100");
+    command(
+        &mut s,
+        "add big x=50 --hypothesis 'fifty'",
+        "added to the queue",
+    );
+    command(&mut s, "queue", "-100  add-");
+    command(&mut s, "retry 000_baseline", "not failed");
+    command(&mut s, "retry --all-failed", "nothing to retry");
+    command(
+        &mut s,
+        "reanalyze --metric 'no good'",
+        "expected a metric name",
+    );
+    command(&mut s, "reanalyze", "objective.metric: `score` (unchanged)");
+    command(&mut s, "start", "engine started in the background");
+    pty::wait_until("the hand-added experiment to run", || {
+        let st = lab.status();
+        (st["status"] != "running" && st["counts"]["completed"] == 3).then_some(())
+    });
+}

@@ -155,6 +155,7 @@ impl Wd {
                 planner_rounds: 3,
                 next_index: 6,
                 stop_reason: None,
+                fail_fast: None,
                 updated_at: "2026-01-01T00:00:00Z".into(),
                 ..RunState::default()
             },

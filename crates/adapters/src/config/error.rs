@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use autoresearch_engine::serde_error;
+
 use super::resume::{self, FieldDiff};
 
 /// Errors of loading, validating, merging and rendering a configuration.
@@ -113,50 +115,6 @@ fn show_location(line: Option<usize>, column: Option<usize>) -> String {
     }
 }
 
-/// Removes serde_json's " at line L column C" suffix from a message.
-pub(crate) fn strip_json_location(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) if message[i..].contains(" column ") => humanize(&message[..i]),
-        _ => humanize(message),
-    }
-}
-
-/// Rewrites serde's Rust-flavoured words in a parser message (`expected u64`, `sequence`) in
-/// the file's terms, on one line.
-pub(crate) fn humanize(message: &str) -> String {
-    const WORDS: [(&str, &str); 10] = [
-        ("expected usize", "expected a non-negative integer"),
-        ("expected u64", "expected a non-negative integer"),
-        ("expected u32", "expected a non-negative integer"),
-        ("expected i64", "expected an integer"),
-        ("expected f64", "expected a number"),
-        ("expected a map", "expected an object"),
-        ("expected a sequence", "expected an array"),
-        ("expected a boolean", "expected true or false"),
-        ("invalid type: sequence", "invalid type: array"),
-        ("invalid type: map", "invalid type: object"),
-    ];
-    let mut out = message.trim().to_string();
-    for (from, to) in WORDS {
-        out = out.replace(from, to);
-    }
-    out.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-/// 1-based line and column of a byte offset.
-pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before[line_start..].chars().count() + 1;
-    (line, column)
-}
-
 pub(crate) fn show_path(path: &serde_path_to_error::Path) -> String {
     let s = path.to_string();
     if s == "." {
@@ -166,10 +124,11 @@ pub(crate) fn show_path(path: &serde_path_to_error::Path) -> String {
     }
 }
 
-/// Rewrites serde's "unknown field" and "unknown variant" messages: names the key or value,
+/// Explains serde's "unknown field" and "unknown variant" messages: names the key or value,
 /// adds a "did you mean" for a near miss and lists what is expected, in the file's terms.
-/// Returns the key of an unknown field (to complete the field path) with the new message.
-pub(crate) fn explain_unknown(message: &str) -> (Option<String>, String) {
+/// Returns the key of an unknown field (to complete the field path) with the new message, or
+/// None for any other message.
+pub(crate) fn explain_unknown(message: &str) -> Option<(Option<String>, String)> {
     for (prefix, what) in [("unknown field `", "key"), ("unknown variant `", "value")] {
         let Some(rest) = message.strip_prefix(prefix) else {
             continue;
@@ -190,29 +149,14 @@ pub(crate) fn explain_unknown(message: &str) -> (Option<String>, String) {
             format!("expected one of: {}", expected.join(", "))
         };
         let key = (what == "key").then(|| word.to_string());
-        return (key, format!("unknown {what} `{word}`{hint}; {list}"));
+        return Some((key, format!("unknown {what} `{word}`{hint}; {list}")));
     }
-    (None, message.to_string())
+    None
 }
 
 /// ` (did you mean `x`?)` when `word` is close to one of `known`, else empty.
 pub(crate) fn did_you_mean(word: &str, known: &[&str]) -> String {
-    let close = |k: &str| {
-        let d = strsim::damerau_levenshtein(word, k);
-        // An abbreviation (`lin` for `linear`) counts as close too.
-        let abbreviation = word.len() >= 2 && k.starts_with(word);
-        (d <= 2.max(k.len() / 3) && d < k.len().max(word.len())) || abbreviation
-    };
-    known
-        .iter()
-        .filter(|k| close(k))
-        .map(|k| {
-            (
-                (!k.starts_with(word), strsim::damerau_levenshtein(word, k)),
-                *k,
-            )
-        })
-        .min_by_key(|(rank, _)| *rank)
-        .map(|(_, k)| format!(" (did you mean `{k}`?)"))
+    serde_error::did_you_mean(word, known)
+        .map(|k| format!(" (did you mean `{k}`?)"))
         .unwrap_or_default()
 }

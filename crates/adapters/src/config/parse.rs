@@ -6,9 +6,9 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::error::{
-    ConfigError, explain_unknown, humanize, line_column, show_path, strip_json_location,
-};
+use autoresearch_engine::serde_error::{self, Syntax, line_column};
+
+use super::error::{ConfigError, explain_unknown, show_path};
 use super::types::Config;
 use super::values::found;
 
@@ -20,7 +20,7 @@ impl Config {
             format: "JSON",
             line: e.line().max(1),
             column: e.column().max(1),
-            message: strip_json_location(&e.to_string()),
+            message: serde_error::message(&e),
         })?;
         check_root(&value, origin, "a JSON object")?;
         let mut de = serde_json::Deserializer::from_str(text);
@@ -31,7 +31,8 @@ impl Config {
             invalid(
                 origin,
                 path,
-                &strip_json_location(&inner.to_string()),
+                serde_error::strip_position(&inner.to_string()),
+                Syntax::Json,
                 located.then_some(inner.line()),
                 located.then_some(inner.column().max(1)),
             )
@@ -51,7 +52,7 @@ impl Config {
                 format: "TOML",
                 line,
                 column,
-                message: humanize(e.message()),
+                message: serde_error::humanize(e.message(), Syntax::Toml),
             }
         })?;
         let value = serde_json::to_value(&table).map_err(|e| ConfigError::Invalid {
@@ -70,7 +71,8 @@ impl Config {
                 invalid(
                     origin,
                     path,
-                    &humanize(inner.message()),
+                    inner.message(),
+                    Syntax::Toml,
                     location.map(|l| l.0),
                     location.map(|l| l.1),
                 )
@@ -103,15 +105,18 @@ impl Config {
 }
 
 /// An [`ConfigError::Invalid`] from a deserializer's message: an unknown key is added to the
-/// field path and explained (with a "did you mean").
+/// field path and explained (with a "did you mean"); any other message is put in the file's
+/// terms.
 fn invalid(
     origin: &Path,
     mut path: String,
     message: &str,
+    syntax: Syntax,
     line: Option<usize>,
     column: Option<usize>,
 ) -> ConfigError {
-    let (key, message) = explain_unknown(message);
+    let (key, message) =
+        explain_unknown(message).unwrap_or_else(|| (None, serde_error::humanize(message, syntax)));
     if let Some(key) = key {
         let last = path.rsplit('.').next().unwrap_or_default();
         if last != key {

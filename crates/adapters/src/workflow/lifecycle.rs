@@ -168,7 +168,8 @@ impl ExperimentWorkflow {
         )))
     }
 
-    /// A spec added by hand (checkpoint edit or `queue add`) with no node files: make a node.
+    /// A spec added by hand (checkpoint edit, `queue add`, `retry`, `ask`) with no node files:
+    /// make a node (its payload: `name`, `params`, `parent_id`, `hypothesis`, `changes`).
     fn adopt(&self, spec: &WorkSpec) -> Result<super::nodes::NodeInfo, Stop> {
         let p = &spec.payload;
         let name = p.get("name").and_then(Value::as_str).unwrap_or(&spec.id);
@@ -206,12 +207,22 @@ impl ExperimentWorkflow {
                 .unwrap_or("added by hand")
                 .to_string(),
             params,
-            changes: None,
+            // A retry (`supervisor retry`) repeats the failed node's code change too.
+            changes: p.get("changes").and_then(Value::as_str).map(str::to_string),
             command,
             priority: spec.priority,
             created_at: now_millis(),
         };
         self.nodes.create(node)?;
+        // A retry of the failed baseline (`supervisor retry`) is the run's baseline from now on.
+        if let Some(of) = p.get("retry_of").and_then(Value::as_str)
+            && self.ledger.snapshot().baseline_node.as_deref() == Some(of)
+        {
+            self.ledger.update(|s| {
+                s.baseline_node = Some(spec.id.clone());
+                s.baseline_value = None;
+            })?;
+        }
         self.nodes
             .get(&spec.id)
             .ok_or_else(|| Stop::Env(format!("{}: node vanished from the index", spec.id)))
@@ -465,6 +476,7 @@ impl ExperimentWorkflow {
         self.nodes.set_status(id, NodeStatus::Failed)?;
         ledger.commit_failure(id, &self.config)?;
         drop(ledger);
+        self.check_fail_fast(id, fail.kind);
         tracing::warn!(
             node = id,
             kind = fail.kind.as_str(),
@@ -505,7 +517,8 @@ impl ExperimentWorkflow {
     }
 }
 
-fn analysis_text(
+/// The analysis of a completed experiment (`result.json`'s `analysis`, `runs/<id>/analysis.md`).
+pub(crate) fn analysis_text(
     spec: &NodeSpec,
     metric: &str,
     primary: f64,
@@ -537,7 +550,7 @@ fn analysis_text(
 }
 
 /// Why the primary metric is missing, with what the job did report.
-fn missing_metric(metric: &str, metrics: &crate::metrics::Metrics) -> String {
+pub(crate) fn missing_metric(metric: &str, metrics: &crate::metrics::Metrics) -> String {
     if let Some(raw) = metrics.rejected.get(metric) {
         return format!(
             "the job reported the primary metric `{metric}` as `{raw}`, which is not a finite \

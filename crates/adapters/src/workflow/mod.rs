@@ -11,9 +11,11 @@
 
 mod agent_phases;
 pub mod events;
+pub mod fail_fast;
 mod jobs;
 pub mod ledger;
 mod lifecycle;
+mod limits;
 pub mod nodes;
 mod planning;
 mod start;
@@ -35,6 +37,7 @@ use crate::planner::round::RoundPlanner;
 use crate::workdir::Workdir;
 use jobs::JobEnding;
 use ledger::Ledger;
+pub(crate) use lifecycle::{analysis_text, missing_metric};
 use nodes::{NodeError, NodeStore};
 
 /// The engine `kind` of experiment specs.
@@ -141,6 +144,8 @@ pub struct ExperimentWorkflow {
     followups: Mutex<HashMap<String, Vec<WorkSpec>>>,
     stop_reason: Mutex<Option<String>>,
     planner_stop: Mutex<Option<String>>,
+    /// Set when the run fails fast (see [`fail_fast`]).
+    fail_fast: Mutex<Option<crate::model::FailFast>>,
     notices: broadcast::Sender<Notice>,
     /// The engine's event log, handed over when the engine starts the workflow.
     events: std::sync::OnceLock<autoresearch_engine::EventLog>,
@@ -202,6 +207,7 @@ impl ExperimentWorkflow {
             followups: Mutex::new(HashMap::new()),
             stop_reason: Mutex::new(None),
             planner_stop: Mutex::new(None),
+            fail_fast: Mutex::new(None),
             notices,
             events: std::sync::OnceLock::new(),
             agent,
@@ -240,20 +246,43 @@ impl ExperimentWorkflow {
     }
 
     /// Persists the final state after the engine returned (time used, experiments started, why
-    /// it stopped) and the final `tree.json`.
+    /// it stopped, the fail-fast verdict) and the final `tree.json`.
+    ///
+    /// The reason is the real one: the fail-fast verdict, else the limit that stopped the run,
+    /// else the planner's word, else what the engine says (a queue that drained is explained).
     pub fn finish(&self, report: &RunReport) -> Result<(), WorkflowError> {
+        let fail_fast = self.fail_fast();
         let reason = self
-            .stop_reason
-            .lock()
-            .ok()
-            .and_then(|r| r.clone())
+            .fail_fast_reason()
+            .or_else(|| self.stop_reason.lock().ok().and_then(|r| r.clone()))
             .or_else(|| self.planner_stop.lock().ok().and_then(|r| r.clone()))
-            .or_else(|| report.stop_reason.clone());
+            .or_else(|| {
+                report
+                    .stop_reason
+                    .clone()
+                    .map(|r| self.explain_engine_stop(r))
+            });
         let interrupted = report.status == autoresearch_engine::EngineStatus::Interrupted;
-        self.ledger
-            .update(|s| s.stop_reason = if interrupted { None } else { reason })?;
+        self.ledger.update(|s| {
+            s.stop_reason = if interrupted { None } else { reason };
+            s.fail_fast = if interrupted { None } else { fail_fast };
+        })?;
         self.nodes.write_tree()?;
         Ok(())
+    }
+
+    /// The engine's stop reason in the run's words: a queue that drained is said to be done
+    /// with what the configuration asked (`planner.kind = none`) or with what the planner
+    /// proposed.
+    fn explain_engine_stop(&self, reason: String) -> String {
+        if reason != "queue drained" {
+            return reason;
+        }
+        if self.planner.is_none() {
+            "queue drained: everything queued ran (planner.kind = none plans nothing more)".into()
+        } else {
+            "queue drained: the planner had nothing left to propose".into()
+        }
     }
 
     /// Rewrites `engine/tree.json` unless it was written less than a second ago (it is a view
@@ -363,8 +392,9 @@ impl Workflow for ExperimentWorkflow {
     }
 
     fn admit(&self, spec: &WorkSpec) -> Admission {
-        let limits = &self.config.limits;
-        let state = self.ledger.snapshot();
+        if let Some(r) = self.fail_fast_reason() {
+            return Admission::Stop(r);
+        }
         let already = self
             .nodes
             .get(&spec.id)
@@ -372,29 +402,11 @@ impl Workflow for ExperimentWorkflow {
         let mut admitted = self.admitted.lock().unwrap_or_else(|p| p.into_inner());
         let counted = already || admitted.contains(&spec.id);
         let _one_at_a_time = self.admission.lock().unwrap_or_else(|p| p.into_inner());
-        let started = self.experiments_started();
-        if !counted && started >= limits.max_experiments {
-            let r = format!("max_experiments reached ({started} started)");
-            self.set_stop_reason(r.clone());
-            return Admission::Stop(r);
-        }
-        if state.plateau >= limits.patience {
-            let r = format!(
-                "plateau: {} experiments in a row without an improvement of {}% (patience {})",
-                state.plateau,
-                self.config.objective.min_improvement * 100.0,
-                limits.patience
-            );
-            self.set_stop_reason(r.clone());
-            return Admission::Stop(r);
-        }
-        if let Some(budget) = limits.time_budget_s
-            && state.time_used_s >= budget
-        {
-            let r = format!(
-                "time budget used ({:.0} s of {budget:.0} s)",
-                state.time_used_s
-            );
+        let reached = match self.max_experiments_reached() {
+            Some(r) if !counted => Some(r),
+            _ => self.patience_spent().or_else(|| self.time_budget_used()),
+        };
+        if let Some(r) = reached {
             self.set_stop_reason(r.clone());
             return Admission::Stop(r);
         }
@@ -431,7 +443,7 @@ impl Workflow for ExperimentWorkflow {
         }
         Decision {
             enqueue,
-            stop: None,
+            stop: self.fail_fast_reason(),
         }
     }
 }

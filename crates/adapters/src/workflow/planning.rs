@@ -200,13 +200,21 @@ impl ExperimentWorkflow {
         let budget = limits
             .max_experiments
             .saturating_sub(self.experiments_started() + queued as u64);
-        let wanted = free
+        // A run that failed fast, or whose patience or time is spent, starts nothing more: the
+        // planner is not asked, and the stop reason says which limit it was (the latest word,
+        // like the planner's: an improvement that lands later lets the next round plan again).
+        let spent = self.patience_spent().or_else(|| self.time_budget_used());
+        let halted = self.fail_fast().is_some() || spent.is_some();
+        if spent.is_some() {
+            self.set_planner_stop(spent);
+        }
+        let wanted = if halted { 0 } else { free }
             .min(self.config.batch())
             .min(usize::try_from(budget).unwrap_or(usize::MAX));
         if budget == 0 && free > 0 {
             // Nothing more may start: say why the run ends once the queue is done.
             self.set_stop_reason(format!(
-                "max_experiments reached ({} experiments)",
+                "max_experiments reached ({} experiments started or queued)",
                 limits.max_experiments
             ));
         }
@@ -257,6 +265,9 @@ impl ExperimentWorkflow {
                         planner = planner.name(),
                         "the planner failed ({e}); this round creates nothing"
                     );
+                    self.set_planner_stop(Some(format!(
+                        "planner: it failed ({e}); see logs/autoresearch.log"
+                    )));
                 }
             }
         }

@@ -22,6 +22,16 @@ impl ExperimentWorkflow {
         if !fixed.is_empty() {
             tracing::warn!(nodes = ?fixed, "recorded results that a crash left unrecorded");
         }
+        // A new engine: why the previous one stopped is no longer the run's state.
+        let state = self.ledger.snapshot();
+        if state.stop_reason.is_some() || state.fail_fast.is_some() {
+            self.ledger
+                .update(|s| {
+                    s.stop_reason = None;
+                    s.fail_fast = None;
+                })
+                .map_err(|e| WorkError::Retry(e.to_string()))?;
+        }
         let unborn = self.nodes.remove_unborn();
         if !unborn.is_empty() {
             tracing::info!(folders = ?unborn, "removed node folders whose creation was cut short");
@@ -169,14 +179,18 @@ impl ExperimentWorkflow {
 
     /// A resume with nothing to run: if the planner may still propose (budget left), the best
     /// node (or the one recorded last) is owed a round and started again to lead it.
+    ///
+    /// This is what makes a stopped run extendable: raising `--max-experiments`, `--patience`
+    /// or `--time-budget-s` on resume gives the planner a fresh round, and a planner that said
+    /// "stop" is asked again (it may say it again: that is then the stop reason). When a limit
+    /// is still reached, no round is owed and that limit is the stop reason.
     fn replan_on_resume(&self) -> Result<Option<WorkSpec>, WorkError> {
-        let state = self.ledger.snapshot();
-        let limits = &self.config.limits;
-        if self.planner.is_none()
-            || self.experiments_started() >= limits.max_experiments
-            || state.plateau >= limits.patience
-            || limits.time_budget_s.is_some_and(|b| state.time_used_s >= b)
-        {
+        if self.planner.is_none() {
+            return Ok(None);
+        }
+        if let Some(reason) = self.limit_reached() {
+            tracing::info!("nothing left to run and {reason}: the planner is not asked");
+            self.set_stop_reason(reason);
             return Ok(None);
         }
         let from = self

@@ -82,15 +82,7 @@ fn apply(workdir: &Path, cmd: ControlCommand) -> Result<String> {
     }
     // Without a checkpoint there is no queue to edit; say so before `edit_offline` takes the
     // lock, which would create `engine/` in a workdir that has never run.
-    let checkpoint = autoresearch_engine::paths::EnginePaths::new(workdir).checkpoint();
-    if !checkpoint.is_file() {
-        bail!(
-            "{} has no queue yet ({} does not exist): start the run first (`supervisor run {}`)",
-            workdir.display(),
-            checkpoint.display(),
-            workdir.display()
-        );
-    }
+    require_checkpoint(workdir)?;
     match control::edit_offline(workdir, std::slice::from_ref(&cmd)) {
         Ok(mut msgs) => Ok(msgs.pop().unwrap_or_default()),
         // An engine started meanwhile: go through it.
@@ -127,10 +119,68 @@ pub fn drop(workdir: &Path, id: &str) -> Result<String> {
     Ok(msg)
 }
 
-/// Queues a new parameter-only experiment by hand: the engine's control `add` when an engine
-/// runs, a checkpoint edit when none does. The workflow makes its node when it first runs it
-/// (parameters checked and completed from the configuration). Its id is
-/// `ask-<UTC time>-<name>`, which never collides with the workflow's numbered ids.
+/// An experiment queued by hand (`queue add`, `retry`, `ask`): a spec in the engine's queue
+/// whose node the workflow makes when it first runs it (parameters checked against the search
+/// space and completed from the baseline then).
+#[derive(Debug, Clone)]
+pub struct HandSpec<'a> {
+    /// Who asked: the id's prefix (`add`, `retry`, `ask`).
+    pub origin: &'a str,
+    /// The experiment's name.
+    pub name: &'a str,
+    /// Its parameters (the others come from the baseline).
+    pub params: &'a serde_json::Map<String, Value>,
+    /// The node it follows from, if any.
+    pub parent: Option<&'a str>,
+    /// Why it is worth running.
+    pub hypothesis: &'a str,
+    /// A code change to apply (a retry repeats the failed node's).
+    pub changes: Option<&'a str>,
+    /// Queue priority (lower runs first).
+    pub priority: f64,
+}
+
+impl HandSpec<'_> {
+    /// The engine spec. Its id is `<origin>-<UTC time>-<name>`, which never collides with the
+    /// workflow's numbered ids.
+    pub fn work_spec(&self) -> autoresearch_engine::spec::WorkSpec {
+        let stamp = humantime::format_rfc3339_millis(std::time::SystemTime::now())
+            .to_string()
+            .replace(['-', ':', '.', 'Z'], "");
+        let clean: String = self
+            .name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(60)
+            .collect();
+        let mut payload = serde_json::Map::new();
+        payload.insert("name".into(), Value::from(self.name));
+        payload.insert("params".into(), Value::Object(self.params.clone()));
+        payload.insert(
+            "parent_id".into(),
+            self.parent.map_or(Value::Null, Value::from),
+        );
+        payload.insert("hypothesis".into(), Value::from(self.hypothesis));
+        if let Some(c) = self.changes {
+            payload.insert("changes".into(), Value::from(c));
+        }
+        autoresearch_engine::spec::WorkSpec {
+            id: format!("{}-{stamp}-{clean}", self.origin),
+            priority: self.priority,
+            kind: autoresearch_adapters::workflow::SPEC_KIND.into(),
+            payload,
+        }
+    }
+}
+
+/// Queues a new parameter-only experiment for `ask` (see [`HandSpec`]; its id starts with
+/// `ask-`): the engine's control `add` when an engine runs, a checkpoint edit when none does.
 pub fn add(
     workdir: &Path,
     name: &str,
@@ -142,31 +192,70 @@ pub fn add(
     if !priority.is_finite() {
         bail!("priority must be a finite number, found {priority}");
     }
-    let stamp = humantime::format_rfc3339_millis(std::time::SystemTime::now())
-        .to_string()
-        .replace(['-', ':', '.', 'Z'], "");
-    let clean: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(60)
-        .collect();
-    let id = format!("ask-{stamp}-{clean}");
-    let mut payload = serde_json::Map::new();
-    payload.insert("name".into(), Value::from(name));
-    payload.insert("params".into(), Value::Object(params.clone()));
-    payload.insert("parent_id".into(), parent.map_or(Value::Null, Value::from));
-    payload.insert("hypothesis".into(), Value::from(hypothesis));
-    let spec = autoresearch_engine::spec::WorkSpec {
-        id,
+    let spec = HandSpec {
+        origin: "ask",
+        name,
+        params,
+        parent,
+        hypothesis,
+        changes: None,
         priority,
-        kind: autoresearch_adapters::workflow::SPEC_KIND.into(),
-        payload,
-    };
+    }
+    .work_spec();
     apply(workdir, ControlCommand::Add { spec })
+}
+
+/// Queues specs: through the engine's control inbox when one runs (all submitted, then each
+/// answer awaited), else in one atomic checkpoint edit (all or nothing). Returns one message
+/// per spec.
+pub fn add_specs(
+    workdir: &Path,
+    specs: Vec<autoresearch_engine::spec::WorkSpec>,
+) -> Result<Vec<String>> {
+    super::require_workdir(workdir)?;
+    let cmds: Vec<ControlCommand> = specs
+        .into_iter()
+        .map(|spec| ControlCommand::Add { spec })
+        .collect();
+    if cmds.len() == 1 || autoresearch_engine::lock::holder(workdir)?.is_none() {
+        if let [cmd] = cmds.as_slice() {
+            return Ok(vec![apply(workdir, cmd.clone())?]);
+        }
+        require_checkpoint(workdir)?;
+        match control::edit_offline(workdir, &cmds) {
+            Ok(msgs) => return Ok(msgs),
+            Err(autoresearch_engine::EngineError::Locked { .. }) => {}
+            Err(e) => return Err(crate::exit::engine_error(e, workdir)),
+        }
+    }
+    let tickets = cmds
+        .iter()
+        .map(|cmd| control::submit(workdir, cmd))
+        .collect::<std::io::Result<Vec<String>>>()
+        .context("writing the commands to engine/control/")?;
+    let mut out = Vec::new();
+    for ticket in tickets {
+        match control::wait_result(workdir, &ticket, Duration::from_secs(15))? {
+            Some(r) if r.ok => out.push(r.message),
+            Some(r) => out.push(format!("refused: {}", r.message)),
+            None => bail!(
+                "the engine did not answer within 15 s; the commands stay in engine/control/ and will be applied when it does"
+            ),
+        }
+    }
+    Ok(out)
+}
+
+/// Fails unless the workdir has a checkpoint (a queue to edit offline).
+fn require_checkpoint(workdir: &Path) -> Result<()> {
+    let checkpoint = autoresearch_engine::paths::EnginePaths::new(workdir).checkpoint();
+    if !checkpoint.is_file() {
+        return Err(crate::exit::Exit::bad_input(format!(
+            "{} has no queue yet ({} does not exist): start the run first (`supervisor run {}`)",
+            workdir.display(),
+            checkpoint.display(),
+            workdir.display()
+        )));
+    }
+    Ok(())
 }

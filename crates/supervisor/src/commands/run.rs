@@ -16,7 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::cli::RunArgs;
 use crate::exit::Exit;
 
-/// Runs the engine; returns the exit status (0 finished, 130 interrupted).
+/// Runs the engine; returns the exit status (0 finished, 1 failed fast, 130 interrupted).
 pub fn run(args: &RunArgs) -> Result<i32> {
     let workdir = args.workdir.as_path();
     if workdir.exists() && !workdir.is_dir() {
@@ -32,6 +32,16 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         return Err(Exit::bad_input(format!(
             "--grace-s: expected a non-negative number of seconds, found {}",
             args.grace_s
+        )));
+    }
+    if autoresearch_adapters::reanalyze::pending(workdir) {
+        let wd = autoresearch_adapters::config::shell_word(&workdir.display().to_string());
+        return Err(Exit::bad_input(format!(
+            "a `supervisor reanalyze` of {} was cut short ({} exists): finish it with              `supervisor reanalyze {wd}`, then run again",
+            workdir.display(),
+            workdir
+                .join(autoresearch_adapters::reanalyze::JOURNAL)
+                .display()
         )));
     }
     let stored = if session::has_config(workdir) {
@@ -70,10 +80,12 @@ pub fn run(args: &RunArgs) -> Result<i32> {
             (Some(n), Some(v)) => format!("best {n} {} = {v}", state.metric),
             _ => "no result yet".into(),
         };
-        let why = report
+        // The workflow's reason is the real one (the limit, the planner's word, the fail-fast
+        // verdict); the engine's is only what the engine saw (`queue drained`).
+        let why = state
             .stop_reason
             .clone()
-            .or(state.stop_reason.clone())
+            .or(report.stop_reason.clone())
             .map(|r| format!(" ({r})"))
             .unwrap_or_default();
         eprintln!(
@@ -83,11 +95,14 @@ pub fn run(args: &RunArgs) -> Result<i32> {
             state.experiments_failed,
             workdir.display()
         );
-        Ok(if report.status == EngineStatus::Interrupted {
-            130
-        } else {
-            0
-        })
+        if report.status == EngineStatus::Interrupted {
+            return Ok(130);
+        }
+        if let Some(next) = super::next_step::after_stop(workdir, Some(workflow.config()), &state) {
+            eprintln!("next: {next}");
+        }
+        // A run that failed fast did not do what it was asked: exit 1 ("anything else").
+        Ok(if state.fail_fast.is_some() { 1 } else { 0 })
     })
 }
 

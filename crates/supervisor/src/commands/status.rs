@@ -77,6 +77,9 @@ pub struct StatusReport {
     pub limits: Option<Value>,
     /// Why the run stopped.
     pub stop_reason: Option<String>,
+    /// What to do next when the run stopped: the command that fixes a fail-fast verdict, raises
+    /// a reached limit, or adds experiments (null while an engine runs or when nothing is due).
+    pub next_step: Option<String>,
     /// A human note, e.g. `crashed (pid 123 gone)`.
     pub message: Option<String>,
     /// What the coding agent cost: the engine's calls (`state.json` `agent_cost`) and the
@@ -197,6 +200,16 @@ pub fn gather(workdir: &Path) -> Result<StatusReport> {
         time_used_s,
         limits: config.as_ref().and_then(|c| c.get("limits").cloned()),
         stop_reason: run.as_ref().and_then(|r| r.stop_reason.clone()),
+        next_step: match (&run, status) {
+            (Some(r), "stopped") => super::next_step::after_stop(
+                workdir,
+                autoresearch_adapters::config::Config::load(&wd.config())
+                    .ok()
+                    .as_ref(),
+                r,
+            ),
+            _ => None,
+        },
         message,
         agent_cost: AgentCostSummary::of(run.as_ref().and_then(|r| r.agent_cost.as_ref()), workdir),
     })
@@ -263,6 +276,9 @@ pub fn format_human(r: &StatusReport) -> String {
     if let Some(reason) = &r.stop_reason {
         out.push_str(&format!("stopped because: {reason}\n"));
     }
+    if let Some(next) = &r.next_step {
+        out.push_str(&format!("next: {next}\n"));
+    }
     if let Some(cost) = &r.agent_cost {
         out.push_str(&format!("agent cost: {}\n", cost.describe()));
     }
@@ -298,6 +314,7 @@ mod tests {
             planner_rounds: 0,
             next_index: 3,
             stop_reason: None,
+            fail_fast: None,
             updated_at: "2026-01-01T00:00:00Z".into(),
             ..RunState::default()
         };

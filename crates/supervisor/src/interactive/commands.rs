@@ -21,7 +21,9 @@ use clap::{CommandFactory, Parser, Subcommand};
 use super::inspect::{logs, show};
 use super::limits::{self, LimitKey};
 use crate::commands::agent_call::AgentFlags;
-use crate::commands::{final_report, launch, queue, status, stop, table, tree};
+use crate::commands::{
+    final_report, launch, queue, queue_add, reanalyze, retry, status, stop, table, tree,
+};
 
 /// How long `stop` waits for the engine to write its final checkpoint.
 const STOP_TIMEOUT: Duration = Duration::from_secs(120);
@@ -79,6 +81,39 @@ pub enum Command {
         /// The node.
         #[arg(value_name = "id", value_parser = node_id)]
         id: String,
+    },
+    /// add an experiment by hand (parameters left out take the baseline's value)
+    Add {
+        /// The experiment's name.
+        #[arg(value_name = "name")]
+        name: String,
+        /// Parameter values.
+        #[arg(value_name = "param=value")]
+        params: Vec<String>,
+        /// Queue priority (lower runs first; default -100).
+        #[arg(long, allow_negative_numbers = true, value_parser = priority)]
+        priority: Option<f64>,
+        /// The experiment it follows from.
+        #[arg(long, value_parser = node_id)]
+        parent: Option<String>,
+        /// Why it is worth running.
+        #[arg(long)]
+        hypothesis: Option<String>,
+    },
+    /// run failed experiments again, as new experiments (`retry --all-failed` for all)
+    Retry {
+        /// Failed experiments.
+        #[arg(value_name = "id", value_parser = node_id, required_unless_present = "all_failed", conflicts_with = "all_failed")]
+        ids: Vec<String>,
+        /// Every failed experiment not retried already.
+        #[arg(long)]
+        all_failed: bool,
+    },
+    /// re-read the results, optionally with another metric name (`--metric NAME`); engine stopped
+    Reanalyze {
+        /// The new objective.metric.
+        #[arg(long)]
+        metric: Option<String>,
     },
     /// change a limit in config.json (max_experiments, patience, time_budget_s, max_concurrency)
     Set {
@@ -182,7 +217,7 @@ pub fn commands() -> &'static [CommandInfo] {
 
 /// Whether the command's first argument is a node id (completed from the workdir).
 pub fn takes_node_id(name: &str) -> bool {
-    matches!(name, "show" | "logs" | "bump" | "drop")
+    matches!(name, "show" | "logs" | "bump" | "drop" | "retry")
 }
 
 /// Whether the command's node id must be a queued one (completion offers only those).
@@ -395,6 +430,27 @@ pub fn execute(workdir: &Path, cmd: &Command, out: &mut dyn Write) -> Result<Flo
         Command::Drop { id } => put(out, &queue::drop(workdir, id)?),
         Command::Set { key, value } => put(out, &limits::set(workdir, *key, value)?),
         Command::Extend { n } => put(out, &limits::extend(workdir, *n)?),
+        Command::Add {
+            name,
+            params,
+            priority,
+            parent,
+            hypothesis,
+        } => put(
+            out,
+            &queue_add::add(
+                workdir,
+                &queue_add::AddRequest {
+                    name: name.clone(),
+                    assignments: params.clone(),
+                    priority: *priority,
+                    parent: parent.clone(),
+                    hypothesis: hypothesis.clone(),
+                },
+            )?,
+        ),
+        Command::Retry { ids, all_failed } => put(out, &retry::retry(workdir, ids, *all_failed)?),
+        Command::Reanalyze { metric } => put(out, &reanalyze::run(workdir, metric.as_deref())?),
         Command::Stop => {
             if autoresearch_engine::lock::holder(workdir)?.is_none() {
                 put(
@@ -550,6 +606,38 @@ mod tests {
             }
         );
         assert_eq!(ok("extend 20"), Command::Extend { n: 20 });
+        assert_eq!(
+            ok("add big v=8 --priority -5 --hypothesis 'big is better'"),
+            Command::Add {
+                name: "big".into(),
+                params: vec!["v=8".into()],
+                priority: Some(-5.0),
+                parent: None,
+                hypothesis: Some("big is better".into()),
+            }
+        );
+        assert_eq!(
+            ok("retry 001_a 002_b"),
+            Command::Retry {
+                ids: vec!["001_a".into(), "002_b".into()],
+                all_failed: false
+            }
+        );
+        assert_eq!(
+            ok("retry --all-failed"),
+            Command::Retry {
+                ids: vec![],
+                all_failed: true
+            }
+        );
+        assert!(parse("retry").is_err());
+        assert!(parse("retry 001_a --all-failed").is_err());
+        assert_eq!(
+            ok("reanalyze --metric throughput"),
+            Command::Reanalyze {
+                metric: Some("throughput".into())
+            }
+        );
         assert_eq!(ok("stop"), Command::Stop);
         assert_eq!(ok("start"), Command::Start);
         assert_eq!(ok("resume"), Command::Start);
@@ -658,12 +746,26 @@ mod tests {
             assert!(!c.help.is_empty(), "{} has no help line", c.name);
         }
         let names: Vec<&str> = commands().iter().map(|c| c.name.as_str()).collect();
-        for want in ["status", "bump", "set", "extend", "clear", "quit"] {
+        for want in [
+            "status",
+            "bump",
+            "set",
+            "extend",
+            "add",
+            "retry",
+            "reanalyze",
+            "clear",
+            "quit",
+        ] {
             assert!(names.contains(&want), "{names:?}");
         }
         assert_eq!(
             commands().iter().find(|c| c.name == "bump").unwrap().args,
             "<id> <priority>"
+        );
+        assert_eq!(
+            commands().iter().find(|c| c.name == "add").unwrap().args,
+            "<name> [param=value]"
         );
     }
 }

@@ -55,14 +55,73 @@ impl LimitKey {
     }
 }
 
-fn read_state(workdir: &Path) -> Option<RunState> {
+pub(crate) fn read_state(workdir: &Path) -> Option<RunState> {
     std::fs::read(Workdir::new(workdir).state())
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
 }
 
-/// The limits the run has reached, each as one line saying how to raise it. Empty when none
-/// is reached (or the workdir has no configuration yet).
+/// A limit the run has reached, with a value that raises it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReachedLimit {
+    /// Which limit.
+    pub key: LimitKey,
+    /// What is reached, e.g. `patience spent (10 experiments in a row without an improvement,
+    /// patience 10)`.
+    pub what: String,
+    /// A value that raises it (the current value plus as much again, or 20 more experiments).
+    pub raise_to: String,
+}
+
+impl ReachedLimit {
+    /// The `supervisor run` flag that sets this limit.
+    pub fn flag(&self) -> String {
+        format!("--{}", self.key.name().replace('_', "-"))
+    }
+}
+
+/// The limits `state` has reached against `config`'s, in the order experiments, patience,
+/// time.
+pub fn reached_limits(config: &Config, state: &RunState) -> Vec<ReachedLimit> {
+    let l = &config.limits;
+    let mut out = Vec::new();
+    if state.experiments_started >= l.max_experiments {
+        out.push(ReachedLimit {
+            key: LimitKey::MaxExperiments,
+            what: format!(
+                "max_experiments reached ({} of {} started)",
+                state.experiments_started, l.max_experiments
+            ),
+            raise_to: (l.max_experiments.max(state.experiments_started) + 20).to_string(),
+        });
+    }
+    if state.plateau >= l.patience {
+        out.push(ReachedLimit {
+            key: LimitKey::Patience,
+            what: format!(
+                "patience spent ({} experiments in a row without an improvement, patience {})",
+                state.plateau, l.patience
+            ),
+            raise_to: (state.plateau + l.patience).to_string(),
+        });
+    }
+    if let Some(budget) = l.time_budget_s
+        && state.time_used_s >= budget
+    {
+        out.push(ReachedLimit {
+            key: LimitKey::TimeBudgetS,
+            what: format!(
+                "time budget used ({:.0} s of {:.0} s)",
+                state.time_used_s, budget
+            ),
+            raise_to: format!("{:.0}", state.time_used_s + budget),
+        });
+    }
+    out
+}
+
+/// The limits the run has reached, each as one line saying how to raise it in the session.
+/// Empty when none is reached (or the workdir has no configuration yet).
 pub fn reached(workdir: &Path) -> Vec<String> {
     let Ok(config) = Config::load(&Workdir::new(workdir).config()) else {
         return Vec::new();
@@ -70,35 +129,18 @@ pub fn reached(workdir: &Path) -> Vec<String> {
     let Some(state) = read_state(workdir) else {
         return Vec::new();
     };
-    let l = &config.limits;
-    let mut out = Vec::new();
-    if state.experiments_started >= l.max_experiments {
-        out.push(format!(
-            "max_experiments reached ({} of {} started): `extend 20` or `set max_experiments {}` raises it",
-            state.experiments_started,
-            l.max_experiments,
-            l.max_experiments + 20
-        ));
-    }
-    if state.plateau >= l.patience {
-        out.push(format!(
-            "patience spent ({} experiments in a row without an improvement, patience {}): `set patience {}` raises it",
-            state.plateau,
-            l.patience,
-            state.plateau + l.patience
-        ));
-    }
-    if let Some(budget) = l.time_budget_s
-        && state.time_used_s >= budget
-    {
-        out.push(format!(
-            "time budget used ({:.0} s of {:.0} s): `set time_budget_s {:.0}` raises it",
-            state.time_used_s,
-            budget,
-            state.time_used_s + budget
-        ));
-    }
-    out
+    reached_limits(&config, &state)
+        .into_iter()
+        .map(|r| {
+            let how = match r.key {
+                LimitKey::MaxExperiments => {
+                    format!("`extend 20` or `set max_experiments {}`", r.raise_to)
+                }
+                _ => format!("`set {} {}`", r.key.name(), r.raise_to),
+            };
+            format!("{}: {how} raises it", r.what)
+        })
+        .collect()
 }
 
 /// Parses `value` for `key`: whole numbers ≥ 1 for counts; seconds or a duration (`90m`,

@@ -1,4 +1,4 @@
-//! The interactive session, `supervisor <workdir>` (design §5, `docs/supervisor-session.md`).
+//! The interactive session, `supervisor <workdir>` (`docs/supervisor-session.md`).
 //!
 //! 1. A workdir without `config.json` gets a questionnaire ([`questions`]); the answers are
 //!    validated as a whole and written as `config.json`.

@@ -17,7 +17,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{RenderReport, render_all};
+use super::load::NodeCache;
+use super::{RenderReport, render_all_cached};
 
 /// A source of time for the debouncer.
 pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
@@ -142,13 +143,14 @@ pub struct RenderDebouncer {
 }
 
 impl RenderDebouncer {
-    /// A debouncer that runs [`render_all`] on `workdir` at most once per `interval`
+    /// A debouncer that runs [`render_all`](super::render_all) on `workdir` at most once per `interval`
     /// (failures are logged with `tracing` and kept in [`RenderDebouncer::last_result`]).
     pub fn new(workdir: impl Into<PathBuf>, interval: Duration) -> Self {
         let workdir = workdir.into();
+        let mut cache = NodeCache::default();
         Self::with_renderer(
             interval,
-            Box::new(move || match render_all(&workdir) {
+            Box::new(move || match render_all_cached(&workdir, &mut cache) {
                 Ok(report) => {
                     for w in &report.warnings {
                         tracing::debug!("render: {w}");
@@ -163,7 +165,7 @@ impl RenderDebouncer {
         )
     }
 
-    /// A debouncer that calls `render` (instead of [`render_all`]) at most once per `interval`.
+    /// A debouncer that calls `render` (instead of [`render_all`](super::render_all)) at most once per `interval`.
     pub fn with_renderer(interval: Duration, render: RenderFn) -> Self {
         Self::with_clock(interval, render, Arc::new(SystemClock::default()))
     }

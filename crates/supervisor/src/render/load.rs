@@ -4,18 +4,24 @@
 //! Reading never fails because of one bad file. A missing or torn file (a workdir written
 //! concurrently, an interrupted run, a hand-damaged copy) is skipped and described in
 //! [`RunView::warnings`]; what can be inferred from the other files is used instead.
+//!
+//! A caller that reloads the same workdir again and again (the dashboard, the session's views)
+//! passes a [`NodeCache`] to [`RunView::load_cached`]: a finished node whose folder has not
+//! changed is taken from the previous load instead of being read again.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use autoresearch_adapters::model::{
     Failure, JobRecord, NodeResult, NodeSpec, NodeStatus, RunState, TreeFile,
 };
 use autoresearch_adapters::workdir::Workdir;
 use autoresearch_adapters::workflow::nodes::plain;
+use autoresearch_engine::EngineStatus;
+use autoresearch_engine::state::EngineState;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -157,7 +163,7 @@ pub struct RunView {
     /// `config.json`, when readable.
     pub config: Option<Value>,
     /// `engine/engine_state.json`, when readable.
-    pub engine: Option<Value>,
+    pub engine: Option<EngineState>,
     /// Whether an engine holds `engine/lock` right now: `Some(pid)`, `None` when free, and
     /// `Err` text when it could not be checked.
     pub lock_holder: Result<Option<u32>, String>,
@@ -220,12 +226,52 @@ fn rel(root: &Path, path: &Path) -> String {
         .to_string()
 }
 
+/// Finished nodes of earlier loads of one workdir, reused by [`RunView::load_cached`] while
+/// their folder is unchanged.
+///
+/// Every file of a node folder is replaced by rename, which changes the folder's modification
+/// time; a node is reused only when that time is the same as when it was read and was already
+/// [`NodeCache::SETTLED`] old then (file times are coarser than the writes they stamp).
+/// Running and queued nodes are always read again.
+#[derive(Debug, Default)]
+pub struct NodeCache {
+    nodes: HashMap<String, CachedNode>,
+}
+
+#[derive(Debug)]
+struct CachedNode {
+    folder_mtime: SystemTime,
+    node: NodeView,
+    warnings: Vec<String>,
+}
+
+impl NodeCache {
+    /// How old a node folder's modification time must be before the node is cached.
+    pub const SETTLED: Duration = Duration::from_secs(1);
+
+    /// How many nodes are cached.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether no node is cached.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+}
+
 impl RunView {
     /// Reads the workdir at `root`.
     ///
     /// Fails only when `root` is not a workdir (neither `engine/` nor `config.json` exists) or
     /// the nodes folder exists but cannot be listed. Everything else becomes a warning.
     pub fn load(root: &Path) -> Result<RunView, RenderError> {
+        Self::load_cached(root, &mut NodeCache::default())
+    }
+
+    /// [`RunView::load`], reusing the finished nodes of `cache` whose folders did not change
+    /// and leaving in it the finished nodes of this load.
+    pub fn load_cached(root: &Path, cache: &mut NodeCache) -> Result<RunView, RenderError> {
         let wd = Workdir::new(root);
         if !wd.engine_dir().is_dir() && !wd.config().is_file() {
             return Err(RenderError::NotAWorkdir {
@@ -254,7 +300,7 @@ impl RunView {
             }
         };
         let engine_path = wd.engine_dir().join("engine_state.json");
-        let engine: Option<Value> = match read_json(&engine_path) {
+        let engine: Option<EngineState> = match read_json(&engine_path) {
             Read::Ok(v) => Some(v),
             Read::Missing => None,
             Read::Bad(e) => {
@@ -345,9 +391,43 @@ impl RunView {
         ids.sort_by(|a, b| id_seq(a).cmp(&id_seq(b)).then_with(|| a.cmp(b)));
 
         let mut nodes: Vec<NodeView> = Vec::with_capacity(ids.len());
+        let settled_before = SystemTime::now()
+            .checked_sub(NodeCache::SETTLED)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let mut kept = HashMap::with_capacity(cache.nodes.len());
         for id in ids {
-            nodes.push(load_node(&wd, root, id, &mut changes, &mut warnings));
+            let folder_mtime = fs::symlink_metadata(wd.node_dir(&id))
+                .and_then(|m| m.modified())
+                .ok();
+            let reusable = cache
+                .nodes
+                .remove(&id)
+                .filter(|c| Some(c.folder_mtime) == folder_mtime);
+            let (mut node, node_warnings) = match reusable {
+                Some(c) => (c.node, c.warnings),
+                None => {
+                    let mut w = Vec::new();
+                    (load_node(&wd, root, id.clone(), &mut w), w)
+                }
+            };
+            node.tree_change = changes.remove(&id);
+            warnings.extend(node_warnings.iter().cloned());
+            if let Some(folder_mtime) = folder_mtime
+                && folder_mtime < settled_before
+                && node.status.is_terminal()
+            {
+                kept.insert(
+                    id,
+                    CachedNode {
+                        folder_mtime,
+                        node: node.clone(),
+                        warnings: node_warnings,
+                    },
+                );
+            }
+            nodes.push(node);
         }
+        cache.nodes = kept;
 
         let by_id: HashMap<String, usize> = nodes
             .iter()
@@ -477,18 +557,10 @@ impl RunView {
                 "unknown (no engine/engine_state.json)".to_owned()
             };
         };
-        let status = engine
-            .get("status")
-            .and_then(Value::as_str)
-            .unwrap_or("unknown");
-        let pid = engine.get("pid").and_then(Value::as_u64);
-        if status == "running" && matches!(self.lock_holder, Ok(None)) {
-            return match pid {
-                Some(p) => format!("crashed (pid {p} gone)"),
-                None => "crashed (engine gone)".to_owned(),
-            };
+        if engine.status == EngineStatus::Running && matches!(self.lock_holder, Ok(None)) {
+            return format!("crashed (pid {} gone)", engine.pid);
         }
-        status.to_owned()
+        engine.status.as_str().to_owned()
     }
 
     /// The path from a root to node `i` (following `parent_id`), root first.
@@ -613,13 +685,8 @@ pub struct StatusCounts {
     pub failed: usize,
 }
 
-fn load_node(
-    wd: &Workdir,
-    root: &Path,
-    id: String,
-    changes: &mut HashMap<String, String>,
-    warnings: &mut Vec<String>,
-) -> NodeView {
+/// Reads one node folder (its tree label is set by the caller).
+fn load_node(wd: &Workdir, root: &Path, id: String, warnings: &mut Vec<String>) -> NodeView {
     let spec_path = wd.node_spec(&id);
     let spec: Option<NodeSpec> = match read_json(&spec_path) {
         Read::Ok(s) => Some(s),
@@ -719,7 +786,6 @@ fn load_node(
     } else {
         None
     };
-    let tree_change = changes.remove(&id);
     NodeView {
         seq: id_seq(&id),
         id,
@@ -730,7 +796,7 @@ fn load_node(
         failure,
         job,
         finished_at,
-        tree_change,
+        tree_change: None,
         parent: None,
         children: Vec::new(),
     }
@@ -855,4 +921,57 @@ fn events_positions(
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use autoresearch_adapters::model::NodeStatus;
+
+    fn node(root: &Path, id: &str, status: &str) {
+        let dir = root.join("engine/nodes").join(id);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("status.txt"), status).unwrap();
+    }
+
+    fn age(root: &Path, id: &str) {
+        let old = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let dir = fs::File::open(root.join("engine/nodes").join(id)).unwrap();
+        dir.set_modified(old).unwrap();
+    }
+
+    #[test]
+    fn a_settled_finished_node_is_reused_until_its_folder_changes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        node(root, "000_baseline", "completed");
+        node(root, "001_a", "running");
+        age(root, "000_baseline");
+        age(root, "001_a");
+        let mut cache = NodeCache::default();
+        let first = RunView::load_cached(root, &mut cache).unwrap();
+        assert_eq!(first.nodes.len(), 2);
+        assert_eq!(cache.len(), 1, "only the finished node is cached");
+
+        // A file changed in place (not by rename) is not seen while the folder is unchanged:
+        // proof that the cached node was used.
+        let status = root.join("engine/nodes/000_baseline/status.txt");
+        fs::write(&status, "failed").unwrap();
+        age(root, "000_baseline");
+        let second = RunView::load_cached(root, &mut cache).unwrap();
+        assert_eq!(second.nodes[0].status, NodeStatus::Completed);
+
+        // A rename into the folder (how every node file is written) is seen.
+        let tmp_file = root.join("engine/nodes/000_baseline/.status.tmp");
+        fs::write(&tmp_file, "failed").unwrap();
+        fs::rename(&tmp_file, &status).unwrap();
+        let third = RunView::load_cached(root, &mut cache).unwrap();
+        assert_eq!(third.nodes[0].status, NodeStatus::Failed);
+        assert_eq!(
+            cache.len(),
+            0,
+            "a folder changed within the last second is not cached"
+        );
+        assert_eq!(third.nodes[1].status, NodeStatus::Running);
+    }
 }

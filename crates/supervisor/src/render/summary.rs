@@ -7,7 +7,6 @@ use std::time::SystemTime;
 
 use autoresearch_adapters::agent::cost_log::AgentCostSummary;
 use autoresearch_adapters::model::NodeStatus;
-use serde_json::Value;
 
 use super::importance::write_importance;
 use super::load::{CompletionSource, RunView};
@@ -168,15 +167,8 @@ pub fn render_summary(view: &RunView) -> String {
     out.push_str("## Status\n\n");
     let mut engine_line = format!("- Engine: **{}**", view.engine_status());
     if let Some(e) = &view.engine {
-        if let Some(pid) = e.get("pid").and_then(Value::as_u64) {
-            let _ = write!(engine_line, ", pid {pid}");
-        }
-        if let Some(host) = e.get("host").and_then(Value::as_str) {
-            let _ = write!(engine_line, " on {}", md_cell(host));
-        }
-        if let Some(hb) = e.get("heartbeat_at").and_then(Value::as_str)
-            && let Some(a) = age(hb, now)
-        {
+        let _ = write!(engine_line, ", pid {} on {}", e.pid, md_cell(&e.host));
+        if let Some(a) = age(&e.heartbeat_at, now) {
             let _ = write!(engine_line, ", last heartbeat {a} ago");
         }
     }

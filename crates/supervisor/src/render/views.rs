@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use super::write::write_text;
 use super::{
-    RenderError, RunView, render_parallel, render_params, render_progress, render_report_md,
-    render_summary, render_table, render_tree,
+    NodeCache, RenderError, RunView, render_parallel, render_params, render_progress,
+    render_report_md, render_summary, render_table, render_tree,
 };
 
 /// File name of the node table in the workdir root.
@@ -67,8 +67,17 @@ pub struct RenderReport {
 /// Missing or torn node files are skipped and listed in [`RenderReport::warnings`]. If one view
 /// fails, the others are still written and the first error is returned.
 pub fn render_all(workdir: &Path) -> Result<RenderReport, RenderError> {
+    render_all_cached(workdir, &mut NodeCache::default())
+}
+
+/// [`render_all`] for a caller that renders the same workdir again and again: the finished
+/// nodes of `cache` whose folders did not change are not read again (see [`NodeCache`]).
+pub fn render_all_cached(
+    workdir: &Path,
+    cache: &mut NodeCache,
+) -> Result<RenderReport, RenderError> {
     let start = Instant::now();
-    let view = RunView::load(workdir)?;
+    let view = RunView::load_cached(workdir, cache)?;
     let mut report = RenderReport {
         nodes: view.nodes.len(),
         warnings: view.warnings.clone(),

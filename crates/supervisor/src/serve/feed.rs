@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::snapshot::Snapshot;
 use crate::render::RenderError;
+use crate::render::load::NodeCache;
 
 /// How often the workdir's files are looked at.
 pub const POLL: Duration = Duration::from_millis(100);
@@ -234,18 +235,19 @@ impl Live {
     /// Loads the first snapshot of `root` and starts its watcher, which runs until `shutdown`.
     pub async fn start(root: PathBuf, shutdown: CancellationToken) -> Result<Arc<Live>, String> {
         let path = root.clone();
-        let (tail, first) = tokio::task::spawn_blocking(move || {
+        let (tail, first, cache) = tokio::task::spawn_blocking(move || {
             let tail = EventTail::start(path.join("engine").join("events.jsonl"));
             let events = tail.recent.iter().cloned().collect();
-            let snap = Snapshot::load(&path, 1, events);
-            (tail, snap)
+            let mut cache = NodeCache::default();
+            let snap = Snapshot::load(&path, 1, events, &mut cache);
+            (tail, snap, cache)
         })
         .await
         .map_err(|e| format!("loading {}: {e}", root.display()))?;
         let first = first.map_err(|e: RenderError| e.to_string())?;
         let (tx, _) = watch::channel(Arc::new(first));
         let live = Arc::new(Live { root, tx });
-        tokio::spawn(watch_loop(live.clone(), tail, shutdown));
+        tokio::spawn(watch_loop(live.clone(), tail, cache, shutdown));
         Ok(live)
     }
 
@@ -265,7 +267,15 @@ impl Live {
     }
 }
 
-async fn watch_loop(live: Arc<Live>, tail: EventTail, shutdown: CancellationToken) {
+/// Polls the workdir and reloads the snapshot when it changed, reusing the finished nodes of
+/// the previous load (`cache`), at most once per load time (and [`MIN_RELOAD_GAP`]).
+async fn watch_loop(
+    live: Arc<Live>,
+    tail: EventTail,
+    cache: NodeCache,
+    shutdown: CancellationToken,
+) {
+    let mut cache = Some(cache);
     let root = live.root.clone();
     let probe_root = root.clone();
     let mut state = tokio::task::spawn_blocking(move || (tail, fingerprint(&probe_root)))
@@ -298,9 +308,16 @@ async fn watch_loop(live: Arc<Live>, tail: EventTail, shutdown: CancellationToke
             let version = live.current().version + 1;
             let events: Vec<EventBrief> = tail.recent.iter().cloned().collect();
             let load_root = root.clone();
-            let loaded =
-                tokio::task::spawn_blocking(move || Snapshot::load(&load_root, version, events))
-                    .await;
+            let mut nodes = cache.take().unwrap_or_default();
+            let loaded = tokio::task::spawn_blocking(move || {
+                let snap = Snapshot::load(&load_root, version, events, &mut nodes);
+                (snap, nodes)
+            })
+            .await
+            .map(|(snap, nodes)| {
+                cache = Some(nodes);
+                snap
+            });
             match loaded {
                 Ok(Ok(snap)) => {
                     let gap = Duration::from_secs_f64(snap.load_ms / 1000.0);

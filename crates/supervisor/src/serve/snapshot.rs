@@ -17,7 +17,7 @@ use crate::commands::status::{self, StatusReport};
 use crate::render::RenderError;
 use autoresearch_adapters::workflow::nodes::plain;
 
-use crate::render::load::RunView;
+use crate::render::load::{NodeCache, RunView};
 
 /// A consistent picture of one workdir.
 #[derive(Debug)]
@@ -46,15 +46,17 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Reads the workdir at `root`. Fails only when `root` is not a workdir (see
-    /// [`RunView::load`]); unreadable files become warnings of the view.
+    /// Reads the workdir at `root`, reusing the unchanged finished nodes of `cache` (see
+    /// [`RunView::load_cached`]). Fails only when `root` is not a workdir; unreadable files
+    /// become warnings of the view.
     pub fn load(
         root: &Path,
         version: u64,
         events: Vec<EventBrief>,
+        cache: &mut NodeCache,
     ) -> Result<Snapshot, RenderError> {
         let started = Instant::now();
-        let view = RunView::load(root)?;
+        let view = RunView::load_cached(root, cache)?;
         let status = status::gather(root).map_err(|e| format!("{e:#}"));
         let queue = queue::list(root).map_err(|e| format!("{e:#}"));
 
