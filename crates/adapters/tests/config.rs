@@ -389,14 +389,13 @@ fn max_concurrency_zero_and_other_limits() {
 }
 
 #[test]
-fn agent_planner_is_refused() {
+fn agent_planner_without_its_agent_section_is_refused() {
     assert_err(
         with_edit(|v| v["planner"]["kind"] = json!("agent")),
         &[
-            "planner.kind",
-            "not available in this build",
-            "\"search\"",
-            "\"none\"",
+            "planner.agent: missing",
+            "{\"preset\": \"claude\"}",
+            "docs/agent.md",
         ],
     );
 }
