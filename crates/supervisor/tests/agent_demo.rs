@@ -174,6 +174,20 @@ fn the_agent_demo_finds_a_faster_commit_than_the_baseline() {
     assert!(show.contains(&commit.ref_name), "{show}");
     assert!(show.contains("code against its parent"), "{show}");
     assert!(show.contains("diff --git a/slow.py b/slow.py"), "{show}");
+    for bad in ["999_nope", "../.."] {
+        let out = Command::new(env!("CARGO_BIN_EXE_supervisor"))
+            .arg("show")
+            .arg(&wd)
+            .arg(bad)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("there is no experiment") && err.contains("engine/nodes/"),
+            "{err}"
+        );
+    }
     let report = fs::read_to_string(wd.join("report.md")).unwrap();
     let checkout = format!(
         "git -C {} worktree add --detach ../demo.repo-{best} {}",
