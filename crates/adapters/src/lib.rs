@@ -7,6 +7,7 @@ pub mod config;
 pub mod executor;
 pub mod metrics;
 pub mod model;
+pub mod noise;
 pub mod planner;
 pub mod reanalyze;
 pub mod repair;

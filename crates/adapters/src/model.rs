@@ -1,5 +1,6 @@
-//! Types of the experiment workdir files (`docs/workdir-format.md`): node spec, status, result, failure,
-//! job record, tree and run-level state. Readers (the supervisor's views) use the same types.
+//! Types of the experiment workdir files (`docs/workdir-format.md`): node spec, status, result,
+//! failure, job record, tree and run-level state, the spread of repeated runs and the
+//! confirmation of a new best. Readers (the supervisor's views) use the same types.
 
 use std::collections::BTreeMap;
 
@@ -133,6 +134,125 @@ pub struct NodeResult {
     /// each; absent when no analysis ran. They are shown to every later plan call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub findings: Option<Vec<String>>,
+    /// The primary metric of every run of the job, in run order (the repeats, then the
+    /// confirmation runs): run 1 is `runs/<id>/`, run k ≥ 2 `runs/<id>/repeat-<k>/`. `primary`
+    /// is their aggregate (`objective.aggregate`). Absent in files written before repeats.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<f64>,
+    /// The spread of `samples`, when there are at least two.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread: Option<Spread>,
+    /// The confirmation this node went through (it beat the best and was re-run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmation: Option<Confirmation>,
+    /// It beat the best at first but its confirmation runs did not hold the improvement
+    /// (`improved` is then false). Absent when false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub unconfirmed: bool,
+}
+
+impl NodeResult {
+    /// How many runs the primary metric aggregates (1 for files written before repeats).
+    pub fn n(&self) -> usize {
+        self.samples.len().max(usize::from(self.primary.is_some()))
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The spread of repeated measurements of the primary metric.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    /// How many values.
+    pub n: u32,
+    /// The smallest.
+    pub min: f64,
+    /// The largest.
+    pub max: f64,
+    /// The arithmetic mean.
+    pub mean: f64,
+    /// The median.
+    pub median: f64,
+    /// The sample standard deviation (n − 1 in the denominator).
+    pub stdev: f64,
+    /// The median absolute deviation from the median (not scaled).
+    pub mad: f64,
+}
+
+/// Why a new best was re-run before it counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfirmReason {
+    /// It beat the best by less than `noise_k` standard errors of the difference.
+    WithinNoise,
+    /// The noise floor was not known yet (`confirm = auto`).
+    NoiseUnknown,
+    /// `confirm = always`.
+    Always,
+}
+
+/// `engine/nodes/<id>/confirm.json` (and `result.json`'s `confirmation`): the decision to
+/// re-run a node that beat the best, taken once under the ledger's lock, and its outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// Why it is re-run.
+    pub reason: ConfirmReason,
+    /// How many runs the node had when it was judged (its repeats).
+    pub runs_before: u32,
+    /// How many confirmation runs follow them (`objective.confirm_runs`).
+    pub runs: u32,
+    /// Its value (aggregate of its repeats) when it was judged.
+    pub value: f64,
+    /// The best node then.
+    pub best_node: Option<String>,
+    /// The best value then.
+    pub best_before: Option<f64>,
+    /// The relative noise floor then, when known.
+    pub noise_floor: Option<f64>,
+    /// RFC 3339.
+    pub decided_at: String,
+    /// `true`: the aggregate of all its runs still improved on the best; `false`: it did not;
+    /// absent while the confirmation runs are going.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed: Option<bool>,
+}
+
+/// `state.json`'s `noise_floor`: the relative noise of one measurement, pooled over every
+/// node measured more than once (see `docs/noise.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct NoiseFloor {
+    /// The pooled coefficient of variation: sqrt(Σ (nᵢ − 1)·(sᵢ/|meanᵢ|)² / Σ (nᵢ − 1)), over
+    /// the repeats (not the confirmation runs) of each node measured at least twice.
+    pub relative: f64,
+    /// Degrees of freedom: Σ (nᵢ − 1).
+    pub dof: u32,
+    /// How many nodes contributed.
+    pub nodes: u32,
+}
+
+impl NoiseFloor {
+    /// `±4.2 % per run (2 nodes, 5 degrees of freedom)`: how views and prompts show it.
+    pub fn describe(&self) -> String {
+        format!(
+            "±{:.1} % per run ({} node{}, {} degree{} of freedom)",
+            self.relative * 100.0,
+            self.nodes,
+            if self.nodes == 1 { "" } else { "s" },
+            self.dof,
+            if self.dof == 1 { "" } else { "s" }
+        )
+    }
+}
+
+impl NodeResult {
+    /// Whether its improvement was confirmed by re-runs (`confirmation.confirmed`).
+    pub fn confirmed(&self) -> bool {
+        self.confirmation
+            .as_ref()
+            .is_some_and(|c| c.confirmed == Some(true))
+    }
 }
 
 /// At most this many metric names are kept per experiment (in `result.json` and the table).
@@ -301,6 +421,12 @@ pub struct RunState {
     pub fail_fast: Option<FailFast>,
     /// RFC 3339.
     pub updated_at: String,
+    /// How many runs the best node's value aggregates (absent: 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_n: Option<u32>,
+    /// The relative noise of one measurement, once some node was measured at least twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise_floor: Option<NoiseFloor>,
     /// What the coding agent's calls cost, per run, phase and node (absent until one is made).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_cost: Option<crate::agent::CostBook>,

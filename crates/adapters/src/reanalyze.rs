@@ -183,6 +183,8 @@ fn decide(
     s.direction = config.objective.direction.as_str().to_string();
     s.best_node = None;
     s.best_value = None;
+    s.best_n = None;
+    s.noise_floor = None;
     s.baseline_value = None;
     s.plateau = 0;
     s.experiments_completed = 0;
@@ -218,30 +220,65 @@ fn decide(
             s.plateau += 1;
             continue;
         }
-        let run_dir = wd.run_dir(id);
-        let read = if wd.check(&run_dir).is_ok() && run_dir.is_dir() {
-            crate::metrics::collect(&run_dir, metric).ok()
-        } else {
-            None
-        };
-        let metrics = match read {
-            Some(m) => m,
-            None => crate::metrics::Metrics {
+        // Every run of the node (repeats and confirmation runs: `runs/<id>/repeat-<k>/`),
+        // aggregated like the workflow does (see docs/noise.md).
+        let runs = old_result.samples.len().max(1) as u32;
+        let mut per_run = Vec::new();
+        for k in 1..=runs {
+            let run_dir = wd.repeat_run_dir(id, k);
+            let read = if wd.check(&run_dir).is_ok() && run_dir.is_dir() {
+                crate::metrics::collect(&run_dir, metric).ok()
+            } else {
+                None
+            };
+            per_run.push(read);
+        }
+        let mut samples = old_result.samples.clone();
+        // Pooled after this node is judged, as in the workflow.
+        let mut floor_after = s.noise_floor;
+        let metrics = if per_run.iter().any(Option::is_none) {
+            // A run dir that is gone keeps the metrics of `result.json`.
+            crate::metrics::Metrics {
                 values: old_result.metrics.clone(),
                 ..Default::default()
-            },
+            }
+        } else if runs == 1 {
+            per_run.into_iter().flatten().next().unwrap_or_default()
+        } else {
+            let (m, s) = aggregate_runs(
+                config.objective.aggregate,
+                metric,
+                per_run.into_iter().flatten(),
+            );
+            samples = s;
+            m
         };
         let mut result = old_result.clone();
         result.metrics = metrics.values.clone();
         result.metrics_dropped = metrics.dropped;
+        if runs > 1 {
+            result.spread = crate::noise::spread(&samples);
+            // The repeats only feed the noise floor, as in the workflow.
+            let repeats = match &result.confirmation {
+                Some(c) => &samples[..(c.runs_before as usize).min(samples.len())],
+                None => &samples[..],
+            };
+            floor_after = crate::noise::pool(s.noise_floor, repeats);
+            result.samples = samples;
+        }
         let write = match metrics.values.get(metric).copied() {
             Some(primary) => {
                 let best_before = s.best_value;
-                let improved = config.objective.is_improvement(primary, best_before);
+                let noise = s.noise_floor.map(|f| f.relative);
+                let improved = config.objective.improves(primary, best_before, noise);
                 s.experiments_completed += 1;
-                if best_before.is_none_or(|b| config.objective.direction.is_better(primary, b)) {
+                let legacy = config.objective.confirm == crate::config::Confirm::Off;
+                let better =
+                    best_before.is_none_or(|b| config.objective.direction.is_better(primary, b));
+                if improved || (legacy && better) {
                     s.best_value = Some(primary);
                     s.best_node = Some(id.clone());
+                    s.best_n = Some(result.n() as u32);
                 }
                 if s.baseline_node.as_deref() == Some(id.as_str()) {
                     s.baseline_value = Some(primary);
@@ -251,11 +288,14 @@ fn decide(
                     &node.spec,
                     metric,
                     primary,
+                    &result.samples,
                     improved,
                     best_before,
+                    result.confirmation.as_ref(),
                 );
                 result.primary = Some(primary);
                 result.improved = improved;
+                result.unconfirmed = result.confirmation.is_some() && !improved;
                 result.analysis = analysis.clone();
                 let status = match node.status {
                     NodeStatus::Failed if awaiting.contains(id) => NodeStatus::Planning,
@@ -300,6 +340,7 @@ fn decide(
                 }
             }
         };
+        state.state.noise_floor = floor_after;
         let same = write.status == node.status
             && write.result == old_result
             && write.failure.as_ref().map(|f| (&f.kind, &f.message))
@@ -396,4 +437,28 @@ fn pretty<T: Serialize>(value: &T) -> Result<Vec<u8>, NodeError> {
     })?;
     bytes.push(b'\n');
     Ok(bytes)
+}
+
+/// The metrics of a repeated node's runs aggregated per name (`objective.aggregate`), and the
+/// primary metric of each run that reported it, in run order.
+fn aggregate_runs(
+    kind: crate::config::Aggregate,
+    primary: &str,
+    runs: impl Iterator<Item = crate::metrics::Metrics>,
+) -> (crate::metrics::Metrics, Vec<f64>) {
+    let mut names: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    let mut out = crate::metrics::Metrics::default();
+    for m in runs {
+        out.dropped = out.dropped.max(m.dropped);
+        out.rejected.extend(m.rejected);
+        for (k, v) in m.values {
+            names.entry(k).or_default().push(v);
+        }
+    }
+    out.values = names
+        .iter()
+        .filter_map(|(k, vs)| Some((k.clone(), crate::noise::aggregate(kind, vs)?)))
+        .collect();
+    let samples = names.remove(primary).unwrap_or_default();
+    (out, samples)
 }

@@ -69,6 +69,17 @@ impl Workdir {
     pub fn run_dir(&self, id: &str) -> PathBuf {
         self.runs_dir().join(id)
     }
+    /// The run dir of run `k` (1-based) of node `id`'s job: `runs/<id>/` for the first run,
+    /// `runs/<id>/repeat-<k>/` for the others (repeats and confirmation runs; see
+    /// `docs/noise.md`).
+    pub fn repeat_run_dir(&self, id: &str, k: u32) -> PathBuf {
+        let dir = self.run_dir(id);
+        if k <= 1 {
+            dir
+        } else {
+            dir.join(format!("{REPEAT_PREFIX}{k}"))
+        }
+    }
     /// `logs/`
     pub fn logs_dir(&self) -> PathBuf {
         self.root.join("logs")
@@ -86,6 +97,9 @@ impl Workdir {
         nofollow::create_dir_under(&self.root, dir)
     }
 }
+
+/// The folder name prefix of the run dirs of runs 2, 3, … of a node (`repeat-2`).
+pub const REPEAT_PREFIX: &str = "repeat-";
 
 /// Whether `id` can name a node: the engine's id pattern (`[A-Za-z0-9._-]{1,128}`) and not
 /// `.` or `..`, which would name `engine/nodes/` or `engine/` themselves.

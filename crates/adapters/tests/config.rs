@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::Command;
 
 use autoresearch_adapters::config::{
-    Config, ConfigError, Direction, ExecutorKind, NumType, Param, ParamSpec, PlannerKind, Scale,
-    canonical_params_key, check_template, param_env, render_command,
+    Config, ConfigError, Direction, ExecutorKind, MinImprovement, NumType, Param, ParamSpec,
+    PlannerKind, Scale, canonical_params_key, check_template, param_env, render_command,
 };
 use serde_json::{Map, Value, json};
 
@@ -103,7 +103,7 @@ fn assert_err(result: Result<Config, ConfigError>, needles: &[&str]) -> String {
 fn defaults_are_applied() {
     let c = Config::from_json_str(MINIMAL, json_origin()).unwrap();
     assert_eq!(c.objective.direction, Direction::Minimize);
-    assert_eq!(c.objective.min_improvement, 0.01);
+    assert_eq!(c.objective.min_improvement.relative(), Some(0.01));
     assert_eq!(c.job.cwd, Path::new("."));
     assert_eq!(c.job.timeout_s, Some(600.0));
     assert!(c.job.env.is_empty());
@@ -386,6 +386,71 @@ fn max_concurrency_zero_and_other_limits() {
         with_edit(|v| v["job"]["timeout_s"] = json!(0)),
         &["job.timeout_s", "found 0"],
     );
+}
+
+#[test]
+fn noise_fields_have_defaults_and_bounds() {
+    let c = with_edit(|_| {}).expect("design config");
+    let o = &c.objective;
+    assert_eq!(
+        (o.repeats, o.baseline_repeats, o.confirm_runs, o.noise_k),
+        (1, None, 2, 2.0)
+    );
+    assert_eq!(
+        o.runs_of(true),
+        3,
+        "the baseline runs 3 times when repeats is 1"
+    );
+    assert_eq!(o.runs_of(false), 1);
+    let c = with_edit(|v| {
+        v["objective"]["repeats"] = json!(5);
+        v["objective"]["min_improvement"] = json!("noise");
+        v["objective"]["aggregate"] = json!("min");
+        v["objective"]["confirm"] = json!("always");
+    })
+    .expect("noise config");
+    assert_eq!(
+        c.objective.runs_of(true),
+        5,
+        "else the baseline runs `repeats` times"
+    );
+    assert_eq!(c.objective.min_improvement, MinImprovement::Noise);
+    // Written back as given.
+    let written = serde_json::to_value(&c).unwrap();
+    assert_eq!(written["objective"]["min_improvement"], json!("noise"));
+    assert_eq!(written["objective"]["aggregate"], json!("min"));
+    assert_eq!(written["objective"]["confirm"], json!("always"));
+    for (field, value, needles) in [
+        (
+            "repeats",
+            json!(0),
+            &["objective.repeats", "1 to 100", "found 0"][..],
+        ),
+        (
+            "baseline_repeats",
+            json!(101),
+            &["objective.baseline_repeats", "101"][..],
+        ),
+        ("confirm_runs", json!(0), &["objective.confirm_runs"][..]),
+        ("noise_k", json!(0), &["objective.noise_k", "> 0"][..]),
+        (
+            "min_improvement",
+            json!("nois"),
+            &["objective.min_improvement", "\"noise\""][..],
+        ),
+        (
+            "confirm",
+            json!("sometimes"),
+            &["objective.confirm", "auto"][..],
+        ),
+        (
+            "aggregate",
+            json!("avg"),
+            &["objective.aggregate", "median"][..],
+        ),
+    ] {
+        assert_err(with_edit(|v| v["objective"][field] = value), needles);
+    }
 }
 
 #[test]

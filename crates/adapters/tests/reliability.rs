@@ -8,6 +8,8 @@
 //! - `torture`: SIGKILLs at random moments (30 by default; `AUTORESEARCH_TORTURE_KILLS=300` for
 //!   the long mode), then: no finished job lost, none launched twice, no parameter set run
 //!   twice, one recorded row per node.
+//! - `repeats`: SIGKILLs at random moments in a run with `repeats: 3` and `confirm: always`:
+//!   every run of every node launched once, every aggregate recomputed from the raw values.
 //! - `phases`: SIGKILL and SIGTERM delivered while a node is in each lifecycle phase.
 //! - `enospc`: the workdir on a small tmpfs filled for a few seconds (needs root, as in CI).
 //! - `links`: symbolic links planted on the workflow's and the engine's paths.
@@ -29,6 +31,8 @@ mod links;
 mod phases;
 #[path = "reliability/planning.rs"]
 mod planning;
+#[path = "reliability/repeats.rs"]
+mod repeats;
 #[path = "reliability/torture.rs"]
 mod torture;
 

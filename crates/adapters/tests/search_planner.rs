@@ -66,6 +66,7 @@ fn trial(id: &str, p: Map<String, Value>, primary: Option<f64>, state: TrialStat
         params: p,
         primary,
         state,
+        spread: None,
     }
 }
 

@@ -163,7 +163,7 @@ fn generate(root: &Path, n: usize, seed: u64) {
                         children: Vec::new(),
                         analysis: String::new(),
                         metrics_dropped: 0,
-                        findings: None,
+                        ..Default::default()
                     },
                 );
             }
@@ -222,7 +222,7 @@ fn generate(root: &Path, n: usize, seed: u64) {
             stop_reason: None,
             fail_fast: None,
             updated_at: "2026-01-01T00:00:00Z".into(),
-            ..RunState::default()
+            ..Default::default()
         },
     );
     write_json(

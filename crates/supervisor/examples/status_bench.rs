@@ -151,7 +151,7 @@ fn generate(root: &Path, n: usize) {
                         children: Vec::new(),
                         analysis: String::new(),
                         metrics_dropped: 0,
-                        findings: None,
+                        ..Default::default()
                     },
                 );
             }
@@ -246,7 +246,7 @@ fn generate(root: &Path, n: usize) {
             stop_reason: None,
             fail_fast: None,
             updated_at: now.into(),
-            ..RunState::default()
+            ..Default::default()
         },
     );
     write_json(

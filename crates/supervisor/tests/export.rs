@@ -90,15 +90,20 @@ fn column(table: &Value, name: &str) -> Vec<String> {
         .collect()
 }
 
-const EXPECTED_HEADER: [&str; 14] = [
+const EXPECTED_HEADER: [&str; 19] = [
     "node_id",
     "name",
     "parent_id",
     "status",
     "score",
+    "runs",
+    "spread_min",
+    "spread_max",
+    "spread_stdev",
     "other",
     "duration_s",
     "improved",
+    "unconfirmed",
     "params_workers",
     "params_mode",
     "params_lr",

@@ -794,3 +794,40 @@ fn malformed_ranges_get_a_did_you_mean() {
         assert!(!lab.path("new-wd").exists());
     }
 }
+
+/// A run with `repeats: 3`: `reanalyze --metric` re-reads every run of every node
+/// (`runs/<id>/` and `runs/<id>/repeat-<k>/`) and aggregates them, keeping each run's value.
+#[test]
+fn reanalyze_aggregates_every_run_of_a_repeated_node() {
+    let lab = Lab::new();
+    lab.open_gate();
+    lab.write(
+        "rep.sh",
+        "echo \"METRIC score=$1\"\necho \"METRIC other=$(( $1 * 10 + AUTORESEARCH_REPEAT ))\"\n",
+    );
+    let c = config(
+        &lab,
+        "rep.sh",
+        "score",
+        &[("a", 2)],
+        json!({"objective": {"repeats": 3}, "limits": {"max_experiments": 2}}),
+    );
+    let cfg = config_file(&lab, "cfg.json", &c);
+    lab.sup(&["run", "wd", "--config", &cfg, "--no-render"])
+        .ok();
+    let result = |id: &str| read(&lab.path(&format!("wd/engine/nodes/{id}/result.json")));
+    assert_eq!(result("001_a")["samples"], json!([2.0, 2.0, 2.0]));
+
+    lab.sup(&["reanalyze", "wd", "--metric", "other"]).ok();
+    let a = result("001_a");
+    assert_eq!(a["samples"], json!([21.0, 22.0, 23.0]), "{a:#}");
+    assert_eq!(a["primary"], json!(22.0), "the median: {a:#}");
+    assert_eq!(a["spread"]["n"], json!(3), "{a:#}");
+    assert_eq!(a["improved"], json!(true), "{a:#}");
+    let base = result("000_baseline");
+    assert_eq!(base["samples"], json!([11.0, 12.0, 13.0]), "{base:#}");
+    let state = read(&lab.path("wd/state.json"));
+    assert_eq!(state["best_node"], "001_a", "{state:#}");
+    assert_eq!(state["best_n"], 3, "{state:#}");
+    assert_eq!(state["noise_floor"]["nodes"], 2, "{state:#}");
+}

@@ -98,7 +98,7 @@ impl Wd {
                 children: vec![],
                 analysis: String::new(),
                 metrics_dropped: 0,
-                findings: None,
+                ..Default::default()
             },
         );
         self.status(id, NodeStatus::Completed);
@@ -157,7 +157,7 @@ impl Wd {
                 stop_reason: None,
                 fail_fast: None,
                 updated_at: "2026-01-01T00:00:00Z".into(),
-                ..RunState::default()
+                ..Default::default()
             },
         );
     }
@@ -566,9 +566,14 @@ fn table_has_one_row_per_node_in_creation_order_and_round_trips_tricky_values() 
             "parent_id",
             "status",
             "throughput",
+            "runs",
+            "spread_min",
+            "spread_max",
+            "spread_stdev",
             "latency_ms",
             "duration_s",
             "improved",
+            "unconfirmed",
             "params_path",
             "params_workers",
             "params",

@@ -403,10 +403,25 @@ async fn a_search_run_on_every_page() {
     let first = b
         .js("return document.querySelector('#nodes tbody tr').dataset.id")
         .await;
+    // The highest value, which is not always the best: only a counted improvement (by
+    // `min_improvement`, confirmed when within the noise) becomes the best (docs/noise.md).
+    let mut top: Option<(f64, String)> = None;
+    for e in std::fs::read_dir(lab.path("wd/engine/nodes")).unwrap() {
+        let e = e.unwrap();
+        let r: serde_json::Value = std::fs::read(e.path().join("result.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        if let Some(v) = r["primary"].as_f64()
+            && top.as_ref().is_none_or(|t| v > t.0)
+        {
+            top = Some((v, e.file_name().to_string_lossy().into_owned()));
+        }
+    }
     assert_eq!(
         first,
-        serde_json::json!(best_id),
-        "sorted by throughput, the best first"
+        serde_json::json!(top.unwrap().1),
+        "sorted by throughput, the highest first"
     );
     b.screenshot("search-table").await;
 

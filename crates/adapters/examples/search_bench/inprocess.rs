@@ -143,5 +143,6 @@ fn trial(id: &str, params: Map<String, Value>) -> Trial {
         params,
         primary: None,
         state: TrialState::Pending,
+        spread: None,
     }
 }

@@ -382,6 +382,7 @@ fn timing(tuning: &Tuning) {
                     primary: Some(f.value(&params)),
                     params,
                     state: TrialState::Completed,
+                    spread: None,
                 }
             })
             .collect();

@@ -13,7 +13,8 @@ use std::fmt::Write as _;
 use serde_json::{Map, Value};
 
 use super::template::{Template, TemplateError};
-use crate::config::{Direction, format_number, value_to_raw};
+use crate::config::{Direction, MinImprovement, format_number, value_to_raw};
+use crate::model::{NoiseFloor, Spread};
 
 /// One experiment of the history, as the planner sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,12 +27,14 @@ pub struct HistoryRow {
     pub status: String,
     /// Parameter values.
     pub params: Map<String, Value>,
-    /// Primary metric (mean when repeated).
+    /// Primary metric (the aggregate of its runs when it ran more than once).
     pub primary: Option<f64>,
-    /// Spread of the primary over repeats, when known.
-    pub spread: Option<f64>,
+    /// Spread of the primary over its runs, when it ran more than once.
+    pub spread: Option<Spread>,
     /// Whether it improved on the best at the time.
     pub improved: bool,
+    /// It beat the best at first, but its confirmation runs did not hold it.
+    pub unconfirmed: bool,
     /// Why it was tried.
     pub hypothesis: String,
     /// Summary of its code change, if any.
@@ -73,8 +76,10 @@ pub struct PlanContext {
     pub metric: String,
     /// Which way is better.
     pub direction: Direction,
-    /// Relative improvement that counts.
-    pub min_improvement: f64,
+    /// Improvement that counts (a relative margin, or k × the noise floor).
+    pub min_improvement: MinImprovement,
+    /// The run's noise floor, once some experiment ran more than once.
+    pub noise_floor: Option<NoiseFloor>,
     /// The search space, as text (e.g. its JSON).
     pub search_space: String,
     /// Budget and progress, as text (experiments left, cost spent, plateau).
@@ -147,7 +152,7 @@ fn render_at(
         Direction::Maximize => "maximizing",
         Direction::Minimize => "minimizing",
     };
-    let min_improvement = format!("{}%", format_number(ctx.min_improvement * 100.0));
+    let min_improvement = ctx.min_improvement.to_string();
     let history = history_section(ctx, level, text_cap);
     let best_path = path_section(&ctx.best_path, level * 2);
     let findings = findings_section(&ctx.findings, level * 2, text_cap.max(200));
@@ -213,12 +218,50 @@ pub(crate) fn params_text(params: &Map<String, Value>) -> String {
         .join(" ")
 }
 
+/// The value, `± stdev (n=…)` when it ran more than once (stdev to 3 significant digits).
 fn metric_text(row: &HistoryRow) -> String {
     match (row.primary, row.spread) {
-        (Some(p), Some(s)) => format!("{} ± {}", format_number(p), format_number(s)),
-        (Some(p), None) => format_number(p),
+        (Some(p), Some(s)) if s.n > 1 => format!(
+            "{} ± {} (n={})",
+            format_number(p),
+            format_number(round_sig(s.stdev, 3)),
+            s.n
+        ),
+        (Some(p), _) => format_number(p),
         (None, _) => "-".into(),
     }
+}
+
+/// `x` rounded to `digits` significant digits.
+fn round_sig(x: f64, digits: i32) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let scale = 10f64.powi(digits - 1 - x.abs().log10().floor() as i32);
+    (x * scale).round() / scale
+}
+
+/// How noisy one measurement is, for the history's header.
+fn noise_text(ctx: &PlanContext) -> String {
+    let repeated = ctx
+        .history
+        .iter()
+        .any(|r| r.spread.is_some_and(|s| s.n > 1));
+    let mut out = match &ctx.noise_floor {
+        Some(f) => format!(
+            "Noise floor: {}. A difference smaller than about twice that is likely noise, not \
+             an effect.",
+            f.describe()
+        ),
+        None => "Noise floor: not measured yet (no experiment ran more than once).".into(),
+    };
+    if repeated {
+        out.push_str(
+            " A value `v ± s (n=k)` is the aggregate of k runs ± their standard deviation.",
+        );
+    }
+    out.push('\n');
+    out
 }
 
 /// Indexes of the rows shown at `level`.
@@ -291,6 +334,8 @@ pub(crate) fn history_section(ctx: &PlanContext, level: usize, text_cap: usize) 
         rows.len(),
         keep.len()
     );
+    out.push_str(&noise_text(ctx));
+    out.push('\n');
     out.push_str("| id | parent | status | metric | params | hypothesis / change | failure |\n");
     out.push_str("|---|---|---|---|---|---|---|\n");
     for &i in &keep {
@@ -303,7 +348,13 @@ pub(crate) fn history_section(ctx: &PlanContext, level: usize, text_cap: usize) 
             out,
             "| {}{} | {} | {} | {} | {} | {} | {} |",
             r.id,
-            if r.improved { " *" } else { "" },
+            if r.improved {
+                " *"
+            } else if r.unconfirmed {
+                " ?"
+            } else {
+                ""
+            },
             r.parent.as_deref().unwrap_or("-"),
             r.status,
             metric_text(r),
@@ -314,7 +365,10 @@ pub(crate) fn history_section(ctx: &PlanContext, level: usize, text_cap: usize) 
                 .map_or("-".into(), |f| cell(f, text_cap / 2 + 20)),
         );
     }
-    out.push_str("(`*` = improved on the best at the time)\n");
+    out.push_str(
+        "(`*` = improved on the best at the time; `?` = beat the best at first, but re-runs did \
+         not confirm it: treat it as noise)\n",
+    );
     let omitted: Vec<&HistoryRow> = rows
         .iter()
         .enumerate()
@@ -517,6 +571,26 @@ mod tests {
         let ctx = synthetic_context(0);
         let p = render_plan_prompt(&ctx, &Templates::builtin().plan, 60_000).unwrap();
         assert!(p.contains("no experiment has finished yet"));
+    }
+
+    #[test]
+    fn values_show_their_spread_the_noise_floor_and_unconfirmed_wins() {
+        let mut ctx = synthetic_context(12);
+        let p = render_plan_prompt(&ctx, &Templates::builtin().plan, 60_000).unwrap();
+        assert!(
+            p.contains("Noise floor: ±1.2 % per run (3 nodes, 6 degrees of freedom)"),
+            "{p}"
+        );
+        // Row 0 ran twice (value ± 0.8·√2 = 1.13).
+        assert!(p.contains(" ± 1.13 (n=2) |"), "{p}");
+        // Row 5 is an unconfirmed win.
+        assert!(p.contains(&format!("| {} ? |", ctx.history[5].id)), "{p}");
+        assert!(p.contains("`?` = beat the best at first"), "{p}");
+        ctx.noise_floor = None;
+        ctx.min_improvement = MinImprovement::Noise;
+        let p = render_plan_prompt(&ctx, &Templates::builtin().plan, 60_000).unwrap();
+        assert!(p.contains("Noise floor: not measured yet"), "{p}");
+        assert!(p.contains("at least noise_k × the noise floor"), "{p}");
     }
 
     #[test]

@@ -162,10 +162,7 @@ impl RunBrief {
         vec![
             ("metric", ctx.metric.clone()),
             ("direction", direction_word(ctx.direction).to_string()),
-            (
-                "min_improvement",
-                format!("{}%", format_number(ctx.min_improvement * 100.0)),
-            ),
+            ("min_improvement", ctx.min_improvement.to_string()),
             ("run", self.run_section()),
             (
                 "noise",

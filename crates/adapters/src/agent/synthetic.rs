@@ -12,6 +12,7 @@ use crate::config::Direction;
 /// A synthetic run of `n` finished experiments (and a few in flight), for the size benchmark
 /// and tests: long hypotheses, code changes, failures and findings, as a long agent run has.
 pub fn synthetic_context(n: usize) -> PlanContext {
+    let p0 = |p: Option<f64>| p.unwrap_or(0.0);
     let mut history = Vec::with_capacity(n);
     let mut best: Option<(usize, f64)> = None;
     let mut findings = Vec::new();
@@ -41,8 +42,11 @@ pub fn synthetic_context(n: usize) -> PlanContext {
             status: if failed { "failed" } else { "completed" }.into(),
             params,
             primary,
-            spread: (i % 5 == 0).then_some(0.8),
+            spread: (i % 5 == 0)
+                .then(|| crate::noise::spread(&[p0(primary) - 0.8, p0(primary) + 0.8]))
+                .flatten(),
             improved,
+            unconfirmed: !improved && i % 11 == 5,
             hypothesis: format!(
                 "Idea {i}: reduce the per-item overhead in the hot loop by batching writes and \
                  hoisting the allocation out of the loop; this should cut system time noticeably \
@@ -89,7 +93,12 @@ pub fn synthetic_context(n: usize) -> PlanContext {
     PlanContext {
         metric: "seconds".into(),
         direction: Direction::Minimize,
-        min_improvement: 0.01,
+        min_improvement: crate::config::MinImprovement::Relative(0.01),
+        noise_floor: Some(crate::model::NoiseFloor {
+            relative: 0.012,
+            dof: 6,
+            nodes: 3,
+        }),
         search_space: r#"{"workers": [1, 2, 4, 8, 16], "chunk": {"min": 16, "max": 1024, "type": "int"}, "mode": ["fast", "safe", "mixed"]}"#.into(),
         budget: format!("{n} of 2000 experiments used; agent cost $12.34 of $50; plateau 3 of 8"),
         planned_from: history.last().map(|r| r.id.clone()).unwrap_or_default(),

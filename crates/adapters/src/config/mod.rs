@@ -32,8 +32,9 @@ pub use render::{
 pub use resume::{FieldDiff, RESUMABLE_PATHS};
 pub use space::SearchSpace;
 pub use types::{
-    Config, DEFAULT_LOG_LIMIT_MB, Direction, ExecutorConfig, ExecutorKind, JobConfig, Limits,
-    MAX_CONCURRENCY, Objective, PlannerConfig, PlannerKind, Seed, SlurmConfig,
+    Aggregate, Config, Confirm, DEFAULT_LOG_LIMIT_MB, Direction, ExecutorConfig, ExecutorKind,
+    JobConfig, Limits, MAX_CONCURRENCY, MAX_REPEATS, MinImprovement, Objective, PlannerConfig,
+    PlannerKind, Seed, SlurmConfig,
 };
 pub use validate::is_metric_name;
 pub use values::{MAX_EXACT_INT, canonical_params_key, format_number, value_to_raw, values_equal};

@@ -20,6 +20,9 @@ use super::workspace::WorkspaceConfig;
 /// Largest allowed `limits.max_concurrency`.
 pub const MAX_CONCURRENCY: usize = 1024;
 
+/// Largest `objective.repeats`, `objective.baseline_repeats` and `objective.confirm_runs`.
+pub const MAX_REPEATS: u32 = 100;
+
 /// Default `job.log_limit_mb`.
 pub const DEFAULT_LOG_LIMIT_MB: u64 = 64;
 
@@ -85,7 +88,8 @@ impl PartialEq for Config {
     }
 }
 
-/// `objective`: the primary metric and what "better" means.
+/// `objective`: the primary metric, what "better" means, and how noise is handled (repeats,
+/// the noise floor, confirmation of a new best; see `docs/noise.md`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Objective {
@@ -93,23 +97,202 @@ pub struct Objective {
     pub metric: String,
     /// `maximize` or `minimize`.
     pub direction: Direction,
-    /// Smallest relative improvement over the best that counts (default 0.01, ≥ 0).
-    #[serde(default = "default_min_improvement", serialize_with = "ser_num")]
-    pub min_improvement: f64,
+    /// Smallest improvement over the best that counts: a relative margin (default 0.01, ≥ 0)
+    /// or `"noise"` (`noise_k` × the noise floor).
+    #[serde(default)]
+    pub min_improvement: MinImprovement,
+    /// How many times each experiment's job runs, one after the other (default 1).
+    #[serde(default = "default_repeats")]
+    pub repeats: u32,
+    /// How the repeats' values become the experiment's value (default `median`).
+    #[serde(default)]
+    pub aggregate: Aggregate,
+    /// How many times the baseline runs, to measure the noise floor (`null`: 3 when `repeats`
+    /// is 1, else `repeats`).
+    #[serde(default)]
+    pub baseline_repeats: Option<u32>,
+    /// When a new best is re-run before it counts (default `auto`).
+    #[serde(default)]
+    pub confirm: Confirm,
+    /// How many more runs confirm a new best (default 2).
+    #[serde(default = "default_confirm_runs")]
+    pub confirm_runs: u32,
+    /// How many noise floors make a clear difference (default 2).
+    #[serde(default = "default_noise_k", serialize_with = "ser_num")]
+    pub noise_k: f64,
 }
 
 impl Objective {
-    /// Whether `value` improves on `best` by at least `min_improvement` (relative to |best|).
-    /// Any finite value improves on no best at all.
-    pub fn is_improvement(&self, value: f64, best: Option<f64>) -> bool {
+    /// The relative margin an improvement must exceed right now: `min_improvement`, or
+    /// `noise_k` × `noise` (the relative noise floor; 0 while it is unknown).
+    pub fn margin(&self, noise: Option<f64>) -> f64 {
+        match self.min_improvement {
+            MinImprovement::Relative(x) => x,
+            MinImprovement::Noise => self.noise_k * noise.unwrap_or(0.0),
+        }
+    }
+
+    /// Whether `value` improves on `best` by more than `margin` (relative to |best|). Any
+    /// finite value improves on no best at all.
+    pub fn improves_by(&self, value: f64, best: Option<f64>, margin: f64) -> bool {
         if !value.is_finite() {
             return false;
         }
         let Some(best) = best else { return true };
-        let margin = self.min_improvement * best.abs();
+        let margin = margin * best.abs();
         match self.direction {
             Direction::Maximize => value > best + margin,
             Direction::Minimize => value < best - margin,
+        }
+    }
+
+    /// Whether `value` improves on `best` by at least `min_improvement`, with `noise` the
+    /// relative noise floor (used by `min_improvement = "noise"`).
+    pub fn improves(&self, value: f64, best: Option<f64>, noise: Option<f64>) -> bool {
+        self.improves_by(value, best, self.margin(noise))
+    }
+
+    /// [`improves`](Self::improves) with no noise floor known (`"noise"` then counts any
+    /// gain).
+    pub fn is_improvement(&self, value: f64, best: Option<f64>) -> bool {
+        self.improves(value, best, None)
+    }
+
+    /// How many times a node runs its job: `baseline_repeats` (or its default) for the
+    /// baseline, `repeats` for every other experiment.
+    pub fn runs_of(&self, baseline: bool) -> u32 {
+        if !baseline {
+            return self.repeats;
+        }
+        self.baseline_repeats
+            .unwrap_or(if self.repeats <= 1 { 3 } else { self.repeats })
+    }
+}
+
+/// `objective.min_improvement`: a relative margin, or `"noise"`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MinImprovement {
+    /// This fraction of |best| (`0.01` = 1 %).
+    Relative(f64),
+    /// `objective.noise_k` × the run's noise floor.
+    Noise,
+}
+
+impl Default for MinImprovement {
+    fn default() -> Self {
+        MinImprovement::Relative(0.01)
+    }
+}
+
+impl MinImprovement {
+    /// The relative margin, or `None` for `"noise"`.
+    pub fn relative(self) -> Option<f64> {
+        match self {
+            MinImprovement::Relative(x) => Some(x),
+            MinImprovement::Noise => None,
+        }
+    }
+}
+
+impl fmt::Display for MinImprovement {
+    /// `1%`, or `noise_k × the noise floor`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MinImprovement::Relative(x) => {
+                let pct = (x * 100.0 * 1e6).round() / 1e6;
+                write!(f, "{}%", super::values::format_number(pct))
+            }
+            MinImprovement::Noise => f.write_str("noise_k × the noise floor"),
+        }
+    }
+}
+
+impl Serialize for MinImprovement {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            MinImprovement::Relative(x) => ser_num(x, serializer),
+            MinImprovement::Noise => serializer.serialize_str("noise"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MinImprovement {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = MinImprovement;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a relative margin such as 0.01, or \"noise\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(MinImprovement::Relative(v as f64))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(MinImprovement::Relative(v as f64))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(MinImprovement::Relative(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                if v == "noise" {
+                    Ok(MinImprovement::Noise)
+                } else {
+                    Err(de::Error::invalid_value(de::Unexpected::Str(v), &self))
+                }
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// `objective.aggregate`: how the repeats' values become the experiment's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Aggregate {
+    /// The middle value (the mean of the two middle ones for an even count); the default.
+    #[default]
+    Median,
+    /// The arithmetic mean.
+    Mean,
+    /// The smallest value.
+    Min,
+    /// The largest value.
+    Max,
+}
+
+impl Aggregate {
+    /// `median`, `mean`, `min` or `max`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Aggregate::Median => "median",
+            Aggregate::Mean => "mean",
+            Aggregate::Min => "min",
+            Aggregate::Max => "max",
+        }
+    }
+}
+
+/// `objective.confirm`: when a new best is re-run before it counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Confirm {
+    /// When it beats the best by less than `noise_k` standard errors of the difference (or
+    /// the noise floor is not known yet); the default.
+    #[default]
+    Auto,
+    /// Every new best.
+    Always,
+    /// Never: one aggregate beating the best counts at once.
+    Off,
+}
+
+impl Confirm {
+    /// `auto`, `always` or `off`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Confirm::Auto => "auto",
+            Confirm::Always => "always",
+            Confirm::Off => "off",
         }
     }
 }
@@ -336,8 +519,14 @@ impl Default for Limits {
     }
 }
 
-fn default_min_improvement() -> f64 {
-    0.01
+fn default_repeats() -> u32 {
+    1
+}
+fn default_confirm_runs() -> u32 {
+    2
+}
+fn default_noise_k() -> f64 {
+    2.0
 }
 fn default_cwd() -> PathBuf {
     PathBuf::from(".")

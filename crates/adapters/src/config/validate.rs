@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use super::error::ConfigError;
 use super::params::{NumType, Param, Scale};
 use super::render::{check_template, is_param_name, placeholders};
-use super::types::{Config, MAX_CONCURRENCY, PlannerKind};
+use super::types::{Config, MAX_CONCURRENCY, MAX_REPEATS, MinImprovement, PlannerKind};
 use super::values::{MAX_EXACT_INT, compact_json, format_number, found, values_equal};
 
 /// Whether `name` can appear in a `METRIC <name>=<number>` line: `[A-Za-z0-9_.:/-]+`.
@@ -67,12 +67,39 @@ impl Config {
                 ),
             ));
         }
-        if !(o.min_improvement.is_finite() && o.min_improvement >= 0.0) {
+        if let MinImprovement::Relative(x) = o.min_improvement
+            && !(x.is_finite() && x >= 0.0)
+        {
             return Err(self.invalid(
                 "objective.min_improvement",
                 format!(
-                    "expected a finite number ≥ 0, found {}",
-                    format_number(o.min_improvement)
+                    "expected a finite number ≥ 0 or \"noise\", found {}",
+                    format_number(x)
+                ),
+            ));
+        }
+        let counts = [
+            ("objective.repeats", Some(o.repeats)),
+            ("objective.baseline_repeats", o.baseline_repeats),
+            ("objective.confirm_runs", Some(o.confirm_runs)),
+        ];
+        for (path, n) in counts {
+            if let Some(n) = n
+                && !(1..=MAX_REPEATS).contains(&n)
+            {
+                return Err(self.invalid(
+                    path,
+                    format!("expected a whole number from 1 to {MAX_REPEATS}, found {n}"),
+                ));
+            }
+        }
+        if !(o.noise_k.is_finite() && o.noise_k > 0.0) {
+            return Err(self.invalid(
+                "objective.noise_k",
+                format!(
+                    "expected a finite number > 0 (how many noise floors make a clear \
+                     difference, e.g. 2), found {}",
+                    format_number(o.noise_k)
                 ),
             ));
         }

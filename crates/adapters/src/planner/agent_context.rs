@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use crate::agent::plan_prompt::{Finding, HistoryRow, InFlight, PlanContext};
-use crate::config::{Config, format_number};
+use crate::config::Config;
 use crate::model::{Failure, NodeResult, NodeStatus};
 use crate::planner::round::RoundInput;
 use crate::workdir::Workdir;
@@ -24,6 +24,8 @@ struct Facts {
     failure: Option<String>,
     /// Its analysis' findings.
     findings: Vec<String>,
+    /// It beat the best at first, but its confirmation runs did not hold it.
+    unconfirmed: bool,
 }
 
 /// Builds plan contexts, keeping the facts of finished nodes read from their files.
@@ -49,6 +51,7 @@ impl ContextBuilder {
         let analysed = result.as_ref().is_some_and(|r| r.findings.is_some());
         let facts = Facts {
             failure,
+            unconfirmed: result.as_ref().is_some_and(|r| r.unconfirmed),
             findings: result.and_then(|r| r.findings).unwrap_or_default(),
         };
         let settled = node.status.is_terminal() && (analysed || !analyze);
@@ -86,8 +89,9 @@ impl ContextBuilder {
                 },
                 params: n.spec.params.clone(),
                 primary: n.primary,
-                spread: None,
+                spread: n.spread,
                 improved: n.improved,
+                unconfirmed: facts.unconfirmed,
                 hypothesis: n.spec.hypothesis.clone(),
                 change: n.spec.changes.clone().filter(|c| !c.trim().is_empty()),
                 failure: facts.failure,
@@ -120,6 +124,10 @@ impl ContextBuilder {
             in_flight,
             slots: input.wanted,
             protected: protected.to_vec(),
+            noise_floor: read_json::<crate::model::RunState>(&wd.state())
+                .ok()
+                .flatten()
+                .and_then(|s| s.noise_floor),
         }
     }
 }
@@ -150,12 +158,12 @@ fn budget_text(config: &Config, input: &RoundInput<'_>) -> String {
         .count() as u64;
     format!(
         "Experiments: {started} started of at most {} ({} queued, {} running). Patience: {} \
-         experiments in a row without an improvement of {}% so far; the run stops at {}.",
+         experiments in a row without an improvement (at least {}) so far; the run stops at {}.",
         l.max_experiments,
         input.queued,
         input.running,
         input.plateau,
-        format_number(config.objective.min_improvement * 100.0),
+        config.objective.min_improvement,
         l.patience
     )
 }

@@ -15,10 +15,13 @@ pub struct Trial {
     pub node_id: String,
     /// Parameter values.
     pub params: Map<String, Value>,
-    /// Primary metric (None while pending or when failed).
+    /// Primary metric (None while pending or when failed): the aggregate of the experiment's
+    /// runs (`objective.aggregate`) when it ran more than once.
     pub primary: Option<f64>,
     /// `Pending` (queued or running), `Completed` or `Failed`.
     pub state: TrialState,
+    /// The spread of its runs (n, min, max, stdev, MAD), when it ran more than once.
+    pub spread: Option<crate::model::Spread>,
 }
 
 /// Where a trial is.

@@ -103,7 +103,8 @@ pub fn for_config(
     })
 }
 
-/// The planner's view of the nodes: finished ones with their metric, the rest pending.
+/// The planner's view of the nodes: finished ones with their metric (the aggregate of their
+/// runs) and its spread, the rest pending.
 pub fn trials(nodes: &[NodeInfo]) -> Vec<Trial> {
     nodes
         .iter()
@@ -111,6 +112,7 @@ pub fn trials(nodes: &[NodeInfo]) -> Vec<Trial> {
             node_id: n.spec.node_id.clone(),
             params: n.spec.params.clone(),
             primary: n.primary,
+            spread: n.spread,
             state: match n.status {
                 NodeStatus::Completed | NodeStatus::Planning if n.primary.is_some() => {
                     TrialState::Completed

@@ -9,8 +9,11 @@
 //!   recognised from the files and finished, never taken for a lost job.
 //! - A job the engine itself killed because it was stopping (`cancel_jobs_on_stop`) is marked
 //!   `runs/<id>/cancelled.json`; on resume it is relaunched without counting as a lost attempt.
-//! - How a job ended is kept in `runs/<id>/exit_code` (written by the wrapper) or, for a
-//!   timeout or a lost job, in `runs/<id>/ending.json`, so analysis can resume too.
+//! - How a job ended is kept in `runs/<id>/exit_code` (written by the wrapper) and
+//!   `runs/<id>/ending.json`, so analysis can resume too.
+//!
+//! Each run of a node's job (its repeats and confirmation runs, see [`super::repeats`]) has
+//! its own run dir and goes through these steps on its own.
 
 use std::path::Path;
 
@@ -19,11 +22,12 @@ use serde_json::json;
 
 use super::lifecycle::{Fail, Stop};
 use super::nodes::{NodeError, read_json_capped};
+use super::repeats::JobRun;
 use super::{ExperimentWorkflow, now_millis};
 use crate::executor::{
     Exec, ExecError, Executor, JobEnd, JobRequest, Probe, WaitOutcome, read_exit_code,
 };
-use crate::model::{FailureKind, JobRecord, NodeSpec, NodeStatus};
+use crate::model::{FailureKind, JobRecord, NodeStatus};
 use crate::workdir::Workdir;
 
 /// A job is declared lost after this many attempts found dead (cancels by the engine's own
@@ -85,11 +89,13 @@ fn exec_stop(e: ExecError, kind: FailureKind, phase: NodeStatus) -> Stop {
 }
 
 impl ExperimentWorkflow {
-    fn request(&self, spec: &NodeSpec, attempt: u32) -> JobRequest {
-        let run_dir = self.wd.run_dir(&spec.node_id);
+    fn request(&self, run: &JobRun, attempt: u32) -> JobRequest {
+        let spec = run.spec;
+        let run_dir = run.dir.clone();
         let mut env: Vec<(String, String)> = vec![
             ("AUTORESEARCH_RUN_DIR".into(), run_dir.display().to_string()),
             ("AUTORESEARCH_NODE_ID".into(), spec.node_id.clone()),
+            ("AUTORESEARCH_REPEAT".into(), run.repeat.to_string()),
         ];
         env.extend(crate::config::param_env(&spec.params));
         env.extend(
@@ -110,8 +116,8 @@ impl ExperimentWorkflow {
         }
     }
 
-    fn record(&self, id: &str) -> Result<Option<JobRecord>, NodeError> {
-        let path = self.wd.run_dir(id).join("job.json");
+    pub(crate) fn record(&self, run_dir: &Path) -> Result<Option<JobRecord>, NodeError> {
+        let path = run_dir.join("job.json");
         self.wd.check(&path).map_err(io_error(&path))?;
         read_json_capped(&path, MAX_SMALL_FILE)
     }
@@ -130,28 +136,27 @@ impl ExperimentWorkflow {
     /// Launches the node's job, unless an earlier engine already did (then re-attaches).
     pub(crate) async fn launch_or_recover(
         &self,
-        spec: &NodeSpec,
+        run: &JobRun<'_>,
         ctx: &RunContext,
     ) -> Result<(), Stop> {
-        let id = spec.node_id.as_str();
-        let run_dir = self.wd.run_dir(id);
-        if let Some(record) = self.record(id)? {
+        let run_dir = &run.dir;
+        if let Some(record) = self.record(run_dir)? {
             ctx.annotate(json!({ "job_id": record.job_id }));
             return Ok(());
         }
-        let attempt = self.marker_attempt(&run_dir)?;
+        let attempt = self.marker_attempt(run_dir)?;
         if let Some(attempt) = attempt
-            && let Some(record) = self.find_started(spec, attempt).await
+            && let Some(record) = self.find_started(run, attempt).await
         {
-            write_record(&self.wd, &run_dir, &record)?;
+            write_record(&self.wd, run_dir, &record)?;
             ctx.annotate(json!({ "job_id": record.job_id }));
             return Ok(());
         }
-        self.launch(spec, attempt.unwrap_or(1), ctx).await
+        self.launch(run, attempt.unwrap_or(1), ctx).await
     }
 
-    async fn launch(&self, spec: &NodeSpec, attempt: u32, ctx: &RunContext) -> Result<(), Stop> {
-        let run_dir = self.wd.run_dir(&spec.node_id);
+    async fn launch(&self, run: &JobRun<'_>, attempt: u32, ctx: &RunContext) -> Result<(), Stop> {
+        let run_dir = &run.dir;
         let marker = run_dir.join(LAUNCH_MARKER);
         self.wd.check(&marker).map_err(io_error(&marker))?;
         autoresearch_engine::atomic::write_json_atomic(
@@ -159,11 +164,11 @@ impl ExperimentWorkflow {
             &json!({ "attempt": attempt, "at": now_millis() }),
         )
         .map_err(io_error(&marker))?;
-        let req = self.request(spec, attempt);
+        let req = self.request(run, attempt);
         let launched = self.exec.launch(&req).await;
         let record = match launched {
             Ok(record) => record,
-            Err(e) => return Err(self.launch_failed(spec, &run_dir, e)),
+            Err(e) => return Err(self.launch_failed(run, e)),
         };
         ctx.annotate(json!({ "job_id": record.job_id }));
         Ok(())
@@ -172,12 +177,12 @@ impl ExperimentWorkflow {
     /// A launch that failed. When the executor's own files failed, the job is not running (the
     /// executor kills a job it cannot record): the same attempt is launched again on retry, so
     /// the dead wrapper's `pid` is removed lest it be taken for a started job.
-    fn launch_failed(&self, spec: &NodeSpec, run_dir: &Path, e: ExecError) -> Stop {
+    fn launch_failed(&self, run: &JobRun, e: ExecError) -> Stop {
         if matches!(e, ExecError::Io { .. }) && matches!(self.exec, Exec::Local(_)) {
-            let _ = std::fs::remove_file(run_dir.join("pid"));
+            let _ = std::fs::remove_file(run.dir.join("pid"));
         }
         match exec_stop(e, FailureKind::Launch, NodeStatus::Launching) {
-            Stop::Fail(f) => f.details(json!({ "command": spec.command })).into(),
+            Stop::Fail(f) => f.details(json!({ "command": run.spec.command })).into(),
             other => other,
         }
     }
@@ -185,11 +190,11 @@ impl ExperimentWorkflow {
     /// Evidence that an earlier engine started the job before it could write `job.json`: the
     /// executor's `recover` (exact match on this run dir and attempt; it answers without
     /// waiting, so repeated restarts cannot hold a slot).
-    async fn find_started(&self, spec: &NodeSpec, attempt: u32) -> Option<JobRecord> {
-        match self.exec.recover(&self.request(spec, attempt)).await {
+    async fn find_started(&self, run: &JobRun<'_>, attempt: u32) -> Option<JobRecord> {
+        match self.exec.recover(&self.request(run, attempt)).await {
             Ok(found) => found,
             Err(e) => {
-                tracing::warn!(node = %spec.node_id, error = %e, "could not look for an already started job");
+                tracing::warn!(node = %run.spec.node_id, repeat = run.repeat, error = %e, "could not look for an already started job");
                 None
             }
         }
@@ -198,25 +203,25 @@ impl ExperimentWorkflow {
     /// Waits for the job; `None` when the ending is already on disk (`exit_code`).
     pub(crate) async fn wait_job(
         &self,
-        spec: &NodeSpec,
+        run: &JobRun<'_>,
         ctx: &RunContext,
     ) -> Result<Option<JobEnding>, Stop> {
-        let id = spec.node_id.as_str();
-        let run_dir = self.wd.run_dir(id);
+        let id = run.spec.node_id.as_str();
+        let run_dir = &run.dir;
         // A job this engine did not watch: ask the executor before waiting.
         let mut probe_first = ctx.resumed;
         loop {
-            let record = match self.record(id)? {
+            let record = match self.record(run_dir)? {
                 Some(record) => record,
-                None => match self.cut_short_relaunch(&run_dir)? {
+                None => match self.cut_short_relaunch(run_dir)? {
                     Some(Relaunch::Recover) => {
-                        self.launch_or_recover(spec, ctx).await?;
+                        self.launch_or_recover(run, ctx).await?;
                         probe_first = true;
                         continue;
                     }
                     Some(Relaunch::Launch(attempt)) => {
                         tracing::warn!(node = id, attempt, "finishing a relaunch cut short");
-                        self.launch(spec, attempt, ctx).await?;
+                        self.launch(run, attempt, ctx).await?;
                         probe_first = false;
                         continue;
                     }
@@ -226,9 +231,9 @@ impl ExperimentWorkflow {
                 },
             };
             ctx.annotate(json!({ "job_id": record.job_id }));
-            let req = self.request(spec, record.attempt);
-            if probe_first && self.cancelled_by_engine(&run_dir, record.attempt)? {
-                match read_exit_code(&run_dir) {
+            let req = self.request(run, record.attempt);
+            if probe_first && self.cancelled_by_engine(run_dir, record.attempt)? {
+                match read_exit_code(run_dir) {
                     // It had ended on its own before the kill.
                     Some(code) if (0..128).contains(&code) => return Ok(None),
                     _ => {
@@ -237,7 +242,7 @@ impl ExperimentWorkflow {
                             attempt = record.attempt,
                             "the job was cancelled by the engine's stop: relaunching it (not a lost attempt)"
                         );
-                        self.relaunch(spec, record.attempt, ctx).await?;
+                        self.relaunch(run, record.attempt, ctx).await?;
                         probe_first = false;
                         continue;
                     }
@@ -267,7 +272,7 @@ impl ExperimentWorkflow {
                 WaitOutcome::Ended(JobEnd::Cancelled) => {
                     // Killed because the engine is stopping with --cancel-jobs-on-stop: not the
                     // job's fault and not a lost attempt; relaunched on resume.
-                    if let Err(e) = self.mark_cancelled(&run_dir, record.attempt) {
+                    if let Err(e) = self.mark_cancelled(run_dir, record.attempt) {
                         tracing::warn!(node = id, "could not mark the job as cancelled: {e}");
                     }
                     return Err(Stop::Interrupted);
@@ -276,7 +281,7 @@ impl ExperimentWorkflow {
                     if read_exit_code(&req.run_dir).is_some() {
                         return Ok(None);
                     }
-                    let cancelled = cancelled_attempts(&run_dir, record.attempt);
+                    let cancelled = cancelled_attempts(run_dir, record.attempt);
                     let lost = record.attempt.saturating_sub(cancelled);
                     if lost >= MAX_ATTEMPTS {
                         let also = if cancelled > 0 {
@@ -289,17 +294,16 @@ impl ExperimentWorkflow {
                         ))));
                     }
                     tracing::warn!(node = id, attempt = record.attempt, %reason, "job is dead with no exit code: relaunching as a new attempt");
-                    self.relaunch(spec, record.attempt, ctx).await?;
+                    self.relaunch(run, record.attempt, ctx).await?;
                 }
             }
         }
     }
 
     /// Archives attempt `n` (idempotent) and launches attempt `n + 1`.
-    async fn relaunch(&self, spec: &NodeSpec, n: u32, ctx: &RunContext) -> Result<(), Stop> {
-        let run_dir = self.wd.run_dir(&spec.node_id);
-        archive_attempt(&self.wd, &run_dir, n)?;
-        self.launch(spec, n + 1, ctx).await
+    async fn relaunch(&self, run: &JobRun<'_>, n: u32, ctx: &RunContext) -> Result<(), Stop> {
+        archive_attempt(&self.wd, &run.dir, n)?;
+        self.launch(run, n + 1, ctx).await
     }
 
     /// A running node without `job.json`: a relaunch cut short between archiving attempt N
@@ -353,19 +357,19 @@ impl ExperimentWorkflow {
             .map_err(|e| exec_stop(e, FailureKind::Unexpected, NodeStatus::Running))
     }
 
-    pub(crate) fn write_ending(&self, id: &str, ending: &JobEnding) -> Result<(), NodeError> {
+    pub(crate) fn write_ending(&self, run_dir: &Path, ending: &JobEnding) -> Result<(), NodeError> {
         let value = match ending {
             JobEnding::Exited(code) => json!({ "kind": "exited", "code": code }),
             JobEnding::TimedOut => json!({ "kind": "timeout" }),
             JobEnding::Lost(reason) => json!({ "kind": "lost", "reason": reason }),
         };
-        let path = self.wd.run_dir(id).join("ending.json");
+        let path = run_dir.join("ending.json");
         self.wd.check(&path).map_err(io_error(&path))?;
         autoresearch_engine::atomic::write_json_atomic(&path, &value).map_err(io_error(&path))
     }
 
-    pub(crate) fn read_ending(&self, id: &str) -> Result<JobEnding, NodeError> {
-        let run_dir = self.wd.run_dir(id);
+    /// How the job of `run_dir` ended: `ending.json`, else its `exit_code`, else lost.
+    pub(crate) fn read_ending(&self, run_dir: &Path) -> Result<JobEnding, NodeError> {
         let path = run_dir.join("ending.json");
         self.wd.check(&path).map_err(io_error(&path))?;
         let ending = read_json_capped::<serde_json::Value>(&path, MAX_SMALL_FILE)?;
@@ -380,7 +384,7 @@ impl ExperimentWorkflow {
             Some("exited") => {
                 JobEnding::Exited(field("code").and_then(|c| c.as_i64()).unwrap_or(-1) as i32)
             }
-            _ => match read_exit_code(&run_dir) {
+            _ => match read_exit_code(run_dir) {
                 Some(code) => JobEnding::Exited(code),
                 None => JobEnding::Lost("the job left no exit code".into()),
             },
@@ -395,7 +399,7 @@ fn write_record(wd: &Workdir, run_dir: &Path, record: &JobRecord) -> Result<(), 
 }
 
 /// The highest N of the `attempt-N/` folders of a run dir (0 when none).
-fn archived_attempts(run_dir: &Path) -> u32 {
+pub(crate) fn archived_attempts(run_dir: &Path) -> u32 {
     let Ok(rd) = std::fs::read_dir(run_dir) else {
         return 0;
     };

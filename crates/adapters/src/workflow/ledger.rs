@@ -40,15 +40,6 @@ pub struct StateFile {
 /// Largest `state.json` read (it lists every finished node).
 const MAX_STATE_BYTES: u64 = 256 << 20;
 
-/// What recording a completed experiment decided.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Verdict {
-    /// Improved on the best by at least `min_improvement`.
-    pub improved: bool,
-    /// The best value before this experiment.
-    pub best_before: Option<f64>,
-}
-
 /// The ledger; every method persists what it changes before returning.
 pub struct Ledger {
     path: PathBuf,
@@ -164,12 +155,11 @@ impl Ledger {
         }
         let result: Option<NodeResult> = nodes.read_file(id, "result.json")?;
         let mut g = self.begin();
-        match (
-            node.status,
-            result.and_then(|r| r.primary.map(|p| (p, r.improved))),
-        ) {
-            (NodeStatus::Failed, _) | (_, None) => g.commit_failure(id, config)?,
-            (_, Some((primary, improved))) => g.commit_success(id, primary, improved, config)?,
+        match result.filter(|r| r.primary.is_some()) {
+            Some(result) if node.status != NodeStatus::Failed => {
+                g.commit_success(id, &result, config)?
+            }
+            _ => g.commit_failure(id, config)?,
         }
         Ok(true)
     }
@@ -273,13 +263,9 @@ fn plans(config: &Config) -> bool {
 }
 
 impl LedgerGuard<'_> {
-    /// Decides whether `primary` improves on the best so far.
-    pub fn judge(&self, primary: f64, config: &Config) -> Verdict {
-        let best_before = self.file.state.best_value;
-        Verdict {
-            improved: config.objective.is_improvement(primary, best_before),
-            best_before,
-        }
+    /// The run state as it stands under this lock.
+    pub fn state(&self) -> &RunState {
+        &self.file.state
     }
 
     /// The current plateau counter.
@@ -287,15 +273,19 @@ impl LedgerGuard<'_> {
         self.file.state.plateau
     }
 
-    /// Counts a completed experiment (after its result.json is on disk) and marks it as
-    /// awaiting a planning round.
+    /// Counts a completed experiment (after its `result.json` is on disk) and marks it as
+    /// awaiting a planning round: a new best when it `improved` (or, with `objective.confirm
+    /// = off`, whenever it is strictly better), the plateau counter, and its repeats pooled
+    /// into the noise floor (see `docs/noise.md`).
     pub fn commit_success(
         &mut self,
         id: &str,
-        primary: f64,
-        improved: bool,
+        result: &NodeResult,
         config: &Config,
     ) -> Result<(), NodeError> {
+        let Some(primary) = result.primary else {
+            return self.commit_failure(id, config);
+        };
         let mut next = self.file.clone();
         let s = &mut next.state;
         s.experiments_completed += 1;
@@ -303,18 +293,26 @@ impl LedgerGuard<'_> {
             None => true,
             Some(b) => config.objective.direction.is_better(primary, b),
         };
-        if better {
+        let legacy = config.objective.confirm == crate::config::Confirm::Off;
+        if result.improved || (legacy && better) {
             s.best_value = Some(primary);
             s.best_node = Some(id.to_string());
+            s.best_n = Some(result.n() as u32);
         }
         if s.baseline_node.as_deref() == Some(id) {
             s.baseline_value = Some(primary);
         }
-        if improved {
+        if result.improved {
             s.plateau = 0;
         } else {
             s.plateau += 1;
         }
+        // The repeats only: confirmation runs were chosen for beating the best.
+        let repeats = match &result.confirmation {
+            Some(c) => &result.samples[..(c.runs_before as usize).min(result.samples.len())],
+            None => &result.samples[..],
+        };
+        s.noise_floor = crate::noise::pool(s.noise_floor, repeats);
         self.finish(id, next, config)
     }
 

@@ -11,14 +11,12 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use autoresearch_engine::{RunContext, WorkError, WorkSpec};
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use super::events::NodeEvent;
-use super::jobs::JobEnding;
 use super::nodes::NodeError;
 use super::{ExperimentWorkflow, Notice, now_millis};
-use crate::metrics::MetricsError;
-use crate::model::{Failure, FailureKind, NodeResult, NodeSpec, NodeStatus};
+use crate::model::{Failure, FailureKind, NodeSpec, NodeStatus};
 
 /// Longest tail of a log kept in failure details.
 const TAIL_BYTES: u64 = 8192;
@@ -241,7 +239,7 @@ impl ExperimentWorkflow {
             match status {
                 NodeStatus::Queued | NodeStatus::Preparing => {
                     self.nodes.set_status(id, NodeStatus::Preparing)?;
-                    self.prepare(spec)?;
+                    self.prepare_run(spec, &self.wd.run_dir(id))?;
                     // In a run with a workspace: the worktree, or on to `applying`.
                     status = self.prepare_code(spec).await?;
                     self.nodes.set_status(id, status)?;
@@ -253,7 +251,7 @@ impl ExperimentWorkflow {
                 }
                 NodeStatus::Launching => {
                     self.ready_worktree(spec).await?;
-                    self.launch_or_recover(spec, ctx).await?;
+                    self.launch_or_recover(&self.job_run(spec, 1), ctx).await?;
                     self.notify(Notice::Started { id: id.to_string() });
                     self.emit(NodeEvent::NodeStarted {
                         id: id.to_string(),
@@ -268,24 +266,24 @@ impl ExperimentWorkflow {
                     self.nodes.set_status(id, status)?;
                 }
                 NodeStatus::Running => {
-                    let ending = match self.take_kept_ending(id) {
-                        Some(ending) => Some(ending),
-                        None => self.wait_job(spec, ctx).await?,
-                    };
-                    if let Some(ending) = ending
-                        && let Err(e) = self.write_ending(id, &ending)
-                    {
-                        // Kept for the retry: the job is over and must not be waited for again.
-                        self.keep_ending(id, ending);
-                        return Err(e.into());
-                    }
+                    // Every run of the job (repeats, confirmation runs), one after the other,
+                    // in the experiment's worktree (recreated when a crash left it half-made).
+                    self.ready_worktree(spec).await?;
+                    self.run_all(spec, ctx).await?;
                     status = NodeStatus::Analyzing;
                     self.nodes.set_status(id, status)?;
                 }
                 NodeStatus::Analyzing => {
-                    self.analyze(spec)?;
-                    self.release_worktree(id).await;
-                    status = NodeStatus::Planning;
+                    status = match self.analyze(spec)? {
+                        super::analysis::Analyzed::Recorded => {
+                            self.release_worktree(id).await;
+                            NodeStatus::Planning
+                        }
+                        super::analysis::Analyzed::MoreRuns => {
+                            self.nodes.set_status(id, NodeStatus::Running)?;
+                            NodeStatus::Running
+                        }
+                    };
                 }
                 NodeStatus::Planning => {
                     self.plan_phase(id, ctx).await?;
@@ -296,9 +294,10 @@ impl ExperimentWorkflow {
         }
     }
 
-    /// Writes `runs/<id>/command.sh` (exactly what runs) in a run dir that is a real folder.
-    fn prepare(&self, spec: &NodeSpec) -> Result<(), NodeError> {
-        let run_dir = self.wd.run_dir(&spec.node_id);
+    /// Writes `command.sh` (exactly what runs) in a run dir of the node (`runs/<id>/`, or a
+    /// repeat's) that is a real folder.
+    pub(crate) fn prepare_run(&self, spec: &NodeSpec, run_dir: &Path) -> Result<(), NodeError> {
+        let run_dir = run_dir.to_path_buf();
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| NodeError::Io { path, source }
@@ -313,147 +312,6 @@ impl ExperimentWorkflow {
         let path = run_dir.join("command.sh");
         self.wd.check(&path).map_err(io(&path))?;
         autoresearch_engine::atomic::write_atomic(&path, script.as_bytes()).map_err(io(&path))
-    }
-
-    /// Reads the job's end, its metrics, decides improvement and writes `result.json`.
-    fn analyze(&self, spec: &NodeSpec) -> Result<(), Stop> {
-        let id = spec.node_id.as_str();
-        let phase = NodeStatus::Analyzing;
-        let run_dir = self.wd.run_dir(id);
-        self.wd.check(&run_dir).map_err(|source| NodeError::Io {
-            path: run_dir.clone(),
-            source,
-        })?;
-        let ending = self.read_ending(id)?;
-        let duration_s = job_duration(&run_dir);
-        let metric = &self.config.objective.metric;
-        let metrics = match crate::metrics::collect(&run_dir, metric) {
-            Ok(m) => Ok(m),
-            // A log the disk could not give back is not the job's fault.
-            Err(MetricsError::Io { path, source })
-                if autoresearch_engine::nofollow::is_transient(&source) =>
-            {
-                return Err(Stop::Env(format!("{}: {source}", path.display())));
-            }
-            Err(e) => Err(Fail::new(
-                FailureKind::MissingMetric,
-                phase,
-                format!("cannot read the job's metrics: {e}"),
-            )),
-        };
-        let exit_code = match &ending {
-            JobEnding::Exited(code) => Some(*code),
-            _ => None,
-        };
-        let (values, dropped) = match &metrics {
-            Ok(m) => (m.values.clone(), m.dropped),
-            Err(_) => Default::default(),
-        };
-        if dropped > 0 {
-            tracing::warn!(
-                node = id,
-                dropped,
-                "the job reported more than {} metric names; the others are not kept",
-                crate::metrics::MAX_METRIC_NAMES
-            );
-        }
-        let partial = NodeResult {
-            metrics: values,
-            primary: None,
-            improved: false,
-            duration_s,
-            exit_code,
-            children: Vec::new(),
-            analysis: String::new(),
-            metrics_dropped: dropped,
-            findings: None,
-        };
-        let stderr_tail = tail(&run_dir.join("stderr.log"), 10);
-        let fail = match &ending {
-            JobEnding::TimedOut => Some(
-                Fail::new(
-                    FailureKind::Timeout,
-                    NodeStatus::Running,
-                    format!(
-                        "the job ran longer than job.timeout_s = {} s; its process group was killed",
-                        self.config.job.timeout_s.unwrap_or_default()
-                    ),
-                )
-                .details(json!({ "stderr_tail": stderr_tail })),
-            ),
-            JobEnding::Lost(reason) => Some(Fail::new(
-                FailureKind::Lost,
-                NodeStatus::Running,
-                format!("the job disappeared without an exit code: {reason}"),
-            )),
-            JobEnding::Exited(code) if *code != 0 => Some(
-                Fail::new(
-                    FailureKind::NonzeroExit,
-                    NodeStatus::Running,
-                    format!("the job exited with status {code}; see runs/{id}/stderr.log"),
-                )
-                .details(json!({ "exit_code": code, "stderr_tail": stderr_tail })),
-            ),
-            JobEnding::Exited(_) => None,
-        };
-        if let Some(fail) = fail {
-            self.nodes.write_result(id, &partial)?;
-            return Err(Stop::Fail(fail));
-        }
-        let metrics = metrics?;
-        let Some(&primary) = metrics.values.get(metric) else {
-            self.nodes.write_result(id, &partial)?;
-            return Err(Stop::Fail(
-                Fail::new(
-                    FailureKind::MissingMetric,
-                    phase,
-                    missing_metric(metric, &metrics),
-                )
-                .details(json!({
-                    "metrics": metrics.values,
-                    "rejected": metrics.rejected,
-                })),
-            ));
-        };
-        // Decide, write, and count under one lock so concurrent results are judged in order.
-        let mut ledger = self.ledger.begin();
-        let verdict = ledger.judge(primary, &self.config);
-        let analysis = analysis_text(spec, metric, primary, verdict.improved, verdict.best_before);
-        let result = NodeResult {
-            metrics: metrics.values,
-            primary: Some(primary),
-            improved: verdict.improved,
-            duration_s,
-            exit_code,
-            children: Vec::new(),
-            analysis: analysis.clone(),
-            metrics_dropped: metrics.dropped,
-            findings: None,
-        };
-        let analysis_path = run_dir.join("analysis.md");
-        autoresearch_engine::atomic::write_atomic(
-            &analysis_path,
-            format!("# {id}\n\n{analysis}\n").as_bytes(),
-        )
-        .map_err(|source| NodeError::Io {
-            path: analysis_path,
-            source,
-        })?;
-        self.nodes.write_result(id, &result)?;
-        self.nodes.set_status(id, NodeStatus::Planning)?;
-        ledger.commit_success(id, primary, verdict.improved, &self.config)?;
-        drop(ledger);
-        self.notify(Notice::Completed {
-            id: id.to_string(),
-            primary,
-            improved: verdict.improved,
-        });
-        self.emit(NodeEvent::NodeCompleted {
-            id: id.to_string(),
-            primary,
-            improved: verdict.improved,
-        });
-        Ok(())
     }
 
     /// Writes failure.json, sets `failed`, counts it once. Returns the message. Each write is
@@ -515,94 +373,6 @@ impl ExperimentWorkflow {
             tracing::error!(node = id, "could not record the internal error: {e}");
         }
     }
-}
-
-/// The analysis of a completed experiment (`result.json`'s `analysis`, `runs/<id>/analysis.md`).
-pub(crate) fn analysis_text(
-    spec: &NodeSpec,
-    metric: &str,
-    primary: f64,
-    improved: bool,
-    best: Option<f64>,
-) -> String {
-    let params = spec
-        .params
-        .iter()
-        .map(|(k, v)| format!("{k}={}", super::nodes::plain(v)))
-        .collect::<Vec<_>>()
-        .join(" ");
-    match best {
-        None => format!("{params}: {metric} = {primary} (first result)"),
-        Some(b) => {
-            let pct = if b != 0.0 {
-                (primary - b) / b.abs() * 100.0
-            } else {
-                0.0
-            };
-            let verdict = if improved {
-                "new best"
-            } else {
-                "no improvement"
-            };
-            format!("{params}: {metric} = {primary} ({pct:+.1}% vs best {b}): {verdict}")
-        }
-    }
-}
-
-/// Why the primary metric is missing, with what the job did report.
-pub(crate) fn missing_metric(metric: &str, metrics: &crate::metrics::Metrics) -> String {
-    if let Some(raw) = metrics.rejected.get(metric) {
-        return format!(
-            "the job reported the primary metric `{metric}` as `{raw}`, which is not a finite \
-             number: print `METRIC {metric}=<number>` with a finite value"
-        );
-    }
-    let mut seen: Vec<&str> = metrics.values.keys().map(String::as_str).take(20).collect();
-    if metrics.values.len() > seen.len() {
-        seen.push("…");
-    }
-    let rejected: Vec<String> = metrics
-        .rejected
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    let mut text = format!(
-        "the job did not report the primary metric `{metric}`: print a line \
-         `METRIC {metric}=<number>` or write it to $AUTORESEARCH_RUN_DIR/metrics.json (metrics \
-         seen: {})",
-        if seen.is_empty() {
-            "none".to_string()
-        } else {
-            seen.join(", ")
-        }
-    );
-    if !rejected.is_empty() {
-        text.push_str(&format!(
-            "; values that are not finite numbers were ignored: {}",
-            rejected.join(", ")
-        ));
-    }
-    text
-}
-
-/// Seconds between the job's `started_at` and its `exit_code` file (or now).
-fn job_duration(run_dir: &Path) -> f64 {
-    let started = super::nodes::read_json::<Map<String, Value>>(&run_dir.join("job.json"))
-        .ok()
-        .flatten()
-        .and_then(|m| {
-            m.get("started_at")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
-        .and_then(|s| humantime::parse_rfc3339_weak(&s).ok());
-    let ended = std::fs::symlink_metadata(run_dir.join("exit_code"))
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|_| std::time::SystemTime::now());
-    started
-        .and_then(|s| ended.duration_since(s).ok())
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// The last `n` lines of a text file (lossy, from its last 8 KiB), for failure details. A link

@@ -20,8 +20,8 @@ impl ExperimentWorkflow {
         (plateau >= patience).then(|| {
             format!(
                 "patience spent: {plateau} experiments in a row without an improvement of at \
-                 least {}% (patience {patience})",
-                crate::config::format_number(self.config.objective.min_improvement * 100.0)
+                 least {} (patience {patience})",
+                self.config.objective.min_improvement
             )
         })
     }

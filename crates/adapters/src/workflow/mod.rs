@@ -10,6 +10,7 @@
 //! `docs/agent.md`).
 
 mod agent_phases;
+mod analysis;
 pub mod events;
 pub mod fail_fast;
 mod jobs;
@@ -18,6 +19,7 @@ mod lifecycle;
 mod limits;
 pub mod nodes;
 mod planning;
+mod repeats;
 mod start;
 mod workspace;
 
@@ -35,9 +37,9 @@ use crate::executor::Exec;
 use crate::model::{NodeSpec, NodeStatus};
 use crate::planner::round::RoundPlanner;
 use crate::workdir::Workdir;
+pub(crate) use analysis::{analysis_text, missing_metric};
 use jobs::JobEnding;
 use ledger::Ledger;
-pub(crate) use lifecycle::{analysis_text, missing_metric};
 use nodes::{NodeError, NodeStore};
 
 /// The engine `kind` of experiment specs.

@@ -14,7 +14,7 @@ use autoresearch_engine::atomic::write_atomic;
 use autoresearch_engine::nofollow;
 use serde::de::DeserializeOwned;
 
-use crate::model::{Failure, NodeResult, NodeSpec, NodeStatus, TreeFile, TreeNode};
+use crate::model::{Failure, NodeResult, NodeSpec, NodeStatus, Spread, TreeFile, TreeNode};
 use crate::workdir::Workdir;
 
 /// Largest `status.txt` read.
@@ -60,6 +60,8 @@ pub struct NodeInfo {
     pub improved: bool,
     /// Nodes created by the planning rounds this node led (`result.json`'s `children`).
     pub children: Vec<String>,
+    /// The spread of its runs' primary metric, when it ran more than once.
+    pub spread: Option<Spread>,
 }
 
 #[derive(Default)]
@@ -191,6 +193,7 @@ impl NodeStore {
                     status,
                     primary: result.as_ref().and_then(|r| r.primary),
                     improved: result.as_ref().is_some_and(|r| r.improved),
+                    spread: result.as_ref().and_then(|r| r.spread),
                     children: result.map(|r| r.children).unwrap_or_default(),
                 },
             );
@@ -252,6 +255,7 @@ impl NodeStore {
                 primary: None,
                 improved: false,
                 children: Vec::new(),
+                spread: None,
             },
         );
         Ok(())
@@ -328,6 +332,7 @@ impl NodeStore {
             n.primary = result.primary;
             n.improved = result.improved;
             n.children = result.children.clone();
+            n.spread = result.spread;
         }
         Ok(())
     }

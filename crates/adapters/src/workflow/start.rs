@@ -223,7 +223,7 @@ impl ExperimentWorkflow {
             let id = node.spec.node_id.as_str();
             if !node.status.is_terminal() || awaiting.contains(id) || resuming.contains(id) {
                 dirs.push(self.wd.node_dir(id));
-                dirs.push(self.wd.run_dir(id));
+                dirs.extend(self.run_dirs(id));
             }
         }
         let mut removed = 0;

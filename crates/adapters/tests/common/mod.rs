@@ -49,8 +49,17 @@ impl Fixture {
         }
     }
 
-    /// A configuration from `value`, with `job.cwd` set to the job folder unless given.
+    /// A configuration from `value`, with `job.cwd` set to the job folder unless given, and
+    /// one run per node unless the objective says otherwise: `baseline_repeats` 1 and
+    /// `confirm` off (most tests count launches per node; the noise tests set their repeats
+    /// and confirmation themselves).
     pub fn config(&self, mut value: Value) -> Config {
+        if let Some(objective) = value.get_mut("objective").and_then(Value::as_object_mut) {
+            objective
+                .entry("baseline_repeats")
+                .or_insert_with(|| json!(1));
+            objective.entry("confirm").or_insert_with(|| json!("off"));
+        }
         let job = value
             .get_mut("job")
             .and_then(Value::as_object_mut)

@@ -162,7 +162,9 @@ export class OverviewPage {
       kv([
         ['node', o.best ? [link(o.best), ' ', o.best.name] : null],
         ['vs baseline', o.change_pct !== null && o.change_pct !== undefined ? h('span', {class: o.change_pct >= 0 === (o.direction === 'maximize') ? 'good' : 'bad'}, pct(o.change_pct)) : null],
-        ['baseline', o.baseline ? [fmt(o.baseline.value), ' (', link(o.baseline), ')'] : null],
+        ['runs', o.best && o.best.spread ? `± ${fmt(o.best.spread.stdev)} over ${o.best.spread.n} runs (${fmt(o.best.spread.min)} … ${fmt(o.best.spread.max)})` : null],
+        ['baseline', o.baseline ? [fmt(o.baseline.value), o.baseline.spread ? ` ± ${fmt(o.baseline.spread.stdev)} (n=${o.baseline.spread.n})` : '', ' (', link(o.baseline), ')'] : null],
+        ['noise floor', o.noise_floor ? `± ${(o.noise_floor.relative * 100).toFixed(1)} % per run` : null],
       ]),
     );
     const c = o.counts;

@@ -148,7 +148,10 @@ export class TablePage {
       ['id', 'id', (r) => h('a', {href: nodePage(key, r.id), 'data-nav': true}, r.id)],
       ['name', 'name', (r) => r.name],
       ['status', 'status', (r) => pill(r.status)],
-      ['value', page.metric, (r) => h('span', {class: r.improved ? 'good' : ''}, fmt(r.value) + (r.best ? ' ★' : ''))],
+      ['value', page.metric, (r) => h('span', {
+        class: r.improved ? 'good' : '',
+        title: r.spread ? `${r.spread.n} runs: ${fmt(r.spread.min)} … ${fmt(r.spread.max)}` + (r.unconfirmed ? '; not confirmed by re-runs' : '') : (r.unconfirmed ? 'not confirmed by re-runs' : null),
+      }, fmt(r.value) + (r.spread ? ` ± ${fmt(r.spread.stdev)} (n=${r.spread.n})` : '') + (r.unconfirmed ? ' ?' : '') + (r.best ? ' ★' : ''))],
       ...page.metrics.map((m) => ['m:' + m, m, (r) => fmt(r.metrics[m])]),
       ['duration', 'duration', (r) => (r.duration_s === null ? '' : secs(r.duration_s))],
       ['finished', 'finished #', (r) => (r.finished === null ? '' : String(r.finished + 1))],

@@ -215,8 +215,9 @@ pub async fn build(view: &RunView, warnings: &mut Vec<String>) -> RunBrief {
             status: n.status.to_string(),
             params,
             primary: view.primary(i),
-            spread: None,
+            spread: n.spread().copied(),
             improved: n.improved(),
+            unconfirmed: n.unconfirmed(),
             hypothesis,
             change: changes,
             failure: failure.map(|(k, m)| format!("{k}: {m}")),
@@ -285,8 +286,12 @@ pub async fn build(view: &RunView, warnings: &mut Vec<String>) -> RunBrief {
             metric: view.metric.clone(),
             direction: direction(view),
             min_improvement: view
-                .config_f64("/objective/min_improvement")
-                .unwrap_or(0.01),
+                .config
+                .as_ref()
+                .and_then(|c| c.pointer("/objective/min_improvement"))
+                .and_then(|v| serde_json::from_value(v.clone()).ok())
+                .unwrap_or_default(),
+            noise_floor: view.noise_floor(),
             search_space: space,
             budget: budget_text(view),
             planned_from: view

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use autoresearch_adapters::agent::cost_log::AgentCostSummary;
-use autoresearch_adapters::model::{JobRecord, RunState};
+use autoresearch_adapters::model::{JobRecord, NoiseFloor, RunState};
 use autoresearch_adapters::workdir::Workdir;
 use autoresearch_adapters::workflow::events::JobAnnotation;
 use autoresearch_engine::EngineStatus;
@@ -85,6 +85,8 @@ pub struct StatusReport {
     /// What the coding agent cost: the engine's calls (`state.json` `agent_cost`) and the
     /// supervisor's (`report --agent`, `ask`: `logs/agent/costs.jsonl`); `null` when none.
     pub agent_cost: Option<AgentCostSummary>,
+    /// The run's noise floor (`state.json` `noise_floor`), once some node ran twice.
+    pub noise_floor: Option<NoiseFloor>,
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
@@ -212,6 +214,7 @@ pub fn gather(workdir: &Path) -> Result<StatusReport> {
         },
         message,
         agent_cost: AgentCostSummary::of(run.as_ref().and_then(|r| r.agent_cost.as_ref()), workdir),
+        noise_floor: run.as_ref().and_then(|r| r.noise_floor),
     })
 }
 
@@ -266,6 +269,9 @@ pub fn format_human(r: &StatusReport) -> String {
         "plateau: {} · time used: {:.0} s\n",
         r.plateau, r.time_used_s
     ));
+    if let Some(f) = &r.noise_floor {
+        out.push_str(&format!("noise floor: {}\n", f.describe()));
+    }
     for run in &r.running {
         out.push_str(&format!(
             "running: {} {}\n",
@@ -316,7 +322,7 @@ mod tests {
             stop_reason: None,
             fail_fast: None,
             updated_at: "2026-01-01T00:00:00Z".into(),
-            ..RunState::default()
+            ..Default::default()
         };
         std::fs::write(wd.state(), serde_json::to_vec(&state).unwrap()).unwrap();
         let spec = |id: &str| {

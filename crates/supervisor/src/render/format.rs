@@ -24,6 +24,15 @@ pub fn fmt_value(v: f64) -> String {
     }
 }
 
+/// A value with the spread of its runs: `123.4 ± 5.6 (n=3)` (± the sample standard
+/// deviation), or the value alone for a single run.
+pub fn fmt_spread(v: f64, spread: Option<&autoresearch_adapters::model::Spread>) -> String {
+    match spread {
+        Some(s) if s.n > 1 => format!("{} ± {} (n={})", fmt_value(v), fmt_value(s.stdev), s.n),
+        _ => fmt_value(v),
+    }
+}
+
 /// Relative change of `v` against `base` in percent, `None` when `base` is 0 or not finite.
 pub fn pct_change(v: f64, base: f64) -> Option<f64> {
     if base == 0.0 || !base.is_finite() || !v.is_finite() {

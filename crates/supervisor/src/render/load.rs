@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use autoresearch_adapters::model::{
-    Failure, JobRecord, NodeResult, NodeSpec, NodeStatus, RunState, TreeFile,
+    Failure, JobRecord, NodeResult, NodeSpec, NodeStatus, NoiseFloor, RunState, Spread, TreeFile,
 };
+use autoresearch_adapters::noise::{self, Confidence};
 use autoresearch_adapters::workdir::Workdir;
 use autoresearch_adapters::workflow::nodes::plain;
 use autoresearch_engine::EngineStatus;
@@ -135,6 +136,21 @@ impl NodeView {
     /// Whether the result says it improved on the best.
     pub fn improved(&self) -> bool {
         self.result.as_ref().is_some_and(|r| r.improved)
+    }
+
+    /// Whether it beat the best at first but its confirmation runs did not hold it.
+    pub fn unconfirmed(&self) -> bool {
+        self.result.as_ref().is_some_and(|r| r.unconfirmed)
+    }
+
+    /// Whether its improvement was confirmed by re-runs.
+    pub fn confirmed(&self) -> bool {
+        self.result.as_ref().is_some_and(|r| r.confirmed())
+    }
+
+    /// The spread of its runs, when it ran more than once.
+    pub fn spread(&self) -> Option<&Spread> {
+        self.result.as_ref()?.spread.as_ref()
     }
 
     /// Whether the node is in one of the phases between queued and the end.
@@ -658,6 +674,34 @@ impl RunView {
         self.best
             .and_then(|i| self.primary(i))
             .or_else(|| self.state.as_ref().and_then(|s| s.best_value))
+    }
+
+    /// The run's noise floor (`state.json` `noise_floor`), once known.
+    pub fn noise_floor(&self) -> Option<NoiseFloor> {
+        self.state.as_ref()?.noise_floor
+    }
+
+    /// How sure the best's improvement over the baseline is: the gain, in noise floors, and
+    /// the 95 % interval over their raw runs when both ran at least twice.
+    pub fn confidence(&self) -> Option<Confidence> {
+        let (bi, li) = (self.best?, self.baseline?);
+        let samples = |i: usize| {
+            self.nodes[i]
+                .result
+                .as_ref()
+                .map(|r| r.samples.clone())
+                .unwrap_or_default()
+        };
+        let direction = match self.direction {
+            Direction::Maximize => autoresearch_adapters::config::Direction::Maximize,
+            Direction::Minimize => autoresearch_adapters::config::Direction::Minimize,
+        };
+        noise::confidence(
+            direction,
+            (self.primary(bi)?, &samples(bi)),
+            (self.primary(li)?, &samples(li)),
+            self.noise_floor().map(|f| f.relative),
+        )
     }
 
     /// The baseline's primary value (the node's result, else `state.baseline_value`).

@@ -31,7 +31,7 @@ mod write;
 
 pub use debounce::RenderDebouncer;
 pub use error::RenderError;
-pub use format::{fmt_secs, fmt_value, pct_change};
+pub use format::{fmt_secs, fmt_spread, fmt_value, pct_change};
 pub use load::{Direction, NodeCache, NodeView, RunView};
 pub use palette::*;
 pub use parallel::render_parallel;

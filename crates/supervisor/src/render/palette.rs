@@ -14,3 +14,7 @@ pub const COMPLETED_GREY: RGBColor = RGBColor(178, 178, 178);
 pub const BEST_GOLD: RGBColor = RGBColor(255, 184, 0);
 /// Colour of the running-best step line of the progress plot.
 pub const BEST_LINE: RGBColor = RGBColor(20, 90, 30);
+/// Ring colour of unconfirmed wins (beat the best at first, not held by the re-runs).
+pub const UNCONFIRMED_ORANGE: RGBColor = RGBColor(255, 127, 14);
+/// Colour of the error bars (min–max of an experiment's runs).
+pub const SPREAD_BAR: RGBColor = RGBColor(90, 105, 135);

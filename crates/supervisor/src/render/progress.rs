@@ -1,10 +1,12 @@
 //! `progress.png`: the primary metric per finished experiment in completion order.
 //!
 //! Improvements are green dots labelled with their names (a label that would overlap another
-//! one, a dot or the best line is left out), the best so far (the value of the latest
-//! improvement) is a dark green step line, other completed
-//! experiments are grey dots and failures are red crosses along the bottom of the axis. One
-//! smaller panel follows per other metric (the first three by name). The title gives the counts.
+//! one, a dot or the best line is left out; one confirmed by re-runs has a dark ring), the best
+//! so far (the value of the latest improvement) is a dark green step line, other completed
+//! experiments are grey dots, unconfirmed wins orange rings, and failures are red crosses along
+//! the bottom of the axis. An experiment that ran more than once has an error bar from the
+//! smallest to the largest of its runs. One smaller panel follows per other metric (the first
+//! three by name). The title gives the counts.
 
 use std::path::Path;
 
@@ -16,8 +18,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use super::font::{FAMILY, TextMeasure, one_line};
 use super::load::RunView;
 use super::{
-    BEST_LINE, COMPLETED_GREY, FAILED_RED, IMPROVED_GREEN, PROGRESS_FILE, RenderError, fmt_value,
-    pct_change, write_png_atomic,
+    BEST_LINE, COMPLETED_GREY, FAILED_RED, IMPROVED_GREEN, PROGRESS_FILE, RenderError, SPREAD_BAR,
+    UNCONFIRMED_ORANGE, fmt_value, pct_change, write_png_atomic,
 };
 
 /// Image width in pixels.
@@ -34,9 +36,25 @@ pub const MAX_PANELS: usize = 3;
 const TEXT: RGBColor = RGBColor(30, 30, 30);
 const LABEL_TEXT: RGBColor = RGBColor(10, 70, 20);
 
+/// One finished experiment's dot.
+#[derive(Clone, Copy)]
+struct Point {
+    /// Position in completion order (1-based).
+    x: f64,
+    /// Its value.
+    y: f64,
+    /// Counted as an improvement.
+    improved: bool,
+    /// Its improvement was confirmed by re-runs.
+    confirmed: bool,
+    /// It beat the best at first, but the re-runs did not hold it.
+    unconfirmed: bool,
+    /// The smallest and largest of its runs, when it ran more than once.
+    range: Option<(f64, f64)>,
+}
+
 struct Series {
-    /// (x, value, improved)
-    points: Vec<(f64, f64, bool)>,
+    points: Vec<Point>,
     /// x of failures
     failures: Vec<f64>,
 }
@@ -72,8 +90,23 @@ fn collect(view: &RunView, metric: Option<&str>) -> Series {
                     None => view.primary(i),
                     Some(m) => n.metric(m).filter(|v| v.is_finite()),
                 };
-                if let Some(v) = v {
-                    s.points.push((x, v, n.improved()));
+                // Only the primary metric's runs are kept one by one.
+                let range = match metric {
+                    None => n
+                        .spread()
+                        .filter(|s| s.n > 1 && s.min.is_finite() && s.max.is_finite())
+                        .map(|s| (s.min, s.max)),
+                    Some(_) => None,
+                };
+                if let Some(y) = v {
+                    s.points.push(Point {
+                        x,
+                        y,
+                        improved: n.improved(),
+                        confirmed: n.improved() && n.confirmed(),
+                        unconfirmed: n.unconfirmed(),
+                        range,
+                    });
                 }
             }
         }
@@ -81,11 +114,12 @@ fn collect(view: &RunView, metric: Option<&str>) -> Series {
     s
 }
 
-fn y_range(points: &[(f64, f64, bool)], room_for_failures: bool) -> (f64, f64) {
+fn y_range(points: &[Point], room_for_failures: bool) -> (f64, f64) {
     let (mut lo, mut hi) = points
         .iter()
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
-            (lo.min(p.1), hi.max(p.1))
+            let (a, b) = p.range.unwrap_or((p.y, p.y));
+            (lo.min(p.y).min(a), hi.max(p.y).max(b))
         });
     if !lo.is_finite() || !hi.is_finite() {
         return (0.0, 1.0);
@@ -147,6 +181,19 @@ fn draw(view: &RunView, root: &DrawingArea<BitMapBackend<'_>, Shift>) -> DrawRes
     let legend_item = |mark: u8, text: &str, lx: &mut i32, tm: &mut TextMeasure| -> DrawResult {
         match mark {
             0 => header.draw(&Circle::new((*lx + 6, ly), 5, IMPROVED_GREEN.filled()))?,
+            4 => {
+                header.draw(&Circle::new((*lx + 6, ly), 5, IMPROVED_GREEN.filled()))?;
+                header.draw(&Circle::new((*lx + 6, ly), 7, BEST_LINE.stroke_width(2)))?
+            }
+            5 => header.draw(&Circle::new(
+                (*lx + 6, ly),
+                5,
+                UNCONFIRMED_ORANGE.stroke_width(2),
+            ))?,
+            6 => header.draw(&PathElement::new(
+                vec![(*lx + 6, ly - 7), (*lx + 6, ly + 7)],
+                SPREAD_BAR.stroke_width(1),
+            ))?,
             1 => header.draw(&PathElement::new(
                 vec![(*lx, ly), (*lx + 14, ly)],
                 BEST_LINE.stroke_width(3),
@@ -162,14 +209,23 @@ fn draw(view: &RunView, root: &DrawingArea<BitMapBackend<'_>, Shift>) -> DrawRes
         *lx += 20 + tm.width(text, 15.0) as i32 + 24;
         Ok(())
     };
-    if main.points.iter().any(|p| p.2) {
+    if main.points.iter().any(|p| p.improved) {
         legend_item(0, "improvement (named)", &mut lx, &mut tm)?;
+    }
+    if main.points.iter().any(|p| p.confirmed) {
+        legend_item(4, "confirmed by re-runs", &mut lx, &mut tm)?;
     }
     if !main.points.is_empty() {
         legend_item(1, "best so far", &mut lx, &mut tm)?;
     }
-    if main.points.iter().any(|p| !p.2) {
+    if main.points.iter().any(|p| !p.improved && !p.unconfirmed) {
         legend_item(2, "no improvement", &mut lx, &mut tm)?;
+    }
+    if main.points.iter().any(|p| p.unconfirmed) {
+        legend_item(5, "unconfirmed win", &mut lx, &mut tm)?;
+    }
+    if main.points.iter().any(|p| p.range.is_some()) {
+        legend_item(6, "min–max of runs", &mut lx, &mut tm)?;
     }
     if !main.failures.is_empty() {
         legend_item(3, "failed (no value)", &mut lx, &mut tm)?;
@@ -284,32 +340,56 @@ fn draw_panel(
     let grey_r = if many { 2 } else { 3 };
     let green_r = if many { 4 } else { 5 };
 
-    // Grey points first, then the best line, then the green points on top.
+    // Error bars first, grey points, then the best line, then the green points on top.
+    // Caps about 5 px either side (the plot is about 1,450 px wide); none when crowded.
+    let cap = if many { 0.0 } else { 5.0 * n / 1450.0 };
+    for p in &s.points {
+        if let Some((lo, hi)) = p.range {
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![(p.x, lo), (p.x, hi)],
+                SPREAD_BAR.stroke_width(1),
+            )))?;
+            if cap > 0.0 {
+                for y in [lo, hi] {
+                    chart.draw_series(std::iter::once(PathElement::new(
+                        vec![(p.x - cap, y), (p.x + cap, y)],
+                        SPREAD_BAR.stroke_width(1),
+                    )))?;
+                }
+            }
+        }
+    }
     chart.draw_series(
         s.points
             .iter()
-            .filter(|p| !p.2)
-            .map(|p| Circle::new((p.0, p.1), grey_r, COMPLETED_GREY.filled())),
+            .filter(|p| !p.improved && !p.unconfirmed)
+            .map(|p| Circle::new((p.x, p.y), grey_r, COMPLETED_GREY.filled())),
+    )?;
+    chart.draw_series(
+        s.points
+            .iter()
+            .filter(|p| p.unconfirmed)
+            .map(|p| Circle::new((p.x, p.y), green_r, UNCONFIRMED_ORANGE.stroke_width(2))),
     )?;
     let mut step: Vec<(f64, f64)> = Vec::new();
     if primary && !s.points.is_empty() {
         // The engine's notion of best: it moves only at improvements (a result better by less
         // than `min_improvement` does not count). Runs without improvement flags fall back to
         // the best value so far.
-        let by_flag = s.points.iter().any(|p| p.2);
+        let by_flag = s.points.iter().any(|p| p.improved);
         let mut best: Option<f64> = None;
         for p in &s.points {
             let better = if by_flag {
-                p.2
+                p.improved
             } else {
-                best.is_none_or(|b| direction.better(p.1, b))
+                best.is_none_or(|b| direction.better(p.y, b))
             };
             if better {
                 if let Some(b) = best {
-                    step.push((p.0, b));
+                    step.push((p.x, b));
                 }
-                best = Some(p.1);
-                step.push((p.0, p.1));
+                best = Some(p.y);
+                step.push((p.x, p.y));
             }
         }
         if let Some(b) = best {
@@ -323,8 +403,14 @@ fn draw_panel(
     chart.draw_series(
         s.points
             .iter()
-            .filter(|p| p.2)
-            .map(|p| Circle::new((p.0, p.1), green_r, IMPROVED_GREEN.filled())),
+            .filter(|p| p.improved)
+            .map(|p| Circle::new((p.x, p.y), green_r, IMPROVED_GREEN.filled())),
+    )?;
+    chart.draw_series(
+        s.points
+            .iter()
+            .filter(|p| p.confirmed)
+            .map(|p| Circle::new((p.x, p.y), green_r + 2, BEST_LINE.stroke_width(2))),
     )?;
     if primary && !s.failures.is_empty() {
         let y = ylo + (yhi - ylo) * 0.045;
@@ -343,9 +429,9 @@ fn draw_panel(
         let font = (FAMILY, font_size).into_font().color(&LABEL_TEXT);
         // Obstacles: labels already placed, the green dots and the best line.
         let mut placed: Vec<(i32, i32, i32, i32)> = Vec::new();
-        for p in s.points.iter().filter(|p| p.2) {
-            let (cx, cy) = chart.backend_coord(&(p.0, p.1));
-            let r = green_r + 1;
+        for p in s.points.iter().filter(|p| p.improved) {
+            let (cx, cy) = chart.backend_coord(&(p.x, p.y));
+            let r = green_r + 3;
             placed.push((cx - r, cy - r, cx + r, cy + r));
         }
         for w in step.windows(2) {
@@ -360,15 +446,15 @@ fn draw_panel(
         }
         let base = area.get_base_pixel();
         // Label the later improvements first: they are the ones that matter most.
-        for p in s.points.iter().rev().filter(|p| p.2) {
-            let idx = p.0 as usize - 1;
+        for p in s.points.iter().rev().filter(|p| p.improved) {
+            let idx = p.x as usize - 1;
             let Some(name) = names.get(idx) else { continue };
             let Some(text) = tm.elide(name, font_size, 180.0) else {
                 continue;
             };
             let tw = tm.width(&text, font_size).ceil() as i32 + 2;
             let th = 16;
-            let (cx, cy) = chart.backend_coord(&(p.0, p.1));
+            let (cx, cy) = chart.backend_coord(&(p.x, p.y));
             let candidates = [
                 (cx + 7, cy - th - 3),
                 (cx - tw - 7, cy - th - 3),

@@ -8,9 +8,13 @@ use autoresearch_adapters::workflow::nodes::plain;
 use serde_json::Value;
 
 use super::code::{NodeDiffs, write_markdown};
+use super::format::fmt_spread;
 use super::importance::write_importance;
 use super::load::RunView;
-use super::summary::{best_line, elide_chars, md_cell, md_code, value_cells, write_failures};
+use super::summary::{
+    best_line, confidence_line, elide_chars, improved_cell, md_cell, md_code, noise_floor_line,
+    value_cells, write_failures,
+};
 use super::{fmt_secs, fmt_value};
 
 use autoresearch_adapters::config::shell_word as quoted;
@@ -74,6 +78,10 @@ pub fn render_report_md(view: &RunView, best_code: Option<&NodeDiffs>) -> String
         (Some(bi), Some(line)) => {
             let n = &view.nodes[bi];
             let _ = writeln!(out, "- Node: {line}");
+            if let Some(c) = confidence_line(view) {
+                let _ = writeln!(out, "- Confidence: {c}");
+            }
+            let _ = writeln!(out, "- Noise floor: {}", noise_floor_line(view));
             if let Some(spec) = &n.spec {
                 let _ = writeln!(
                     out,
@@ -178,7 +186,7 @@ pub fn render_report_md(view: &RunView, best_code: Option<&NodeDiffs>) -> String
                     md_code(&n.id),
                     md_cell(&elide_chars(n.name(), 40)),
                     md_cell(&elide_chars(&view.change_label(i), 80)),
-                    if n.improved() { "yes" } else { "" }
+                    improved_cell(view, i)
                 );
             }
         }
@@ -209,8 +217,10 @@ pub fn render_report_md(view: &RunView, best_code: Option<&NodeDiffs>) -> String
             md_cell(&elide_chars(n.name(), 40)),
             n.parent_id().map(md_code).unwrap_or_default(),
             n.status,
-            view.primary(i).map(fmt_value).unwrap_or_default(),
-            if n.improved() { "yes" } else { "" },
+            view.primary(i)
+                .map(|v| fmt_spread(v, n.spread()))
+                .unwrap_or_default(),
+            improved_cell(view, i),
             n.result
                 .as_ref()
                 .map(|r| fmt_secs(r.duration_s))

@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use autoresearch_adapters::agent::cost_log::AgentCostSummary;
 use autoresearch_adapters::model::NodeStatus;
 
+use super::format::fmt_spread;
 use super::importance::write_importance;
 use super::load::{CompletionSource, RunView};
 use super::{fmt_secs, fmt_value, pct_change};
@@ -51,12 +52,21 @@ pub(crate) fn best_line(view: &RunView) -> Option<String> {
     match view.best_value() {
         Some(v) => {
             let _ = write!(s, ": {} = **{}**", md_code(&view.metric), fmt_value(v));
+            if let Some(sp) = best.spread() {
+                let _ = write!(s, " ± {} (n={})", fmt_value(sp.stdev), sp.n);
+            }
             if let Some(b) = view.baseline_value() {
                 let base_id = view
                     .baseline
                     .map(|i| view.nodes[i].id.as_str())
                     .unwrap_or("baseline");
-                let _ = write!(s, " vs baseline {} = {}", md_code(base_id), fmt_value(b));
+                let base_spread = view.baseline.and_then(|i| view.nodes[i].spread());
+                let _ = write!(
+                    s,
+                    " vs baseline {} = {}",
+                    md_code(base_id),
+                    fmt_spread(b, base_spread)
+                );
                 if let Some(p) = pct_change(v, b) {
                     let better = view.direction.better(v, b);
                     let worse = view.direction.better(b, v);
@@ -76,8 +86,69 @@ pub(crate) fn best_line(view: &RunView) -> Option<String> {
     Some(s)
 }
 
-/// The primary value of node `i` and its change against the baseline (`+3.20 %`), as the
-/// two markdown cells every results table shows (empty when unknown).
+/// The noise floor line: `±4.2 % per run (…)`, or why it is not known.
+pub(crate) fn noise_floor_line(view: &RunView) -> String {
+    match view.noise_floor() {
+        Some(f) => format!(
+            "{}; a result must beat the best by more than the noise to count at once, \
+             otherwise it is re-run first (see docs/noise.md)",
+            f.describe()
+        ),
+        None => "not measured yet (no experiment has run more than once)".to_owned(),
+    }
+}
+
+/// How sure the best's improvement over the baseline is: the gain in noise floors, the 95 %
+/// interval over the raw runs, and whether re-runs confirmed it (`None` without a best and a
+/// baseline value, or when the best is the baseline).
+pub(crate) fn confidence_line(view: &RunView) -> Option<String> {
+    let bi = view.best?;
+    if Some(bi) == view.baseline {
+        return None;
+    }
+    let c = view.confidence()?;
+    let node = &view.nodes[bi];
+    let mut parts = vec![format!("{:+.1} % over the baseline", c.gain * 100.0)];
+    if let Some(k) = c.in_noise_floors {
+        parts.push(format!("{k:.1} noise floors"));
+    }
+    if let Some((lo, hi)) = c.interval {
+        let runs = |i: usize| view.nodes[i].spread().map_or(1, |s| s.n);
+        parts.push(format!(
+            "95 % interval {:+.1} % … {:+.1} % (Welch, {} vs {} runs)",
+            lo * 100.0,
+            hi * 100.0,
+            runs(bi),
+            view.baseline.map_or(1, runs)
+        ));
+    }
+    let how = match node.result.as_ref().and_then(|r| r.confirmation.as_ref()) {
+        Some(conf) if conf.confirmed == Some(true) => {
+            format!("confirmed by {} more runs", conf.runs)
+        }
+        _ if view.noise_floor().is_some() => {
+            "counted without re-runs (it beat the best by more than the noise)".to_owned()
+        }
+        _ => "not confirmed by re-runs (no noise floor was known)".to_owned(),
+    };
+    parts.push(how);
+    Some(parts.join("; "))
+}
+
+/// The improvement mark of node `i`: `yes`, `yes (confirmed)`, `unconfirmed` or empty.
+pub(crate) fn improved_cell(view: &RunView, i: usize) -> &'static str {
+    let n = &view.nodes[i];
+    match (n.improved(), n.confirmed(), n.unconfirmed()) {
+        (true, true, _) => "yes (confirmed)",
+        (true, false, _) => "yes",
+        (false, _, true) => "unconfirmed",
+        _ => "",
+    }
+}
+
+/// The primary value of node `i` (`± stdev (n=…)` when it ran more than once) and its change
+/// against the baseline (`+3.20 %`), as the two markdown cells every results table shows
+/// (empty when unknown).
 pub(crate) fn value_cells(view: &RunView, i: usize) -> (String, String) {
     let v = view.primary(i);
     let vs = match (v, view.baseline_value()) {
@@ -86,7 +157,11 @@ pub(crate) fn value_cells(view: &RunView, i: usize) -> (String, String) {
             .unwrap_or_default(),
         _ => String::new(),
     };
-    (v.map(fmt_value).unwrap_or_default(), vs)
+    (
+        v.map(|v| fmt_spread(v, view.nodes[i].spread()))
+            .unwrap_or_default(),
+        vs,
+    )
 }
 
 /// Failure counts per kind (`unknown` when `failure.json` is unreadable), with the latest node.
@@ -196,6 +271,9 @@ pub fn render_summary(view: &RunView) -> String {
     match best_line(view) {
         Some(l) => {
             let _ = writeln!(out, "- Best: {l}");
+            if let Some(c) = confidence_line(view) {
+                let _ = writeln!(out, "- Confidence: {c}");
+            }
             if let Some(bi) = view.best
                 && let Some(p) = view.nodes[bi].params()
             {
@@ -208,6 +286,7 @@ pub fn render_summary(view: &RunView) -> String {
         }
         None => out.push_str("- No completed experiment with a primary metric yet.\n"),
     }
+    let _ = writeln!(out, "- Noise floor: {}", noise_floor_line(view));
     out.push('\n');
 
     out.push_str("## Parameter importance\n\n");
@@ -323,7 +402,7 @@ pub fn render_summary(view: &RunView) -> String {
                 md_cell(&elide_chars(n.name(), 40)),
                 status,
                 value,
-                if n.improved() { "yes" } else { "" },
+                improved_cell(view, i),
                 n.result
                     .as_ref()
                     .map(|r| fmt_secs(r.duration_s))

@@ -2,8 +2,9 @@
 //! written as `master_table.tsv` ([`render_table`]) or exported as CSV or JSON
 //! (`supervisor export`, [`crate::commands::export`]).
 //!
-//! Columns: `node_id name parent_id status`, the primary metric (named by the metric), the other
-//! metrics sorted by name, `duration_s improved`, one `params_<name>` column per parameter (in
+//! Columns: `node_id name parent_id status`, the primary metric (named by the metric),
+//! `runs spread_min spread_max spread_stdev`, the other metrics sorted by name,
+//! `duration_s improved unconfirmed`, one `params_<name>` column per parameter (in
 //! the order of [`param_axes`]), then `params` (all of them as one JSON object),
 //! `hypothesis failure`. In the TSV, a value's backslashes, tabs, newlines and carriage returns
 //! are written as `\\`, `\t`, `\n`, `\r`, so every row is exactly one line and splitting on
@@ -20,8 +21,11 @@ use serde_json::{Map, Value};
 use super::load::RunView;
 use super::param_axes::param_axes;
 
+/// The fixed columns right after the primary metric: how many runs it aggregates and their
+/// spread (empty below two runs).
+pub const SPREAD_COLUMNS: [&str; 4] = ["runs", "spread_min", "spread_max", "spread_stdev"];
 /// The fixed columns between the metrics and the per-parameter columns.
-pub const RESULT_COLUMNS: [&str; 2] = ["duration_s", "improved"];
+pub const RESULT_COLUMNS: [&str; 3] = ["duration_s", "improved", "unconfirmed"];
 /// The fixed columns after the per-parameter columns.
 pub const TRAILING_COLUMNS: [&str; 3] = ["params", "hypothesis", "failure"];
 /// Prefix of the per-parameter columns (`params_lr` for parameter `lr`).
@@ -126,6 +130,7 @@ pub fn build_table(view: &RunView) -> Table {
     let params: Vec<String> = param_axes(view).into_iter().map(|a| a.name).collect();
     let mut columns: Vec<String> = LEADING_COLUMNS.iter().map(|s| s.to_string()).collect();
     columns.push(view.metric.clone());
+    columns.extend(SPREAD_COLUMNS.iter().map(|s| s.to_string()));
     columns.extend(view.other_metrics.iter().cloned());
     columns.extend(RESULT_COLUMNS.iter().map(|s| s.to_string()));
     columns.extend(params.iter().map(|p| format!("{PARAM_PREFIX}{p}")));
@@ -144,15 +149,25 @@ pub fn build_table(view: &RunView) -> Table {
             cells.push(n.parent_id().map_or(Cell::Empty, text));
             cells.push(text(n.status.as_str()));
             cells.push(number(view.primary(i)));
+            let r = n.result.as_ref();
+            let runs = r.map(|r| r.n()).filter(|n| *n > 0);
+            cells.push(runs.map_or(Cell::Empty, |n| Cell::Number(n as f64)));
+            let spread = n.spread();
+            cells.push(number(spread.map(|s| s.min)));
+            cells.push(number(spread.map(|s| s.max)));
+            cells.push(number(spread.map(|s| s.stdev)));
             for m in &view.other_metrics {
                 cells.push(number(n.metric(m)));
             }
-            let r = n.result.as_ref();
             cells.push(number(r.map(|r| r.duration_s)));
             cells.push(match (r, n.status) {
                 (Some(r), _) => Cell::Bool(r.improved),
                 (None, NodeStatus::Failed) => Cell::Bool(false),
                 (None, _) => Cell::Empty,
+            });
+            cells.push(match r {
+                Some(r) => Cell::Bool(r.unconfirmed),
+                None => Cell::Empty,
             });
             let node_params = n.params();
             for p in &params {

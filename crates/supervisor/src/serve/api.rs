@@ -67,6 +67,8 @@ pub struct NodeRef {
     pub name: String,
     /// Its primary metric value, when known.
     pub value: Option<f64>,
+    /// The spread of its runs, when it ran more than once.
+    pub spread: Option<autoresearch_adapters::model::Spread>,
 }
 
 fn node_ref(view: &RunView, i: usize) -> NodeRef {
@@ -74,6 +76,7 @@ fn node_ref(view: &RunView, i: usize) -> NodeRef {
         id: view.nodes[i].id.clone(),
         name: view.nodes[i].name().to_owned(),
         value: view.primary(i),
+        spread: view.nodes[i].spread().copied(),
     }
 }
 
@@ -207,6 +210,8 @@ pub struct Overview {
     pub baseline: Option<NodeRef>,
     /// Relative change of the best against the baseline, in percent.
     pub change_pct: Option<f64>,
+    /// The run's noise floor (`state.json`), once some experiment ran more than once.
+    pub noise_floor: Option<autoresearch_adapters::model::NoiseFloor>,
     /// Limits and their use.
     pub budget: Budget,
     /// `planner.kind`.
@@ -338,6 +343,7 @@ pub fn overview(key: &str, snap: &Snapshot, control: ControlInfo) -> Overview {
         best,
         baseline,
         change_pct,
+        noise_floor: view.noise_floor(),
         budget: Budget {
             max_experiments: cfg_num(view, "/limits/max_experiments"),
             experiments_started: run.map(|r| r.experiments_started),

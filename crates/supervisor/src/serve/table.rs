@@ -276,8 +276,12 @@ pub struct Row {
     pub status: String,
     /// Parent id.
     pub parent: Option<String>,
-    /// Primary metric value.
+    /// Primary metric value (the aggregate of its runs).
     pub value: Option<f64>,
+    /// The spread of its runs, when it ran more than once.
+    pub spread: Option<autoresearch_adapters::model::Spread>,
+    /// It beat the best at first but its confirmation runs did not hold it.
+    pub unconfirmed: bool,
     /// Every metric reported.
     pub metrics: BTreeMap<String, f64>,
     /// Parameter values.
@@ -305,6 +309,8 @@ fn row(snap: &Snapshot, i: usize) -> Row {
         status: n.status.to_string(),
         parent: n.parent_id().map(str::to_owned),
         value: view.primary(i),
+        spread: n.spread().copied(),
+        unconfirmed: n.unconfirmed(),
         metrics: n
             .result
             .as_ref()

@@ -114,7 +114,10 @@ impl SearchPlanner {
                 "patience spent: {} completed experiments in a row without an improvement of \
                  at least {} (limits.patience = {})",
                 req.plateau,
-                relative(config.objective.min_improvement),
+                match config.objective.min_improvement.relative() {
+                    Some(x) => relative(x),
+                    None => config.objective.min_improvement.to_string(),
+                },
                 config.limits.patience
             ));
         }
