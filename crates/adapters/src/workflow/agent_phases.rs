@@ -14,7 +14,7 @@
 use autoresearch_engine::RunContext;
 
 use super::events::NodeEvent;
-use super::lifecycle::{Fail, Stop, tail};
+use super::stop::{Fail, Stop, tail};
 use super::workspace::ws_stop;
 use super::{ExperimentWorkflow, Notice, now_millis};
 use crate::agent::cost_log::AgentCostSummary;

@@ -18,9 +18,10 @@ use serde_json::{Map, Value, json};
 
 use super::events::NodeEvent;
 use super::jobs::JobEnding;
-use super::lifecycle::{Fail, Stop, tail};
+use super::jobs::JobRun;
 use super::nodes::NodeError;
-use super::repeats::{CONFIRM_FILE, JobRun};
+use super::repeats::CONFIRM_FILE;
+use super::stop::{Fail, Stop, tail};
 use super::{ExperimentWorkflow, Notice, now_millis};
 use crate::metrics::MetricsError;
 use crate::model::{Confirmation, FailureKind, NodeResult, NodeSpec, NodeStatus};

@@ -15,19 +15,18 @@
 //! Each run of a node's job (its repeats and confirmation runs, see [`super::repeats`]) has
 //! its own run dir and goes through these steps on its own.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use autoresearch_engine::RunContext;
 use serde_json::json;
 
-use super::lifecycle::{Fail, Stop};
 use super::nodes::{NodeError, read_json_capped};
-use super::repeats::JobRun;
+use super::stop::{Fail, Stop};
 use super::{ExperimentWorkflow, now_millis};
 use crate::executor::{
     Exec, ExecError, Executor, JobEnd, JobRequest, Probe, WaitOutcome, read_exit_code,
 };
-use crate::model::{FailureKind, JobRecord, NodeStatus};
+use crate::model::{FailureKind, JobRecord, NodeSpec, NodeStatus};
 use crate::workdir::Workdir;
 
 /// A job is declared lost after this many attempts found dead (cancels by the engine's own
@@ -85,6 +84,23 @@ fn exec_stop(e: ExecError, kind: FailureKind, phase: NodeStatus) -> Stop {
         // files, no memory): the environment's fault, not the job's.
         e @ ExecError::Spawn { .. } if e.is_transient() => Stop::Env(e.to_string()),
         other => Fail::new(kind, phase, other.to_string()).into(),
+    }
+}
+
+/// One run of a node's job: which node, which run (1-based) and its run dir.
+pub(crate) struct JobRun<'a> {
+    /// The node.
+    pub spec: &'a NodeSpec,
+    /// 1 for the first run; the repeats and confirmation runs follow.
+    pub repeat: u32,
+    /// `runs/<id>/` for run 1, `runs/<id>/repeat-<k>/` for the others.
+    pub dir: PathBuf,
+}
+
+impl JobRun<'_> {
+    /// A key naming this run (for endings kept across a retry).
+    pub fn key(&self) -> String {
+        format!("{}#{}", self.spec.node_id, self.repeat)
     }
 }
 

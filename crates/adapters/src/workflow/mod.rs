@@ -21,6 +21,7 @@ pub mod nodes;
 mod planning;
 mod repeats;
 mod start;
+mod stop;
 mod workspace;
 
 use std::collections::{HashMap, HashSet};

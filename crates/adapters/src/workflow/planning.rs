@@ -27,8 +27,8 @@ use autoresearch_engine::{RunContext, WorkSpec};
 use serde_json::{Map, Value};
 
 use super::ExperimentWorkflow;
-use super::lifecycle::Stop;
 use super::nodes::{NodeError, NodeInfo};
+use super::stop::Stop;
 use crate::model::{NodeResult, NodeStatus};
 use crate::planner::round::{RoundInput, RoundPlanner};
 use crate::planner::{Plan, Proposal};

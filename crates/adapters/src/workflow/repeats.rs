@@ -24,32 +24,15 @@ use autoresearch_engine::RunContext;
 use serde_json::json;
 
 use super::ExperimentWorkflow;
-use super::jobs::{JobEnding, archived_attempts};
-use super::lifecycle::Stop;
+use super::jobs::{JobEnding, JobRun, archived_attempts};
 use super::nodes::NodeError;
+use super::stop::Stop;
 use crate::metrics::MetricsError;
 use crate::model::{Confirmation, NodeSpec};
 use crate::workdir::REPEAT_PREFIX;
 
 /// The node file that records the decision to confirm a node.
 pub(crate) const CONFIRM_FILE: &str = "confirm.json";
-
-/// One run of a node's job: which node, which run (1-based) and its run dir.
-pub(crate) struct JobRun<'a> {
-    /// The node.
-    pub spec: &'a NodeSpec,
-    /// 1 for the first run; the repeats and confirmation runs follow.
-    pub repeat: u32,
-    /// `runs/<id>/` for run 1, `runs/<id>/repeat-<k>/` for the others.
-    pub dir: PathBuf,
-}
-
-impl JobRun<'_> {
-    /// A key naming this run (for endings kept across a retry).
-    pub fn key(&self) -> String {
-        format!("{}#{}", self.spec.node_id, self.repeat)
-    }
-}
 
 /// How many runs a node makes.
 pub(crate) struct RunPlan {

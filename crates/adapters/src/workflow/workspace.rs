@@ -23,8 +23,8 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use super::lifecycle::{Fail, Stop};
 use super::nodes::NodeError;
+use super::stop::{Fail, Stop};
 use super::{ExperimentWorkflow, now_millis};
 use crate::model::{FailureKind, NodeCommit, NodeSpec, NodeStatus};
 use crate::workspace::{Workspace, WorkspaceError};
