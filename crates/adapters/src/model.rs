@@ -7,6 +7,47 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+/// The payload of a spec added by hand (`supervisor queue add`, `retry`, `ask`, or an edit of
+/// `engine/checkpoint.json`): what the workflow needs to make its node. Written by those
+/// commands, read by the workflow when it adopts the spec; every field may be missing in a
+/// hand edit (the name defaults to the spec id, the hypothesis to "added by hand").
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HandPayload {
+    /// Short name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Parameter values (checked against the search space before the node is made).
+    #[serde(default)]
+    pub params: Map<String, Value>,
+    /// The node it builds on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<String>,
+    /// Why it is worth running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hypothesis: Option<String>,
+    /// The code change to apply (agent runs), repeated by a retry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<String>,
+    /// The failed node this spec retries (`supervisor retry`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<String>,
+}
+
+impl HandPayload {
+    /// Reads a spec's payload.
+    pub fn from_map(payload: &Map<String, Value>) -> Result<HandPayload, serde_json::Error> {
+        HandPayload::deserialize(payload)
+    }
+
+    /// The payload of a spec.
+    pub fn to_map(&self) -> Map<String, Value> {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        }
+    }
+}
+
 /// `engine/nodes/<id>/spec.json`: what an experiment is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeSpec {

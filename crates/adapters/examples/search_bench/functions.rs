@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 pub const NOISE: f64 = 0.05;
 
 /// A test function to minimise.
+#[derive(Clone)]
 pub struct Function {
     /// Name (as in `reference.tsv`).
     pub name: &'static str,

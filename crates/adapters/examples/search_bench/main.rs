@@ -18,7 +18,10 @@
 //! Options: `--functions a,b` (default all), `--seeds N` (seeds 0..N, default 5),
 //! `--slots 1,4`, `--budget N` (default 100; budgets 30 and N are reported),
 //! `--durations random|equal` (in-process job durations), `--dir DIR` (engine workdirs, kept),
-//! `--set knob=value` (in-process experiments with the planner's knobs).
+//! `--set knob=value` (in-process experiments with the planner's knobs), `--baseline N` (0, the
+//! default: the baseline listed in `functions.rs`; N > 0: a uniformly random point of the space
+//! drawn with seed N, the same for every seed and slot count; the ratio then uses f of that
+//! point, with TPE's figures recorded from the listed baseline).
 //!
 //! Each table row: f(baseline), Optuna TPE's median best (5 seeds, `reference.tsv`), ours (median
 //! of the best true value reached within the budget) and "% of TPE" = (f(baseline) − ours) /
@@ -53,13 +56,14 @@ struct Args {
     durations: Durations,
     dir: Option<PathBuf>,
     tuning: Tuning,
+    baseline: u64,
 }
 
 fn usage(message: &str) -> ! {
     eprintln!("search_bench: {message}");
     eprintln!(
         "usage: search_bench [inprocess|engine|timing] [--functions a,b] [--seeds N] \
-         [--slots 1,4] [--budget N] [--durations random|equal] [--dir DIR] [--set knob=value]"
+         [--slots 1,4] [--budget N] [--durations random|equal] [--dir DIR] [--set knob=value] [--baseline N]"
     );
     std::process::exit(2)
 }
@@ -74,6 +78,7 @@ fn parse_args(raw: Vec<String>) -> Args {
         durations: Durations::Random,
         dir: None,
         tuning: Tuning::default(),
+        baseline: 0,
     };
     let mut it = raw.into_iter();
     while let Some(a) = it.next() {
@@ -111,6 +116,11 @@ fn parse_args(raw: Vec<String>) -> Args {
             }
             "--dir" => args.dir = Some(PathBuf::from(value("--dir"))),
             "--set" => set_knob(&mut args.tuning, &value("--set")),
+            "--baseline" => {
+                args.baseline = value("--baseline")
+                    .parse()
+                    .unwrap_or_else(|_| usage("--baseline N"))
+            }
             "-h" | "--help" => usage("help"),
             other => usage(&format!("unknown argument {other:?}")),
         }
@@ -134,6 +144,7 @@ fn set_knob(t: &mut Tuning, spec: &str) {
         "refined" => t.refined = n(),
         "fit_iterations" => t.fit_iterations = n(),
         "additive" => t.additive = v == "true",
+        "additive_from" => t.additive_from = n(),
         "penalize" => t.penalize = v == "true",
         "transform" => {
             t.transform = match v {
@@ -167,6 +178,10 @@ fn main() {
         usage("no such function");
     }
     check_baselines(&functions, &reference);
+    let functions: Vec<Function> = functions
+        .into_iter()
+        .map(|f| with_baseline(f, args.baseline))
+        .collect();
     match args.mode.as_str() {
         "timing" => timing(&args.tuning),
         mode => compare(&args, mode, &functions, &reference),
@@ -198,6 +213,16 @@ fn eval(raw: &[String]) {
         params.insert(k.to_string(), value);
     }
     println!("METRIC value={}", f.observed(&params, seed));
+}
+
+/// `f` with a uniformly random baseline drawn with seed `n` (`n` = 0: unchanged).
+fn with_baseline(mut f: Function, n: u64) -> Function {
+    if n > 0 {
+        let config = inprocess::config(&f, 0, 2, 1, "true");
+        let mut rng = fastrand::Rng::with_seed(n ^ 0xBA5E);
+        f.baseline = Value::Object(random_params(&config, &mut rng));
+    }
+    f
 }
 
 /// f(baseline) must equal the recorded one: the Python and Rust functions are the same.
@@ -243,8 +268,8 @@ fn compare(args: &Args, mode: &str, functions: &[Function], reference: &Referenc
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join("search_bench"));
     println!(
-        "mode={mode} seeds=0..{} budget={} slots={:?} reference: {}",
-        args.seeds, args.budget, args.slots, reference.header
+        "mode={mode} seeds=0..{} budget={} slots={:?} baseline={} reference: {}",
+        args.seeds, args.budget, args.slots, args.baseline, reference.header
     );
     let budgets = [SHORT_BUDGET.min(args.budget), args.budget];
     let mut summary: Vec<String> = Vec::new();
@@ -392,6 +417,7 @@ fn timing(tuning: &Tuning) {
         }
         for max in [1, 4] {
             let mut times = Vec::new();
+            let mut cpu = Vec::new();
             for rep in 0..5 {
                 let req = PlanRequest {
                     config: &config,
@@ -401,19 +427,38 @@ fn timing(tuning: &Tuning) {
                     max_proposals: max,
                     seed: rep,
                 };
-                let t = Instant::now();
+                let (t, c) = (Instant::now(), thread_cpu_ms());
                 let plan = SearchPlanner.plan_tuned(&req, tuning);
                 times.push(t.elapsed().as_secs_f64() * 1e3);
+                cpu.push(thread_cpu_ms() - c);
                 std::hint::black_box(plan);
             }
             println!(
-                "timing function={} history=1000 max_proposals={max} median_ms={:.1} max_ms={:.1}",
+                "timing function={} history=1000 max_proposals={max} median_ms={:.1} max_ms={:.1} \
+                 cpu_median_ms={:.1} cpu_max_ms={:.1}",
                 f.name,
                 median(&times),
-                times.iter().copied().fold(0.0, f64::max)
+                times.iter().copied().fold(0.0, f64::max),
+                median(&cpu),
+                cpu.iter().copied().fold(0.0, f64::max)
             );
         }
     }
+}
+
+/// CPU time of the calling thread in milliseconds (wall time on a loaded machine counts the
+/// other processes' turns too).
+fn thread_cpu_ms() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return f64::NAN;
+    }
+    ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 / 1e6
 }
 
 /// A uniformly random parameter set of the configuration's space (log-uniform on log ranges).

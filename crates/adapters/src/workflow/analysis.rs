@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde_json::{Map, Value, json};
+use serde_json::json;
 
 use super::events::NodeEvent;
 use super::jobs::JobEnding;
@@ -24,7 +24,7 @@ use super::repeats::CONFIRM_FILE;
 use super::stop::{Fail, Stop, tail};
 use super::{ExperimentWorkflow, Notice, now_millis};
 use crate::metrics::MetricsError;
-use crate::model::{Confirmation, FailureKind, NodeResult, NodeSpec, NodeStatus};
+use crate::model::{Confirmation, FailureKind, JobRecord, NodeResult, NodeSpec, NodeStatus};
 use crate::noise::{self, Candidate, Verdict};
 
 /// What analysing a node led to.
@@ -410,15 +410,10 @@ pub(crate) fn missing_metric(metric: &str, metrics: &crate::metrics::Metrics) ->
 
 /// Seconds between the job's `started_at` and its `exit_code` file (or now).
 fn job_duration(run_dir: &Path) -> f64 {
-    let started = super::nodes::read_json::<Map<String, Value>>(&run_dir.join("job.json"))
+    let started = super::nodes::read_json::<JobRecord>(&run_dir.join("job.json"))
         .ok()
         .flatten()
-        .and_then(|m| {
-            m.get("started_at")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
-        .and_then(|s| humantime::parse_rfc3339_weak(&s).ok());
+        .and_then(|r| humantime::parse_rfc3339_weak(&r.started_at).ok());
     let ended = std::fs::symlink_metadata(run_dir.join("exit_code"))
         .and_then(|m| m.modified())
         .unwrap_or_else(|_| std::time::SystemTime::now());

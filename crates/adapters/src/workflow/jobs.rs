@@ -18,8 +18,10 @@
 use std::path::{Path, PathBuf};
 
 use autoresearch_engine::RunContext;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::events::JobAnnotation;
 use super::nodes::{NodeError, read_json_capped};
 use super::stop::{Fail, Stop};
 use super::{ExperimentWorkflow, now_millis};
@@ -87,6 +89,25 @@ fn exec_stop(e: ExecError, kind: FailureKind, phase: NodeStatus) -> Stop {
     }
 }
 
+/// `runs/<id>/launch.json` (written before a launch) and `runs/<id>/cancelled.json` (written
+/// when the engine's own stop killed the job): which attempt, and when.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct AttemptMarker {
+    /// The attempt (1-based).
+    pub attempt: u32,
+    /// When it was written (RFC 3339).
+    pub at: String,
+}
+
+impl AttemptMarker {
+    fn now(attempt: u32) -> Self {
+        AttemptMarker {
+            attempt,
+            at: now_millis(),
+        }
+    }
+}
+
 /// One run of a node's job: which node, which run (1-based) and its run dir.
 pub(crate) struct JobRun<'a> {
     /// The node.
@@ -142,11 +163,7 @@ impl ExperimentWorkflow {
     fn marker_attempt(&self, run_dir: &Path) -> Result<Option<u32>, NodeError> {
         let marker = run_dir.join(LAUNCH_MARKER);
         self.wd.check(&marker).map_err(io_error(&marker))?;
-        Ok(
-            read_json_capped::<serde_json::Value>(&marker, MAX_SMALL_FILE)?
-                .and_then(|v| v.get("attempt").and_then(|a| a.as_u64()))
-                .map(|a| a as u32),
-        )
+        Ok(read_json_capped::<AttemptMarker>(&marker, MAX_SMALL_FILE)?.map(|m| m.attempt))
     }
 
     /// Launches the node's job, unless an earlier engine already did (then re-attaches).
@@ -157,7 +174,9 @@ impl ExperimentWorkflow {
     ) -> Result<(), Stop> {
         let run_dir = &run.dir;
         if let Some(record) = self.record(run_dir)? {
-            ctx.annotate(json!({ "job_id": record.job_id }));
+            ctx.annotate(JobAnnotation {
+                job_id: record.job_id.clone(),
+            });
             return Ok(());
         }
         let attempt = self.marker_attempt(run_dir)?;
@@ -165,7 +184,9 @@ impl ExperimentWorkflow {
             && let Some(record) = self.find_started(run, attempt).await
         {
             write_record(&self.wd, run_dir, &record)?;
-            ctx.annotate(json!({ "job_id": record.job_id }));
+            ctx.annotate(JobAnnotation {
+                job_id: record.job_id.clone(),
+            });
             return Ok(());
         }
         self.launch(run, attempt.unwrap_or(1), ctx).await
@@ -175,18 +196,17 @@ impl ExperimentWorkflow {
         let run_dir = &run.dir;
         let marker = run_dir.join(LAUNCH_MARKER);
         self.wd.check(&marker).map_err(io_error(&marker))?;
-        autoresearch_engine::atomic::write_json_atomic(
-            &marker,
-            &json!({ "attempt": attempt, "at": now_millis() }),
-        )
-        .map_err(io_error(&marker))?;
+        autoresearch_engine::atomic::write_json_atomic(&marker, &AttemptMarker::now(attempt))
+            .map_err(io_error(&marker))?;
         let req = self.request(run, attempt);
         let launched = self.exec.launch(&req).await;
         let record = match launched {
             Ok(record) => record,
             Err(e) => return Err(self.launch_failed(run, e)),
         };
-        ctx.annotate(json!({ "job_id": record.job_id }));
+        ctx.annotate(JobAnnotation {
+            job_id: record.job_id.clone(),
+        });
         Ok(())
     }
 
@@ -246,7 +266,9 @@ impl ExperimentWorkflow {
                     }
                 },
             };
-            ctx.annotate(json!({ "job_id": record.job_id }));
+            ctx.annotate(JobAnnotation {
+                job_id: record.job_id.clone(),
+            });
             let req = self.request(run, record.attempt);
             if probe_first && self.cancelled_by_engine(run_dir, record.attempt)? {
                 match read_exit_code(run_dir) {
@@ -343,11 +365,8 @@ impl ExperimentWorkflow {
     fn mark_cancelled(&self, run_dir: &Path, attempt: u32) -> Result<(), NodeError> {
         let path = run_dir.join(CANCELLED_MARKER);
         self.wd.check(&path).map_err(io_error(&path))?;
-        autoresearch_engine::atomic::write_json_atomic(
-            &path,
-            &json!({ "attempt": attempt, "at": now_millis() }),
-        )
-        .map_err(io_error(&path))
+        autoresearch_engine::atomic::write_json_atomic(&path, &AttemptMarker::now(attempt))
+            .map_err(io_error(&path))
     }
 
     /// Whether the engine's own stop killed attempt `attempt`.
@@ -355,9 +374,8 @@ impl ExperimentWorkflow {
         let path = run_dir.join(CANCELLED_MARKER);
         self.wd.check(&path).map_err(io_error(&path))?;
         Ok(
-            read_json_capped::<serde_json::Value>(&path, MAX_SMALL_FILE)?
-                .and_then(|v| v.get("attempt").and_then(|a| a.as_u64()))
-                == Some(u64::from(attempt)),
+            read_json_capped::<AttemptMarker>(&path, MAX_SMALL_FILE)?.map(|m| m.attempt)
+                == Some(attempt),
         )
     }
 
@@ -374,37 +392,62 @@ impl ExperimentWorkflow {
     }
 
     pub(crate) fn write_ending(&self, run_dir: &Path, ending: &JobEnding) -> Result<(), NodeError> {
-        let value = match ending {
-            JobEnding::Exited(code) => json!({ "kind": "exited", "code": code }),
-            JobEnding::TimedOut => json!({ "kind": "timeout" }),
-            JobEnding::Lost(reason) => json!({ "kind": "lost", "reason": reason }),
-        };
         let path = run_dir.join("ending.json");
         self.wd.check(&path).map_err(io_error(&path))?;
-        autoresearch_engine::atomic::write_json_atomic(&path, &value).map_err(io_error(&path))
+        autoresearch_engine::atomic::write_json_atomic(&path, &EndingFile::from(ending))
+            .map_err(io_error(&path))
     }
 
     /// How the job of `run_dir` ended: `ending.json`, else its `exit_code`, else lost.
     pub(crate) fn read_ending(&self, run_dir: &Path) -> Result<JobEnding, NodeError> {
         let path = run_dir.join("ending.json");
         self.wd.check(&path).map_err(io_error(&path))?;
-        let ending = read_json_capped::<serde_json::Value>(&path, MAX_SMALL_FILE)?;
-        let field = |name: &str| ending.as_ref().and_then(|v| v.get(name)).cloned();
-        Ok(match field("kind").as_ref().and_then(|k| k.as_str()) {
-            Some("timeout") => JobEnding::TimedOut,
-            Some("lost") => JobEnding::Lost(
-                field("reason")
-                    .and_then(|r| r.as_str().map(str::to_string))
-                    .unwrap_or_else(|| "unknown".into()),
-            ),
-            Some("exited") => {
-                JobEnding::Exited(field("code").and_then(|c| c.as_i64()).unwrap_or(-1) as i32)
-            }
-            _ => match read_exit_code(run_dir) {
+        let ending = match read_json_capped::<EndingFile>(&path, MAX_SMALL_FILE) {
+            Ok(ending) => ending,
+            // A torn or hand-damaged file: the exit code decides, as when it is missing.
+            Err(NodeError::Invalid { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        Ok(match ending {
+            Some(EndingFile::Exited { code }) => JobEnding::Exited(code),
+            Some(EndingFile::TimedOut) => JobEnding::TimedOut,
+            Some(EndingFile::Lost { reason }) => JobEnding::Lost(reason),
+            None => match read_exit_code(run_dir) {
                 Some(code) => JobEnding::Exited(code),
                 None => JobEnding::Lost("the job left no exit code".into()),
             },
         })
+    }
+}
+
+/// `runs/<id>/ending.json`: how a run's job ended, written once it did.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub(crate) enum EndingFile {
+    /// It exited with `code`.
+    Exited {
+        /// The exit code.
+        code: i32,
+    },
+    /// It ran past `job.timeout_s`.
+    #[serde(rename = "timeout")]
+    TimedOut,
+    /// It was lost (why).
+    Lost {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl From<&JobEnding> for EndingFile {
+    fn from(e: &JobEnding) -> Self {
+        match e {
+            JobEnding::Exited(code) => EndingFile::Exited { code: *code },
+            JobEnding::TimedOut => EndingFile::TimedOut,
+            JobEnding::Lost(reason) => EndingFile::Lost {
+                reason: reason.clone(),
+            },
+        }
     }
 }
 

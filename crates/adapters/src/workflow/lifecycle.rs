@@ -10,13 +10,12 @@
 use std::path::Path;
 
 use autoresearch_engine::{RunContext, WorkError, WorkSpec};
-use serde_json::Value;
 
 use super::events::NodeEvent;
 use super::nodes::NodeError;
 use super::stop::{Fail, Stop};
 use super::{ExperimentWorkflow, Notice, now_millis};
-use crate::model::{Failure, FailureKind, NodeSpec, NodeStatus};
+use crate::model::{Failure, FailureKind, HandPayload, NodeSpec, NodeStatus};
 
 impl ExperimentWorkflow {
     pub(crate) async fn run_node(
@@ -116,13 +115,18 @@ impl ExperimentWorkflow {
     /// A spec added by hand (checkpoint edit, `queue add`, `retry`, `ask`) with no node files:
     /// make a node (its payload: `name`, `params`, `parent_id`, `hypothesis`, `changes`).
     fn adopt(&self, spec: &WorkSpec) -> Result<super::nodes::NodeInfo, Stop> {
-        let p = &spec.payload;
-        let name = p.get("name").and_then(Value::as_str).unwrap_or(&spec.id);
-        let params = p
-            .get("params")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
+        let p = HandPayload::from_map(&spec.payload).map_err(|e| {
+            Stop::Fail(Fail::new(
+                FailureKind::Launch,
+                NodeStatus::Queued,
+                format!(
+                    "{}: refused: its payload in engine/checkpoint.json is not valid: {e} \
+                     (expected name, params, parent_id, hypothesis, changes: see docs/workdir-format.md)",
+                    spec.id
+                ),
+            ))
+        })?;
+        let params = p.params.clone();
         // A spec from the checkpoint or added by hand runs only inside the search space.
         self.config.check_params(&params).map_err(|e| {
             Stop::Fail(Fail::new(
@@ -141,26 +145,22 @@ impl ExperimentWorkflow {
         })?;
         let node = NodeSpec {
             node_id: spec.id.clone(),
-            name: name.to_string(),
-            parent_id: p
-                .get("parent_id")
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            name: p.name.clone().unwrap_or_else(|| spec.id.clone()),
+            parent_id: p.parent_id.clone(),
             hypothesis: p
-                .get("hypothesis")
-                .and_then(Value::as_str)
-                .unwrap_or("added by hand")
-                .to_string(),
+                .hypothesis
+                .clone()
+                .unwrap_or_else(|| "added by hand".to_string()),
             params,
             // A retry (`supervisor retry`) repeats the failed node's code change too.
-            changes: p.get("changes").and_then(Value::as_str).map(str::to_string),
+            changes: p.changes.clone(),
             command,
             priority: spec.priority,
             created_at: now_millis(),
         };
         self.nodes.create(node)?;
         // A retry of the failed baseline (`supervisor retry`) is the run's baseline from now on.
-        if let Some(of) = p.get("retry_of").and_then(Value::as_str)
+        if let Some(of) = p.retry_of.as_deref()
             && self.ledger.snapshot().baseline_node.as_deref() == Some(of)
         {
             self.ledger.update(|s| {

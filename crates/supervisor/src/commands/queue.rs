@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use autoresearch_adapters::model::HandPayload;
 use autoresearch_adapters::workdir::Workdir;
 use autoresearch_adapters::workflow::DROPPED_MARKER;
 use autoresearch_engine::control::{self, ControlCommand};
@@ -136,6 +137,8 @@ pub struct HandSpec<'a> {
     pub hypothesis: &'a str,
     /// A code change to apply (a retry repeats the failed node's).
     pub changes: Option<&'a str>,
+    /// The failed node this retries (`supervisor retry`).
+    pub retry_of: Option<&'a str>,
     /// Queue priority (lower runs first).
     pub priority: f64,
 }
@@ -159,17 +162,15 @@ impl HandSpec<'_> {
             })
             .take(60)
             .collect();
-        let mut payload = serde_json::Map::new();
-        payload.insert("name".into(), Value::from(self.name));
-        payload.insert("params".into(), Value::Object(self.params.clone()));
-        payload.insert(
-            "parent_id".into(),
-            self.parent.map_or(Value::Null, Value::from),
-        );
-        payload.insert("hypothesis".into(), Value::from(self.hypothesis));
-        if let Some(c) = self.changes {
-            payload.insert("changes".into(), Value::from(c));
+        let payload = HandPayload {
+            name: Some(self.name.to_string()),
+            params: self.params.clone(),
+            parent_id: self.parent.map(str::to_string),
+            hypothesis: Some(self.hypothesis.to_string()),
+            changes: self.changes.map(str::to_string),
+            retry_of: self.retry_of.map(str::to_string),
         }
+        .to_map();
         autoresearch_engine::spec::WorkSpec {
             id: format!("{}-{stamp}-{clean}", self.origin),
             priority: self.priority,
@@ -199,6 +200,7 @@ pub fn add(
         parent,
         hypothesis,
         changes: None,
+        retry_of: None,
         priority,
     }
     .work_spec();

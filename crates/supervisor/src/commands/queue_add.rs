@@ -157,6 +157,7 @@ pub fn add(workdir: &Path, req: &AddRequest) -> Result<String> {
         parent: req.parent.as_deref(),
         hypothesis: &hypothesis,
         changes: None,
+        retry_of: None,
         priority,
     }
     .work_spec();

@@ -15,10 +15,9 @@ use std::path::Path;
 
 use anyhow::Result;
 use autoresearch_adapters::config::{Config, canonical_params_key, shell_word};
-use autoresearch_adapters::model::{Failure, NodeStatus, RunState};
+use autoresearch_adapters::model::{Failure, HandPayload, NodeStatus, RunState};
 use autoresearch_adapters::workdir::Workdir;
 use autoresearch_adapters::workflow::nodes::{NodeInfo, NodeStore, read_json};
-use serde_json::Value;
 
 use super::queue::{HandSpec, add_specs};
 use super::queue_add::DEFAULT_PRIORITY;
@@ -46,8 +45,11 @@ fn retries(workdir: &Path, config: &Config, nodes: &[NodeInfo]) -> HashMap<Strin
     let checkpoint = autoresearch_engine::paths::EnginePaths::new(workdir).checkpoint();
     if let Ok(Some(cp)) = autoresearch_engine::checkpoint::load(&checkpoint) {
         for spec in cp.queued.iter().chain(&cp.running) {
-            if let Some(of) = spec.payload.get("retry_of").and_then(Value::as_str) {
-                out.insert(of.to_string(), spec.id.clone());
+            if let Some(of) = HandPayload::from_map(&spec.payload)
+                .ok()
+                .and_then(|p| p.retry_of)
+            {
+                out.insert(of, spec.id.clone());
             }
         }
     }
@@ -129,18 +131,17 @@ pub fn retry(workdir: &Path, ids: &[String], all_failed: bool) -> Result<String>
         ));
     }
     for (node, hypothesis) in targets.iter().zip(&hypotheses) {
-        let mut spec = HandSpec {
+        let spec = HandSpec {
             origin: "retry",
             name: &node.spec.name,
             params: &node.spec.params,
             parent: Some(&node.spec.node_id),
             hypothesis,
             changes: node.spec.changes.as_deref(),
+            retry_of: Some(&node.spec.node_id),
             priority: DEFAULT_PRIORITY,
         }
         .work_spec();
-        spec.payload
-            .insert("retry_of".into(), Value::from(node.spec.node_id.clone()));
         specs.push(spec);
     }
     let ids: Vec<String> = specs.iter().map(|s| s.id.clone()).collect();
