@@ -8,10 +8,28 @@
 # - runs every test, the `#[ignore = "needs slurm"]` ones included (`--include-ignored`): they
 #   fail when Slurm is not usable. Set AUTORESEARCH_SKIP_SLURM=1 to run without Slurm (then the
 #   Slurm tests are left out: `cargo test` lists them as ignored; the browser tests still run).
-# - installs Debian's chromium and chromium-driver with apt-get when missing (needs root), for
-#   the dashboard's browser tests (`#[ignore = "needs chromium"]`, run here by --include-ignored);
+# - installs with apt-get what is missing (needs root): git and python3 (the workspace tests
+#   make real git worktrees; the agent-demo example, crates/supervisor/tests/agent_demo.rs, runs
+#   a Python program); Debian's chromium and chromium-driver, for the dashboard's browser tests
+#   (`#[ignore = "needs chromium"]`, run here by --include-ignored).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+missing=()
+command -v git >/dev/null 2>&1 || missing+=(git)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+if [ "${#missing[@]}" -gt 0 ]; then
+  command -v apt-get >/dev/null 2>&1 || {
+    echo "test.sh: ${missing[*]} missing and apt-get is not available: install them first" >&2
+    exit 1
+  }
+  echo "test.sh: installing ${missing[*]} (apt-get)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
 
 started_slurm=0
 if [ "${AUTORESEARCH_SKIP_SLURM:-0}" != 1 ]; then
@@ -26,12 +44,6 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
-
-if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
-  echo "installing chromium and chromium-driver (apt-get) for the dashboard's browser tests"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q && apt-get install -y -q --no-install-recommends chromium chromium-driver
-fi
 
 if [ "${AUTORESEARCH_SKIP_SLURM:-0}" = 1 ]; then
   cargo test --workspace --all-targets -- --test-threads=2

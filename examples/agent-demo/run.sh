@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Runs the whole agent-demo flow offline: creates the demo repository next to WORKDIR, writes
-# the run's configuration (the stand-in agent as the coding agent), runs it with `supervisor`,
-# and prints the best commit.
+# Runs the whole agent-demo flow offline: creates the demo repository next to WORKDIR
+# (WORKDIR.repo), writes the run's configuration (WORKDIR.config.json, the stand-in agent as the
+# coding agent), runs it with `supervisor run`, and prints the baseline, the best experiment and
+# its commit. Every experiment's code is a commit under refs/autoresearch/<run>/ of the demo
+# repository. Running it again on the same WORKDIR resumes (or reports) that run.
 #
 #   examples/agent-demo/run.sh WORKDIR      (supervisor and autoresearch-standin-agent on PATH,
 #                                            or built in target/debug or target/release)
 #
-# NOTE: this needs the agent planner wired into the workflow (`planner.kind = "agent"`,
-# `workspace`, the apply phase). Until that integration lands, `supervisor run` refuses the
-# configuration; the building blocks it uses are tested in crates/adapters/tests/.
+# Needs git, python3 and sh. Tested in CI (crates/supervisor/tests/agent_demo.rs).
 set -euo pipefail
 wd=${1:?usage: run.sh WORKDIR}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -36,11 +36,24 @@ c["planner"]["agent"]["command"] = [agent, "--ideas", ideas]
 c["workspace"]["repo"] = repo
 json.dump(c, open(dst, "w"), indent=2)
 PY
-"$supervisor" run "$wd" --config "$config"
-python3 - "$wd/state.json" <<'PY'
+if [ -f "$wd/config.json" ]; then
+  "$supervisor" run "$wd"
+else
+  "$supervisor" run "$wd" --config "$config"
+fi
+"$supervisor" report "$wd" >/dev/null
+run=$(cat "$wd/engine/run_id")
+best=$(python3 - "$wd/state.json" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
-print(f"baseline {s.get('baseline_node')}: {s.get('baseline_value')}")
-print(f"best     {s.get('best_node')}: {s.get('best_value')}")
+print(f"baseline {s.get('baseline_node')}: seconds = {s.get('baseline_value')}", file=sys.stderr)
+print(f"best     {s.get('best_node')}: seconds = {s.get('best_value')}", file=sys.stderr)
+print(s.get('best_node') or "")
 PY
-echo "commits of every experiment: git -C $repo for-each-ref refs/autoresearch/"
+)
+if [ -n "$best" ]; then
+  echo "the best commit (refs/autoresearch/$run/$best):"
+  git -C "$repo" log -1 --stat --format='  %h %s' "refs/autoresearch/$run/$best"
+fi
+echo "every experiment's commit: git -C $repo for-each-ref refs/autoresearch/$run/"
+echo "report: $wd/report.md"

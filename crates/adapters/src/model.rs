@@ -77,8 +77,12 @@ pub struct NodeSpec {
 pub enum NodeStatus {
     /// Waiting in the queue.
     Queued,
-    /// Run dir and command being prepared.
+    /// Run dir and command being prepared (and, in a run with a workspace, the experiment's
+    /// worktree at its parent's commit).
     Preparing,
+    /// The coding agent applying the experiment's code change in its worktree, then the engine
+    /// committing it (only experiments with `changes`, in a run with a workspace).
+    Applying,
     /// Job being submitted.
     Launching,
     /// Job running.
@@ -95,9 +99,10 @@ pub enum NodeStatus {
 
 impl NodeStatus {
     /// All statuses in lifecycle order.
-    pub const ALL: [NodeStatus; 8] = [
+    pub const ALL: [NodeStatus; 9] = [
         NodeStatus::Queued,
         NodeStatus::Preparing,
+        NodeStatus::Applying,
         NodeStatus::Launching,
         NodeStatus::Running,
         NodeStatus::Analyzing,
@@ -111,6 +116,7 @@ impl NodeStatus {
         match self {
             NodeStatus::Queued => "queued",
             NodeStatus::Preparing => "preparing",
+            NodeStatus::Applying => "applying",
             NodeStatus::Launching => "launching",
             NodeStatus::Running => "running",
             NodeStatus::Analyzing => "analyzing",
@@ -165,6 +171,10 @@ pub struct NodeResult {
     /// primary metric is always kept). Absent when 0.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub metrics_dropped: u64,
+    /// Facts the coding agent's analysis established (`planner.agent.analyze`), one sentence
+    /// each; absent when no analysis ran. They are shown to every later plan call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub findings: Option<Vec<String>>,
     /// The primary metric of every run of the job, in run order (the repeats, then the
     /// confirmation runs): run 1 is `runs/<id>/`, run k ≥ 2 `runs/<id>/repeat-<k>/`. `primary`
     /// is their aggregate (`objective.aggregate`). Absent in files written before repeats.
@@ -309,6 +319,11 @@ pub enum FailureKind {
     Lost,
     /// The planner failed.
     Planner,
+    /// The coding agent could not apply the experiment's code change (its call failed, or the
+    /// workspace could not be prepared).
+    Apply,
+    /// The code change touched a path of `workspace.protected` (its commit and ref are kept).
+    ProtectedPath,
     /// The job was cancelled.
     Cancelled,
     /// Anything else.
@@ -325,6 +340,8 @@ impl FailureKind {
             FailureKind::MissingMetric => "missing_metric",
             FailureKind::Lost => "lost",
             FailureKind::Planner => "planner",
+            FailureKind::Apply => "apply",
+            FailureKind::ProtectedPath => "protected_path",
             FailureKind::Cancelled => "cancelled",
             FailureKind::Unexpected => "unexpected",
         }
@@ -451,6 +468,42 @@ pub struct RunState {
     /// The relative noise of one measurement, once some node was measured at least twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub noise_floor: Option<NoiseFloor>,
+    /// What the coding agent's calls cost, per run, phase and node (absent until one is made).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_cost: Option<crate::agent::CostBook>,
+    /// Planning rounds whose agent call failed (after its retries) and fell back to
+    /// `planner.agent.fallback`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub planner_failures: u64,
+    /// The last of those failures: the node planned from and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_planner_failure: Option<String>,
+}
+
+/// The file name of [`NodeCommit`] in the node's folder.
+pub const NODE_COMMIT_FILE: &str = "commit.json";
+
+/// `engine/nodes/<id>/commit.json`: the code an experiment ran, in a run with a workspace.
+/// Written when its worktree is ready (a parameter-only experiment) or when its code change is
+/// committed (after `apply`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeCommit {
+    /// The commit the job runs at.
+    pub commit: String,
+    /// The commit it was made from: the parent node's (the baseline's is `workspace.base`);
+    /// equal to `commit` for a parameter-only experiment.
+    pub parent_commit: String,
+    /// `refs/autoresearch/<run>/<id>`, pointing at `commit`.
+    #[serde(rename = "ref")]
+    pub ref_name: String,
+    /// Repository paths the code change changed (empty without one).
+    #[serde(default)]
+    pub changed: Vec<String>,
+    /// The protected ones among them (non-empty: the experiment failed, never ran).
+    #[serde(default)]
+    pub violations: Vec<String>,
+    /// RFC 3339.
+    pub created_at: String,
 }
 
 /// Why a run failed fast (`state.json`'s `fail_fast`): while no experiment of the run has

@@ -2,8 +2,9 @@
 //! the engine + workflow pair that runs it.
 //!
 //! - First run: the given configuration is validated, its `job.cwd` made absolute (relative to
-//!   the config file's folder, or the current directory for flags), and written to
-//!   `<workdir>/config.json`. A `job.cwd` that is not an existing folder is refused, on a
+//!   the config file's folder, or the current directory for flags; with a `workspace`, relative
+//!   to the repository), its `workspace.base` resolved to a commit (see
+//!   [`crate::workspace::settle`]), and written to `<workdir>/config.json`. A `job.cwd` that is not an existing folder is refused, on a
 //!   first run and on resume, before anything is written.
 //! - Resume: `config.json` is the source of truth. A given configuration may change only
 //!   `limits.*` and `executor.slurm.*`; any other difference is refused with a diff and nothing
@@ -81,6 +82,7 @@ pub fn resolve_config(root: &Path, given: Option<Config>) -> Result<Config, Sess
             return Ok(stored);
         };
         let mut given = given;
+        crate::workspace::settle::settle(&mut given, Some(&stored))?;
         absolutize_cwd(&mut given);
         let merged = Config::merge_for_resume(&stored, &given)?;
         merged.check_cwd()?;
@@ -93,6 +95,7 @@ pub fn resolve_config(root: &Path, given: Option<Config>) -> Result<Config, Sess
         return Err(SessionError::NoConfig(root.to_path_buf()));
     };
     config.validate()?;
+    crate::workspace::settle::settle(&mut config, None)?;
     absolutize_cwd(&mut config);
     config.check_cwd()?;
     std::fs::create_dir_all(root).map_err(|source| SessionError::Io {

@@ -454,14 +454,13 @@ fn noise_fields_have_defaults_and_bounds() {
 }
 
 #[test]
-fn agent_planner_is_refused() {
+fn agent_planner_without_its_agent_section_is_refused() {
     assert_err(
         with_edit(|v| v["planner"]["kind"] = json!("agent")),
         &[
-            "planner.kind",
-            "not available in this build",
-            "\"search\"",
-            "\"none\"",
+            "planner.agent: missing",
+            "{\"preset\": \"claude\"}",
+            "docs/agent.md",
         ],
     );
 }
@@ -1053,12 +1052,17 @@ fn config_reference_lists_every_field() {
         },
         "baseline": { "a": 1, "b": "x", "c": 2 },
         "seeds": [ { "name": "s", "params": { "a": 2 }, "priority": 1, "hypothesis": "h" } ],
-        "planner": { "kind": "none", "seed": 3, "batch": 2 },
+        "planner": { "kind": "none", "seed": 3, "batch": 2,
+                     "agent": { "preset": "claude", "command": ["a"], "model": "m",
+                                "timeout_s": 60, "max_retries": 2, "analyze": true,
+                                "fallback": "none", "max_prompt_bytes": 5000 } },
         "executor": { "kind": "slurm", "cancel_jobs_on_stop": true,
                       "slurm": { "partition": "p", "account": "a", "sbatch_args": ["--x"],
                                  "time_limit_min": 5 } },
         "limits": { "max_experiments": 3, "patience": 2, "time_budget_s": 60,
-                    "max_concurrency": 2 }
+                    "max_concurrency": 2, "agent_cost_usd": 2.5 },
+        "workspace": { "repo": "/src", "base": "main", "protected": ["bench.py"],
+                       "include": ["data"] }
     });
     let config = Config::from_json_str(&full.to_string(), json_origin()).expect("full config");
     let written = serde_json::to_value(&config).unwrap();
@@ -1176,4 +1180,39 @@ async fn hand_added_specs_are_checked_against_the_search_space() {
         "{refusal}"
     );
     assert_eq!(fx.status("901_good"), "completed");
+}
+
+/// Every shipped example configuration (`examples/*/config*.json`) parses and validates, so the
+/// examples that cannot run in CI (they need a paid agent CLI) still match the code.
+#[test]
+fn every_example_configuration_parses() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut checked = Vec::new();
+    for dir in std::fs::read_dir(&examples).unwrap() {
+        let dir = dir.unwrap().path();
+        let Ok(files) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for f in files {
+            let f = f.unwrap().path();
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            if name.starts_with("config") && name.ends_with(".json") {
+                if let Err(e) = autoresearch_adapters::config::Config::load(&f) {
+                    panic!("{}: {e}", f.display());
+                }
+                checked.push(f);
+            }
+        }
+    }
+    for must in [
+        "quickstart/config.json",
+        "agent-demo/config.example.json",
+        "agent-claude/config.json",
+        "agent-codex/config.json",
+    ] {
+        assert!(
+            checked.iter().any(|p| p.ends_with(must)),
+            "{must} not checked: {checked:?}"
+        );
+    }
 }

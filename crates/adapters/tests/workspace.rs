@@ -468,3 +468,79 @@ async fn agent_demo_ideas_apply_and_only_the_broken_one_fails_the_evaluator() {
         }
     }
 }
+
+/// `workspace::node_diff`, the one reader of a node's code for `show`, `report.md` and the
+/// dashboard: the parent and baseline commits from `commit.json` and `workspace.base`, the diffs
+/// between real commits, a cut at the limit on a line end, a parameter-only node without a diff,
+/// and a run without a workspace.
+#[tokio::test]
+async fn node_diffs_come_from_commit_json_and_real_git() {
+    use autoresearch_adapters::model::NodeCommit;
+    use autoresearch_adapters::workspace::node_diff::NodeCode;
+    let r = repo();
+    // c3 on top of c2 changes main.py again.
+    std::fs::write(r.repo.join("main.py"), "N = 30\nMODE = 'fast'\n").unwrap();
+    git(&r.repo, &["commit", "-qam", "third"]);
+    let c3 = git(&r.repo, &["rev-parse", "HEAD"]);
+    let config = |ws: serde_json::Value| {
+        std::fs::write(
+            r.wd.join("config.json"),
+            json!({"workspace": ws}).to_string(),
+        )
+        .unwrap()
+    };
+    let commit = |id: &str, commit: &str, parent: &str| {
+        let dir = r.wd.join("engine/nodes").join(id);
+        std::fs::create_dir_all(&dir).unwrap();
+        let c = NodeCommit {
+            commit: commit.into(),
+            parent_commit: parent.into(),
+            ref_name: format!("refs/autoresearch/run/{id}"),
+            changed: vec!["main.py".into()],
+            violations: vec![],
+            created_at: "2026-12-01T10:00:00Z".into(),
+        };
+        std::fs::write(dir.join("commit.json"), serde_json::to_vec(&c).unwrap()).unwrap();
+    };
+    // No workspace: nothing to show, even with a commit.json.
+    config(serde_json::Value::Null);
+    commit("002_b", &c3, &r.c2);
+    assert_eq!(NodeCode::load(&r.wd, "002_b").unwrap(), None);
+
+    config(json!({"repo": r.repo, "base": r.c1}));
+    let code = NodeCode::load(&r.wd, "002_b").unwrap().unwrap();
+    assert_eq!(code.parent.as_deref(), Some(r.c2.as_str()));
+    assert_eq!(code.baseline.as_deref(), Some(r.c1.as_str()));
+    let parent = code.against_parent(1 << 20).await.unwrap().unwrap();
+    assert!(
+        parent
+            .text
+            .contains("-N = 20\n-MODE = 'slow'\n+N = 30\n+MODE = 'fast'"),
+        "{}",
+        parent.text
+    );
+    assert!(!parent.truncated);
+    let base = code.against_baseline(1 << 20).await.unwrap().unwrap();
+    assert!(base.text.contains("-N = 10"), "{}", base.text);
+    assert!(base.text.contains("1 file changed"), "{}", base.text);
+    // Cut at the limit, on a line end.
+    let cut = code.against_baseline(40).await.unwrap().unwrap();
+    assert!(
+        cut.truncated && cut.text.len() <= 40 && cut.text.ends_with('\n'),
+        "{cut:?}"
+    );
+
+    // A parameter-only node at the baseline's commit has no diff; no commit.json, no code.
+    commit("001_a", &r.c1, &r.c1);
+    let same = NodeCode::load(&r.wd, "001_a").unwrap().unwrap();
+    assert!(!same.has_diff());
+    assert_eq!(same.against_parent(1 << 20).await.unwrap(), None);
+    assert_eq!(NodeCode::load(&r.wd, "003_c").unwrap(), None);
+    // A commit.json that is not a commit id is an error naming the file, never a git argument.
+    commit("004_d", "--output=/tmp/x", &r.c1);
+    let err = NodeCode::load(&r.wd, "004_d").unwrap_err().to_string();
+    assert!(
+        err.contains("004_d/commit.json") && err.contains("full commit id"),
+        "{err}"
+    );
+}

@@ -154,6 +154,7 @@ impl<W: Workflow> Scheduler<W> {
                 Some(res) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
                     self.on_task_end(res).await;
                 }
+                _ = self.shared.handed_wake.notified() => self.take_handed(),
                 _ = self.cancel.cancelled(), if !self.interrupted => self.begin_interrupt(None),
                 _ = signals.notified() => self.shorten_grace(),
                 _ = sleep_until_opt(deadline), if deadline.is_some() => {
@@ -264,6 +265,17 @@ impl<W: Workflow> Scheduler<W> {
         true
     }
 
+    /// Enqueues the specs running specs handed over ([`RunContext::enqueue`]).
+    fn take_handed(&mut self) {
+        let specs = match self.shared.handed.lock() {
+            Ok(mut h) => std::mem::take(&mut *h),
+            Err(p) => std::mem::take(&mut *p.into_inner()),
+        };
+        for spec in specs {
+            self.enqueue(spec);
+        }
+    }
+
     fn dispatch(&mut self) {
         if self.backoff.paused_until.is_some() || self.writer.stalled() {
             return;
@@ -317,6 +329,8 @@ impl<W: Workflow> Scheduler<W> {
     }
 
     async fn on_task_end(&mut self, res: Result<(tokio::task::Id, TaskResult), JoinError>) {
+        // What the spec handed over while it ran goes first (its outcome may enqueue it again).
+        self.take_handed();
         let (task_id, result) = match res {
             Ok((tid, r)) => (tid, Ok(r)),
             Err(e) => (e.id(), Err(e)),
@@ -501,6 +515,8 @@ impl<W: Workflow> Scheduler<W> {
     }
 
     async fn finish(mut self) -> Result<RunReport, EngineError> {
+        // Specs handed over by specs that ran until the end belong in the final checkpoint.
+        self.take_handed();
         // A write that failed in the background while the last specs ran: the run ends
         // interrupted (its checkpoint is not final), not with an error.
         if let Some(e) = self.writer.take_failure() {

@@ -120,6 +120,10 @@ pub(crate) struct RunShared {
     pub(crate) annotations: Mutex<HashMap<String, Value>>,
     /// Set when an annotation changed (`active.json` is due).
     pub(crate) dirty: AtomicBool,
+    /// Specs handed over by running specs ([`RunContext::enqueue`]), waiting for the scheduler.
+    pub(crate) handed: Mutex<Vec<WorkSpec>>,
+    /// Wakes the scheduler when `handed` got specs.
+    pub(crate) handed_wake: tokio::sync::Notify,
 }
 
 impl RunContext {
@@ -142,6 +146,27 @@ impl RunContext {
     /// what it must look like).
     pub fn emit(&self, event: impl Serialize) {
         self.shared.events.emit(event);
+    }
+
+    /// Puts `specs` into the queue now, while this spec still runs (a spec's children otherwise
+    /// enter the queue only when it returns, through [`Workflow::on_outcome`]). They get the same
+    /// treatment as children: each is validated, and an id already queued or running is skipped
+    /// with a warning; an invalid one is rejected with a `warning` event. The scheduler picks
+    /// them up at once (it is woken), logs `spec_queued` for each and includes them in the next
+    /// checkpoint; specs handed over while the engine is stopping still reach the final
+    /// checkpoint. Use it when a long-running spec produces work in steps (for example a planner
+    /// loop whose rounds each create new specs). The engine keeps no record of finished ids: a
+    /// spec handed over here that already ran would run again if the spec also returned it, so
+    /// return only what was not handed over (or what has not started yet).
+    pub fn enqueue(&self, specs: Vec<WorkSpec>) {
+        if specs.is_empty() {
+            return;
+        }
+        match self.shared.handed.lock() {
+            Ok(mut h) => h.extend(specs),
+            Err(p) => p.into_inner().extend(specs),
+        }
+        self.shared.handed_wake.notify_one();
     }
 
     /// Sets this spec's annotation shown in `active.json` (for example the id of an external task). It must

@@ -35,6 +35,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show everything known about one experiment: spec, result, failure, job and, in a run
+    /// with a `workspace`, its commit and code diffs against its parent and the baseline.
+    Show {
+        /// The workdir.
+        workdir: PathBuf,
+        /// The experiment's node id (e.g. `004_closed_form`).
+        id: String,
+    },
     /// List, bump, drop or add queued experiments (live or offline).
     Queue {
         /// The workdir.

@@ -61,6 +61,25 @@ fn dispatch(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
+        Command::Show { workdir, id } => {
+            autoresearch_supervisor::commands::require_workdir(&workdir)
+                .map_err(Exit::bad_input_err)?;
+            let wd = autoresearch_adapters::workdir::Workdir::new(&workdir);
+            if !autoresearch_adapters::agent::journal::is_safe_node_id(&id)
+                || !wd.node_dir(&id).is_dir()
+            {
+                return Err(Exit::bad_input(format!(
+                    "there is no experiment {id:?} in {}: give a node id, one of the folder \
+                     names under engine/nodes/ (`supervisor export {}` lists them)",
+                    workdir.display(),
+                    workdir.display()
+                )));
+            }
+            let text = autoresearch_supervisor::interactive::inspect::show(&workdir, &id)
+                .map_err(Exit::bad_input_err)?;
+            print!("{text}");
+            Ok(0)
+        }
         Command::Queue { workdir, action } => match action.unwrap_or(QueueAction::List) {
             QueueAction::List => {
                 let entries = queue::list(&workdir).map_err(Exit::bad_input_err)?;

@@ -12,7 +12,8 @@
 //!
 //! For `apply` the journal only keeps the record: whether an apply is done is decided by the
 //! workspace (a committed ref), since an answered but uncommitted apply is redone from a clean
-//! worktree.
+//! worktree. An `apply` call is therefore always made; its attempts are numbered after the
+//! recorded ones, which stay in the record with their cost.
 //!
 //! Run-level calls ([`AgentClient::call_run_level`]: `report`, `ask`) are the same, journaled
 //! under `engine/agent/` and logged as `logs/agent/run_<phase>-<hash>_…`, with the workdir as
@@ -231,10 +232,22 @@ impl AgentClient {
                 return out;
             }
         };
+        // An apply is redone whenever it is asked for (its answer is worthless without the
+        // worktree it changed, which a resumed apply resets): its earlier attempts stay in the
+        // record, with their cost, and the new ones are numbered after them.
+        let earlier = match (phase, &record) {
+            (AgentPhase::Apply, Some(r)) => r.attempts.last().map_or(0, |a| a.attempt),
+            _ => 0,
+        };
+        if phase == AgentPhase::Apply {
+            out.total_cost = record.as_ref().map(CallRecord::cost).unwrap_or_default();
+        }
         // A call the user starts again after a failure is made again.
-        let record = record.filter(|r| self.replay_failures || has_valid_answer(r));
-        let max_attempts = 1 + self.config.max_retries;
-        let mut attempt = 1u32;
+        let record = record
+            .filter(|_| phase != AgentPhase::Apply)
+            .filter(|r| self.replay_failures || has_valid_answer(r));
+        let max_attempts = earlier + 1 + self.config.max_retries;
+        let mut attempt = earlier + 1;
         let mut last_error: Option<String> = None;
         // Replay what the journal holds.
         if let Some(record) = &record {

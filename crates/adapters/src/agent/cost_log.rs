@@ -4,23 +4,22 @@
 //! While an engine runs, `state.json` belongs to it (it rewrites the file whole), so the
 //! supervisor never writes there; it appends to this file instead (through the engine's
 //! `nofollow::open_append`: a planted symlink is refused). The run's agent cost is the sum of
-//! `state.json`'s `agent_cost.total` (the planner's calls, a [`CostBook`](super::CostBook)) and
-//! this file ([`AgentCostSummary`]). A line torn by a crash is skipped without losing the next.
+//! `state.json`'s `agent_cost` (the engine's calls: [`RunState::agent_cost`], a
+//! [`CostBook`](super::CostBook)) and this file: [`AgentCostSummary`], the one figure `status`,
+//! `summary.md`, the dashboard, the agent's run brief and the `limits.agent_cost_usd` budget
+//! use. A line torn by a crash is skipped without losing the next.
 
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use super::{AgentPhase, Cost};
-use crate::workdir::Workdir;
+use super::{AgentPhase, Cost, CostBook};
+#[cfg(doc)]
+use crate::model::RunState;
 
 /// Largest `costs.jsonl` read (about 100,000 calls).
 const MAX_LOG_BYTES: u64 = 64 << 20;
-
-/// Largest `state.json` read for its agent cost.
-const MAX_STATE_BYTES: u64 = 64 << 20;
 
 /// One agent call made by the supervisor (a line of `logs/agent/costs.jsonl`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,7 +76,8 @@ fn parse_line(line: &str) -> Option<CostLine> {
     })
 }
 
-/// The agent cost of a run: the planner's (from `state.json`) and the supervisor's.
+/// The agent cost of a run: the engine's (plan, apply, analyze; from `state.json`) and the
+/// supervisor's (report, ask; from `logs/agent/costs.jsonl`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct AgentCostSummary {
     /// Both together.
@@ -92,10 +92,11 @@ pub struct AgentCostSummary {
 }
 
 impl AgentCostSummary {
-    /// Reads both sources; `None` when neither has anything. Unreadable sources count as
-    /// absent (this is for display).
-    pub fn load(workdir: &Path) -> Option<AgentCostSummary> {
-        let engine = engine_cost(workdir);
+    /// The engine's cost `engine` (`state.json`'s [`RunState::agent_cost`], read by the caller)
+    /// plus the supervisor's calls in `workdir`'s cost log; `None` when neither has anything.
+    /// An unreadable cost log counts as absent.
+    pub fn of(engine: Option<&CostBook>, workdir: &Path) -> Option<AgentCostSummary> {
+        let engine = engine.map(|b| b.total);
         let lines = read(workdir).unwrap_or_default();
         let supervisor = (!lines.is_empty()).then(|| lines.iter().map(|l| l.cost).sum::<Cost>());
         if engine.is_none() && supervisor.is_none() {
@@ -106,6 +107,12 @@ impl AgentCostSummary {
             engine,
             supervisor,
         })
+    }
+
+    /// The dollars of [`AgentCostSummary::of`] (0 when none were reported): what the
+    /// `limits.agent_cost_usd` budget is checked against.
+    pub fn spent_usd(engine: Option<&CostBook>, workdir: &Path) -> f64 {
+        Self::of(engine, workdir).map_or(0.0, |s| s.total.usd_or_zero())
     }
 
     /// One line, e.g. `$0.0312, 4 calls (engine $0.02, 3 calls; report/ask $0.0112, 1 call)`.
@@ -121,17 +128,6 @@ impl AgentCostSummary {
             _ => self.total.describe(),
         }
     }
-}
-
-/// `state.json`'s `agent_cost.total` (the form of [`CostBook`](super::CostBook)), read as
-/// raw JSON so an older or newer `state.json` never fails the reader.
-fn engine_cost(workdir: &Path) -> Option<Cost> {
-    let path = Workdir::new(workdir).state();
-    let bytes = autoresearch_engine::nofollow::read_regular(&path, MAX_STATE_BYTES)
-        .ok()
-        .flatten()?;
-    let state: Value = serde_json::from_slice(&bytes).ok()?;
-    serde_json::from_value(state.get("agent_cost")?.get("total")?.clone()).ok()
 }
 
 #[cfg(test)]
@@ -164,24 +160,32 @@ mod tests {
         append(wd, &line(0.25)).unwrap();
         let lines = read(wd).unwrap();
         assert_eq!(lines.len(), 2, "{lines:?}");
-        let s = AgentCostSummary::load(wd).unwrap();
+        let s = AgentCostSummary::of(None, wd).unwrap();
         assert_eq!(s.total.usd, Some(0.75));
         assert_eq!(s.engine, None);
         assert!(s.describe().contains("(report/ask)"), "{}", s.describe());
     }
 
     #[test]
-    fn the_engine_cost_comes_from_state_json() {
+    fn the_engine_cost_and_the_supervisor_cost_make_one_figure() {
         let tmp = tempfile::tempdir().unwrap();
         let wd = tmp.path();
-        assert!(AgentCostSummary::load(wd).is_none());
-        std::fs::write(
-            wd.join("state.json"),
-            r#"{"metric":"s","agent_cost":{"total":{"usd":1.5,"calls":3},"by_phase":{},"by_node":{}}}"#,
-        )
-        .unwrap();
+        assert!(AgentCostSummary::of(None, wd).is_none());
+        let mut book = CostBook::default();
+        for _ in 0..3 {
+            book.add(
+                "001_a",
+                AgentPhase::Plan,
+                Cost {
+                    usd: Some(0.5),
+                    calls: 1,
+                    ..Cost::default()
+                },
+            );
+        }
         append(wd, &line(0.5)).unwrap();
-        let s = AgentCostSummary::load(wd).unwrap();
+        let s = AgentCostSummary::of(Some(&book), wd).unwrap();
+        assert_eq!(AgentCostSummary::spent_usd(Some(&book), wd), 2.0);
         assert_eq!(s.total.usd, Some(2.0));
         assert_eq!(s.total.calls, 4);
         assert_eq!(s.engine.unwrap().calls, 3);

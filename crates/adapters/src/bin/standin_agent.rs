@@ -4,8 +4,9 @@
 //! `examples/agent-demo` (see `docs/agent.md`).
 //!
 //! - `plan`: proposes the ideas of an ideas file (`--ideas FILE` or `STANDIN_IDEAS`) whose name
-//!   does not appear in the prompt yet, as many as the prompt's `Free slots: N` line asks for;
-//!   `stop` when none is left.
+//!   does not appear in the prompt yet, as many as the prompt's `Free slots: N` line asks for,
+//!   each building on the best node so far (the last id of the prompt's path from the baseline
+//!   to the best; the node planned from when there is none); `stop` when none is left.
 //! - `apply`: finds the idea whose `changes` text is in the prompt and really edits the files in
 //!   its working directory (each edit: `file`, `find`, `replace`; the text must be found).
 //! - `analyze`: a short analysis with one finding.
@@ -31,6 +32,12 @@
 //! `protected` (apply also writes `STANDIN_PROTECTED_FILE`, default `bench.py`), `duplicate`
 //! (proposes the first idea twice, ignoring the history). Every call appends its phase to
 //! `STANDIN_CALLS` when set, so tests can count calls.
+//!
+//! `STANDIN_WAIT_FILE`: after doing its work (an apply has edited the files) and before printing
+//! its answer, the agent waits until this file exists (at most 120 s), having written its pid to
+//! `STANDIN_PIDFILE` when set; `{n}` in the path is the number of calls of this phase so far
+//! (counted in `STANDIN_CALLS`), so each call can have its own gate. `STANDIN_WAIT_PHASE`
+//! limits the wait to one phase. Tests use it to kill the engine in the middle of a call.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -110,6 +117,15 @@ fn proposal(idea: &Idea) -> Value {
            "changes": idea.changes})
 }
 
+/// The best node of the plan prompt: the last id of its path from the baseline to the best.
+fn best_node(prompt: &str) -> Option<String> {
+    let line = section(prompt, "Path from the baseline to the best")
+        .into_iter()
+        .next()?;
+    let last = line.rsplit('→').next()?.trim();
+    (!last.is_empty() && last.starts_with(|c: char| c.is_ascii_digit())).then(|| last.to_string())
+}
+
 fn plan(prompt: &str, opts: &Options) -> Result<Value> {
     if opts.mode == "stop" {
         return Ok(json!({"action": "stop", "reasoning": "stand-in: asked to stop"}));
@@ -129,10 +145,15 @@ fn plan(prompt: &str, opts: &Options) -> Result<Value> {
     if fresh.is_empty() {
         return Ok(json!({"action": "stop", "reasoning": "stand-in: every idea has been tried"}));
     }
+    let best = best_node(prompt);
     let experiments: Vec<Value> = fresh
         .iter()
         .take(free_slots(prompt))
-        .map(|i| proposal(i))
+        .map(|i| {
+            let mut p = proposal(i);
+            p["parent"] = json!(best);
+            p
+        })
         .collect();
     let mut reasoning = format!("stand-in: {} untried idea(s) left", fresh.len());
     if opts.mode == "huge" {
@@ -452,9 +473,32 @@ fn run() -> Result<()> {
             }
         }
     };
+    wait_for_gate(&phase)?;
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(out.as_bytes())?;
     stdout.flush()?;
+    Ok(())
+}
+
+/// Waits for `STANDIN_WAIT_FILE` (see the module comment).
+fn wait_for_gate(phase: &str) -> Result<()> {
+    let Ok(file) = std::env::var("STANDIN_WAIT_FILE") else {
+        return Ok(());
+    };
+    if std::env::var("STANDIN_WAIT_PHASE").is_ok_and(|p| p != phase) {
+        return Ok(());
+    }
+    let n = std::env::var_os("STANDIN_CALLS")
+        .and_then(|c| std::fs::read_to_string(c).ok())
+        .map_or(0, |t| t.lines().filter(|l| *l == phase).count());
+    let gate = PathBuf::from(file.replace("{n}", &n.to_string()));
+    if let Some(pidfile) = std::env::var_os("STANDIN_PIDFILE") {
+        std::fs::write(&pidfile, format!("{}\n", std::process::id()))?;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !gate.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     Ok(())
 }
 

@@ -12,8 +12,10 @@ use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
+use super::agent::AgentConfig;
 use super::space::SearchSpace;
 use super::values::{ser_num, ser_opt_num};
+use super::workspace::WorkspaceConfig;
 
 /// Largest allowed `limits.max_concurrency`.
 pub const MAX_CONCURRENCY: usize = 1024;
@@ -50,6 +52,10 @@ pub struct Config {
     /// Budgets (totals across resumes).
     #[serde(default)]
     pub limits: Limits,
+    /// The git repository each experiment runs in (one worktree per experiment at its own
+    /// commit); `None`: jobs run in `job.cwd` and nothing changes code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<WorkspaceConfig>,
     /// The file this configuration was read from (used in error messages; not serialized and
     /// ignored by `==`). Empty for a configuration built in code.
     #[serde(skip)]
@@ -67,6 +73,7 @@ impl PartialEq for Config {
             planner,
             executor,
             limits,
+            workspace,
             origin: _,
         } = self;
         *objective == other.objective
@@ -77,6 +84,7 @@ impl PartialEq for Config {
             && *planner == other.planner
             && *executor == other.executor
             && *limits == other.limits
+            && *workspace == other.workspace
     }
 }
 
@@ -396,7 +404,7 @@ pub enum PlannerKind {
     Search,
     /// No follow-ups: run the baseline and seeds only.
     None,
-    /// A coding-agent CLI (not available in this build: refused by validation).
+    /// A coding-agent CLI (`planner.agent`; see `docs/agent.md`).
     Agent,
 }
 
@@ -414,6 +422,9 @@ pub struct PlannerConfig {
     /// (see [`Config::batch`]), so it follows a new concurrency on resume.
     #[serde(default)]
     pub batch: Option<usize>,
+    /// The coding agent (required when `kind` is `agent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentConfig>,
 }
 
 /// Where jobs run.
@@ -485,6 +496,15 @@ pub struct Limits {
     /// Experiments running at once (default 2, 1..=1024).
     #[serde(default = "default_max_concurrency")]
     pub max_concurrency: usize,
+    /// Dollars the coding agent may cost (as reported by the agent CLI), over all resumes:
+    /// once spent, no more planning calls are made and the run finishes what is queued.
+    /// `None`: no budget.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_opt_num"
+    )]
+    pub agent_cost_usd: Option<f64>,
 }
 
 impl Default for Limits {
@@ -494,6 +514,7 @@ impl Default for Limits {
             patience: default_patience(),
             time_budget_s: None,
             max_concurrency: default_max_concurrency(),
+            agent_cost_usd: None,
         }
     }
 }

@@ -365,12 +365,20 @@ impl Config {
     }
 
     fn validate_planner(&self) -> Result<(), ConfigError> {
-        if self.planner.kind == PlannerKind::Agent {
-            return Err(self.invalid(
-                "planner.kind",
-                "the \"agent\" planner is not available in this build: expected \"search\" or \
-                 \"none\", found \"agent\"",
-            ));
+        match &self.planner.agent {
+            Some(agent) => agent.validate(&self.origin)?,
+            None if self.planner.kind == PlannerKind::Agent => {
+                return Err(self.invalid(
+                    "planner.agent",
+                    "missing: planner.kind = \"agent\" needs the agent to call, e.g. \
+                     {\"preset\": \"claude\"}, {\"preset\": \"codex\"} or {\"command\": \
+                     [\"my-agent\", \"--json\"]} (see docs/agent.md)",
+                ));
+            }
+            None => {}
+        }
+        if let Some(ws) = &self.workspace {
+            ws.validate(&self.origin)?;
         }
         if self.planner.batch == Some(0) {
             return Err(self.invalid(
@@ -425,6 +433,17 @@ impl Config {
                 format!(
                     "expected a number of seconds > 0 (or null for no budget), found {}",
                     format_number(t)
+                ),
+            ));
+        }
+        if let Some(usd) = l.agent_cost_usd
+            && !(usd.is_finite() && usd > 0.0)
+        {
+            return Err(self.invalid(
+                "limits.agent_cost_usd",
+                format!(
+                    "expected a number of dollars > 0 (or null for no budget), found {}",
+                    format_number(usd)
                 ),
             ));
         }

@@ -1,6 +1,8 @@
 //! Planners: who proposes the next experiments. `search` is built in and deterministic;
-//! `none` runs only the baseline and seeds.
+//! `agent` asks a coding-agent CLI ([`agent`]); `none` runs only the baseline and seeds.
 
+pub mod agent;
+pub mod agent_context;
 pub mod round;
 pub mod search;
 

@@ -1,7 +1,8 @@
-//! The interface a planning round calls: whatever the planner (`search`, `none`, later
-//! `agent`), it is handed a snapshot of every node and the number of proposals wanted, and
-//! answers with proposals or "stop". The call is async (an agent's call can take minutes) and
-//! may watch [`RoundInput::cancel`] to give up when the engine is interrupted.
+//! The interface a planning round calls: whatever the planner (`search`, `none`, `agent`), it
+//! is handed a snapshot of every node and the number of proposals wanted, and answers with
+//! proposals or "stop". The call is async (an agent's call can take minutes) and may watch
+//! [`RoundInput::cancel`] to give up when the engine is interrupted. What an agent's calls cost
+//! and its failures are booked through [`RoundInput::book`].
 //!
 //! The round itself (single flight, dedup, node creation, crash safety) is the workflow's; see
 //! `docs/planning.md`.
@@ -11,10 +12,13 @@ use std::pin::Pin;
 
 use tokio_util::sync::CancellationToken;
 
+use super::agent::AgentPlanner;
 use super::search::SearchPlanner;
 use super::{Plan, PlanRequest, Trial, TrialState};
+use crate::agent::{AgentPhase, Cost};
 use crate::config::{Config, PlannerKind};
 use crate::model::NodeStatus;
+use crate::workdir::Workdir;
 use crate::workflow::nodes::NodeInfo;
 
 /// The future a [`RoundPlanner`] returns.
@@ -29,7 +33,7 @@ pub struct PlannerError {
 }
 
 /// What one planning round shows the planner.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RoundInput<'a> {
     /// The run's configuration (objective, search space, limits).
     pub config: &'a Config,
@@ -51,6 +55,19 @@ pub struct RoundInput<'a> {
     pub plateau: u32,
     /// Fires when the engine is interrupted: a long call should stop and return an error.
     pub cancel: CancellationToken,
+    /// Where the planner books what its agent calls cost and its failures (`state.json`).
+    pub book: &'a dyn RoundBook,
+}
+
+/// What a planner books in the run's state (`state.json`): the cost of its agent calls and the
+/// rounds whose agent failed. Implemented by the workflow; a planner without an agent ignores it.
+pub trait RoundBook: Send + Sync {
+    /// Adds what a call made for `node` (the node planned from) cost.
+    fn add_cost(&self, node: &str, phase: AgentPhase, cost: Cost);
+    /// Records a round whose agent failed and fell back (a warning and a count).
+    fn planner_failed(&self, node: &str, message: &str);
+    /// Dollars the agent has cost so far (0 when none were reported).
+    fn spent_usd(&self) -> f64;
 }
 
 /// A planner as a planning round calls it.
@@ -63,15 +80,27 @@ pub trait RoundPlanner: Send + Sync {
     fn plan<'a>(&'a self, input: &'a RoundInput<'a>) -> PlanFuture<'a>;
 }
 
-/// The planner of `config`, or `None` for `planner.kind = "none"` (no follow-ups).
-pub fn for_config(config: &Config) -> Option<Box<dyn RoundPlanner>> {
-    match config.planner.kind {
-        PlannerKind::Search => Some(Box::new(SearchPlanner)),
-        PlannerKind::None => None,
-        // Refused by validation until the agent planner lands; the search is the documented
-        // fallback meanwhile.
-        PlannerKind::Agent => Some(Box::new(SearchPlanner)),
-    }
+/// The planner of `config` in the workdir `wd`, or `None` for `planner.kind = "none"` (no
+/// follow-ups). Fails when the agent's prompt templates cannot be loaded (the message names the
+/// override file).
+pub fn for_config(
+    config: &Config,
+    wd: &Workdir,
+) -> Result<Option<Box<dyn RoundPlanner>>, PlannerError> {
+    Ok(match (config.planner.kind, &config.planner.agent) {
+        (PlannerKind::Search, _) => Some(Box::new(SearchPlanner)),
+        (PlannerKind::None, _) => None,
+        (PlannerKind::Agent, Some(agent)) => Some(Box::new(
+            AgentPlanner::new(config, agent, wd).map_err(|e| PlannerError {
+                message: e.to_string(),
+            })?,
+        )),
+        (PlannerKind::Agent, None) => {
+            return Err(PlannerError {
+                message: "planner.kind = \"agent\" needs planner.agent".into(),
+            });
+        }
+    })
 }
 
 /// The planner's view of the nodes: finished ones with their metric (the aggregate of their

@@ -183,6 +183,8 @@ impl ExperimentWorkflow {
             spread,
             confirmation,
             unconfirmed,
+            // The coding agent's analysis, when configured, adds them in the planning phase.
+            findings: None,
         };
         let analysis_path = self.wd.run_dir(id).join("analysis.md");
         self.wd

@@ -36,6 +36,14 @@ pub enum NodeEvent {
         /// Why.
         message: String,
     },
+    /// A planning round's coding agent failed (after its retries); the round fell back to
+    /// `planner.agent.fallback`.
+    PlannerFailed {
+        /// The node planned from.
+        id: String,
+        /// What failed and what the round did instead.
+        message: String,
+    },
 }
 
 /// The annotation the workflow sets on a running experiment (shown in `engine/active.json`;

@@ -145,7 +145,7 @@ impl ExperimentWorkflow {
         JobRequest {
             node_id: spec.node_id.clone(),
             run_dir,
-            cwd: self.config.job.cwd.clone(),
+            cwd: self.job_cwd(&spec.node_id),
             env,
             timeout: self.config.job.timeout(),
             attempt,

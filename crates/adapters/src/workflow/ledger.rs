@@ -195,6 +195,37 @@ impl Ledger {
         })
     }
 
+    /// Adds what an agent call cost (`agent_cost` in `state.json`).
+    pub fn add_agent_cost(
+        &self,
+        node: &str,
+        phase: crate::agent::AgentPhase,
+        cost: crate::agent::Cost,
+    ) -> Result<(), NodeError> {
+        if cost == crate::agent::Cost::default() {
+            return Ok(());
+        }
+        self.change(|f| {
+            f.state
+                .agent_cost
+                .get_or_insert_with(Default::default)
+                .add(node, phase, cost)
+        })
+    }
+
+    /// Replaces `agent_cost` (rebuilt from the call journals at start).
+    pub fn set_agent_cost(&self, book: crate::agent::CostBook) -> Result<(), NodeError> {
+        self.change(|f| f.state.agent_cost = Some(book))
+    }
+
+    /// Counts a planning round whose agent failed and fell back.
+    pub fn count_planner_failure(&self, message: &str) -> Result<(), NodeError> {
+        self.change(|f| {
+            f.state.planner_failures += 1;
+            f.state.last_planner_failure = Some(message.to_string());
+        })
+    }
+
     /// Changes the state and persists it.
     pub fn update(&self, f: impl FnOnce(&mut RunState)) -> Result<(), NodeError> {
         self.change(|file| f(&mut file.state))

@@ -76,6 +76,7 @@ impl ExperimentWorkflow {
         match self.advance(&info.spec, info.status, ctx).await {
             Err(Stop::Fail(fail)) => {
                 let message = self.record_failure(&id, fail)?;
+                self.release_worktree(&id).await;
                 // Follow-ups after a failure come from the same single planning round.
                 self.plan_phase(&id, ctx).await?;
                 let followups = self.queued_children(&id);
@@ -186,10 +187,17 @@ impl ExperimentWorkflow {
                 NodeStatus::Queued | NodeStatus::Preparing => {
                     self.nodes.set_status(id, NodeStatus::Preparing)?;
                     self.prepare_run(spec, &self.wd.run_dir(id))?;
+                    // In a run with a workspace: the worktree, or on to `applying`.
+                    status = self.prepare_code(spec).await?;
+                    self.nodes.set_status(id, status)?;
+                }
+                NodeStatus::Applying => {
+                    self.apply_phase(spec, ctx).await?;
                     status = NodeStatus::Launching;
                     self.nodes.set_status(id, status)?;
                 }
                 NodeStatus::Launching => {
+                    self.ready_worktree(spec).await?;
                     self.launch_or_recover(&self.job_run(spec, 1), ctx).await?;
                     self.notify(Notice::Started { id: id.to_string() });
                     self.emit(NodeEvent::NodeStarted {
@@ -205,14 +213,19 @@ impl ExperimentWorkflow {
                     self.nodes.set_status(id, status)?;
                 }
                 NodeStatus::Running => {
-                    // Every run of the job (repeats, confirmation runs), one after the other.
+                    // Every run of the job (repeats, confirmation runs), one after the other,
+                    // in the experiment's worktree (recreated when a crash left it half-made).
+                    self.ready_worktree(spec).await?;
                     self.run_all(spec, ctx).await?;
                     status = NodeStatus::Analyzing;
                     self.nodes.set_status(id, status)?;
                 }
                 NodeStatus::Analyzing => {
                     status = match self.analyze(spec)? {
-                        super::analysis::Analyzed::Recorded => NodeStatus::Planning,
+                        super::analysis::Analyzed::Recorded => {
+                            self.release_worktree(id).await;
+                            NodeStatus::Planning
+                        }
                         super::analysis::Analyzed::MoreRuns => {
                             self.nodes.set_status(id, NodeStatus::Running)?;
                             NodeStatus::Running

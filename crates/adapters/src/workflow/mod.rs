@@ -1,11 +1,15 @@
 //! The experiment workflow: plugs experiments into the generic engine.
 //!
 //! Every experiment is a node of the hypothesis tree with its files under `engine/nodes/<id>/`
-//! and `runs/<id>/`. A node goes `queued → preparing → launching → running → analyzing →
-//! planning → completed | failed`, and each phase boundary is on disk before the next phase
-//! starts, so a resumed node continues from its phase (see `docs/resume.md`). At most one
-//! planning round is in flight per run (see [`planning`] and `docs/planning.md`).
+//! and `runs/<id>/`. A node goes `queued → preparing → [applying →] launching → running →
+//! analyzing → planning → completed | failed`, and each phase boundary is on disk before the
+//! next phase starts, so a resumed node continues from its phase (see `docs/resume.md`). At most
+//! one planning round is in flight per run (see [`planning`] and `docs/planning.md`). In a run
+//! with a `workspace` every experiment runs in its own git worktree at its own commit, and the
+//! coding agent applies code changes there (see [`workspace`], [`agent_phases`] and
+//! `docs/agent.md`).
 
+mod agent_phases;
 mod analysis;
 pub mod events;
 pub mod fail_fast;
@@ -18,6 +22,7 @@ mod planning;
 mod repeats;
 mod start;
 mod stop;
+mod workspace;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -69,6 +74,12 @@ pub enum Notice {
         /// Node id.
         id: String,
         /// Why.
+        message: String,
+    },
+    /// Something the user should see that is not a node's outcome (a planner failure that fell
+    /// back).
+    Warning {
+        /// What happened.
         message: String,
     },
 }
@@ -141,6 +152,14 @@ pub struct ExperimentWorkflow {
     notices: broadcast::Sender<Notice>,
     /// The engine's event log, handed over when the engine starts the workflow.
     events: std::sync::OnceLock<autoresearch_engine::EventLog>,
+    /// The coding agent (`planner.kind = "agent"`): apply and analyze calls.
+    pub(crate) agent: Option<crate::agent::AgentClient>,
+    /// The prompt templates of apply and analyze.
+    pub(crate) templates: crate::agent::template::Templates,
+    /// The run's workspace, opened at start (a run with `workspace`).
+    pub(crate) workspace: std::sync::OnceLock<crate::workspace::Workspace>,
+    /// The repository's top folder, canonical (a run with `workspace`).
+    pub(crate) repo_top: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 impl ExperimentWorkflow {
@@ -165,7 +184,16 @@ impl ExperimentWorkflow {
             .next_index
             .store(nodes.next_index(), std::sync::atomic::Ordering::Relaxed);
         let (notices, _) = broadcast::channel(1024);
-        let planner = crate::planner::round::for_config(&config);
+        let planner = crate::planner::round::for_config(&config, &wd)
+            .map_err(|e| WorkflowError::Config(e.message))?;
+        let templates = crate::agent::template::Templates::load(&wd.root)
+            .map_err(|e| WorkflowError::Config(e.to_string()))?;
+        let agent = match (config.planner.kind, &config.planner.agent) {
+            (crate::config::PlannerKind::Agent, Some(a)) => {
+                Some(crate::agent::AgentClient::new(a.clone(), wd.root.clone()))
+            }
+            _ => None,
+        };
         Ok(ExperimentWorkflow {
             wd,
             config,
@@ -185,6 +213,10 @@ impl ExperimentWorkflow {
             fail_fast: Mutex::new(None),
             notices,
             events: std::sync::OnceLock::new(),
+            agent,
+            templates,
+            workspace: std::sync::OnceLock::new(),
+            repo_top: std::sync::OnceLock::new(),
         })
     }
 
@@ -357,6 +389,8 @@ pub(crate) fn now_millis() -> String {
 impl Workflow for ExperimentWorkflow {
     async fn initial_specs(&self, start: &StartInfo) -> Result<Vec<WorkSpec>, WorkError> {
         let _ = self.events.set(start.events.clone());
+        self.open_workspace().await.map_err(WorkError::Failed)?;
+        self.rebuild_agent_cost().map_err(WorkError::Retry)?;
         self.start_specs(start)
     }
 

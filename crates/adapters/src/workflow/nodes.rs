@@ -343,7 +343,7 @@ impl NodeStore {
         self.write_json(&path, failure)
     }
 
-    /// Writes a JSON file of the node dir (`engine/nodes/<id>/<name>`) atomically.
+    /// Writes a JSON file of the node dir atomically (links refused), e.g. `commit.json`.
     pub fn write_node_json<T: serde::Serialize>(
         &self,
         id: &str,
@@ -431,9 +431,9 @@ pub fn read_status(wd: &Workdir, id: &str) -> NodeResultT<Option<NodeStatus>> {
         .ok_or_else(|| NodeError::Invalid {
             path,
             message: format!(
-                "unknown status {:?}: expected one of queued preparing launching running \
-                 analyzing planning completed failed",
-                s.trim()
+                "unknown status {:?}: expected one of {}",
+                s.trim(),
+                NodeStatus::ALL.map(NodeStatus::as_str).join(" ")
             ),
         })
 }

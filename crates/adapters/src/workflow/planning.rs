@@ -68,16 +68,66 @@ impl Drop for Lead<'_> {
     }
 }
 
-/// What a parameter set (with its code change) is compared by.
+/// What a parameter set (with its code) is compared by: the full parameter set, and either the
+/// code change (the same instruction is never tried twice, whatever it builds on) or, for a
+/// parameter-only experiment, the code it runs (see [`code_lineage`]), so a parameter set tried
+/// on the baseline's code may be tried again on an improved one.
 fn dedup_key(
     config: &crate::config::Config,
     params: &Map<String, Value>,
     changes: Option<&str>,
+    parent_code: &str,
 ) -> String {
     let mut key = crate::config::canonical_params_key(&config.complete_params(params));
-    key.push('\u{1e}');
-    key.push_str(changes.unwrap_or(""));
+    match changes.filter(|c| !c.trim().is_empty()) {
+        Some(c) => {
+            key.push('\u{1c}');
+            key.push_str(c);
+        }
+        None => {
+            key.push('\u{1e}');
+            key.push_str(parent_code);
+        }
+    }
     key
+}
+
+/// The code a node runs, as the code changes on its path from its root (a node without
+/// `changes` runs its parent's code): two nodes with the same parameters and the same lineage
+/// are the same experiment. Without code changes it is empty for every node.
+fn code_lineage(nodes: &[NodeInfo]) -> HashMap<String, String> {
+    let by_id: HashMap<&str, &NodeInfo> =
+        nodes.iter().map(|n| (n.spec.node_id.as_str(), n)).collect();
+    let mut out: HashMap<String, String> = HashMap::with_capacity(nodes.len());
+    for n in nodes {
+        // The chain up to the first node already known (or a root).
+        let mut chain = Vec::new();
+        let mut cur = Some(n);
+        let mut base = String::new();
+        while let Some(c) = cur {
+            if let Some(known) = out.get(&c.spec.node_id) {
+                base = known.clone();
+                break;
+            }
+            if chain.len() > nodes.len() {
+                break; // a cycle in hand-edited files
+            }
+            chain.push(c);
+            cur = c
+                .spec
+                .parent_id
+                .as_deref()
+                .and_then(|p| by_id.get(p).copied());
+        }
+        for c in chain.into_iter().rev() {
+            if let Some(ch) = c.spec.changes.as_deref().filter(|x| !x.trim().is_empty()) {
+                base.push('\u{1d}');
+                base.push_str(ch);
+            }
+            out.insert(c.spec.node_id.clone(), base.clone());
+        }
+    }
+    out
 }
 
 impl ExperimentWorkflow {
@@ -85,6 +135,8 @@ impl ExperimentWorkflow {
     /// one, or leaving it to the round in flight), and completes it. A finished node that no
     /// round owes anything returns at once.
     pub(crate) async fn plan_phase(&self, id: &str, ctx: &RunContext) -> Result<(), Stop> {
+        // The coding agent's analysis (optional) comes first, so its findings reach the round.
+        self.agent_analysis(id, ctx).await?;
         let Some(planner) = self.planner.as_deref() else {
             // `planner.kind = none`: nothing to plan.
             if self
@@ -180,6 +232,7 @@ impl ExperimentWorkflow {
                 running,
                 plateau: self.ledger.snapshot().plateau,
                 cancel: ctx.cancel.clone(),
+                book: self,
             };
             asked = true;
             tracing::debug!(
@@ -224,8 +277,18 @@ impl ExperimentWorkflow {
                 return Err(e.into());
             }
             self.set_planner_stop(None);
-            let mut handed = self.handed.lock().unwrap_or_else(|p| p.into_inner());
-            handed.extend(created.iter().cloned());
+            {
+                let mut handed = self.handed.lock().unwrap_or_else(|p| p.into_inner());
+                handed.extend(created.iter().cloned());
+            }
+            // To the queue now: the leader may lead more (slow) rounds before it returns.
+            ctx.enqueue(
+                created
+                    .iter()
+                    .filter_map(|c| self.nodes.get(c))
+                    .map(|n| Self::work_spec(&n.spec))
+                    .collect(),
+            );
         }
         for id in answering {
             if self
@@ -256,6 +319,7 @@ impl ExperimentWorkflow {
                     }
                 }
                 NodeStatus::Preparing
+                | NodeStatus::Applying
                 | NodeStatus::Launching
                 | NodeStatus::Running
                 | NodeStatus::Analyzing => running += 1,
@@ -274,13 +338,18 @@ impl ExperimentWorkflow {
         nodes: &[NodeInfo],
         created: &mut Vec<String>,
     ) -> Result<(), NodeError> {
+        let lineage = code_lineage(nodes);
+        let code_of = |id: Option<&str>| id.and_then(|i| lineage.get(i)).map_or("", String::as_str);
         let mut seen: HashMap<String, String> = nodes
             .iter()
             .map(|n| {
-                (
-                    dedup_key(&self.config, &n.spec.params, n.spec.changes.as_deref()),
-                    n.spec.node_id.clone(),
-                )
+                let key = dedup_key(
+                    &self.config,
+                    &n.spec.params,
+                    n.spec.changes.as_deref(),
+                    code_of(n.spec.parent_id.as_deref()),
+                );
+                (key, n.spec.node_id.clone())
             })
             .collect();
         let mut made = 0;
@@ -289,19 +358,25 @@ impl ExperimentWorkflow {
                 tracing::info!(proposal = %p.name, wanted, "the planner proposed more than asked: dropped");
                 continue;
             }
-            let key = dedup_key(&self.config, &p.params, p.changes.as_deref());
+            let parent = p
+                .parent
+                .clone()
+                .filter(|parent| self.nodes.get(parent).is_some())
+                .unwrap_or_else(|| from.to_string());
+            let key = dedup_key(
+                &self.config,
+                &p.params,
+                p.changes.as_deref(),
+                code_of(Some(&parent)),
+            );
             if let Some(existing) = seen.get(&key) {
                 tracing::info!(
                     proposal = %p.name,
                     existing = %existing,
-                    "the planner proposed the parameters (and changes) of an existing node: dropped"
+                    "the planner proposed an existing node again (same parameters, same code change or code): dropped"
                 );
                 continue;
             }
-            let parent = p
-                .parent
-                .filter(|parent| self.nodes.get(parent).is_some())
-                .unwrap_or_else(|| from.to_string());
             let spec = match self.new_node(
                 &p.name,
                 Some(parent),

@@ -52,14 +52,9 @@ impl GitError {
     }
 }
 
-/// Runs `git args…` in `dir` and returns its stdout; `stdin` is written to it when given.
-pub async fn git(
-    dir: &Path,
-    args: &[&str],
-    envs: &[(&str, &str)],
-    stdin: Option<&[u8]>,
-) -> Result<Vec<u8>, GitError> {
-    let mut cmd = tokio::process::Command::new("git");
+/// `git -C <dir> <hardened options> args…` with the environment every call needs.
+fn command(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> std::process::Command {
+    let mut cmd = std::process::Command::new("git");
     cmd.arg("-C")
         .arg(dir)
         .args([
@@ -80,14 +75,42 @@ pub async fn git(
         .env_remove("GIT_INDEX_FILE")
         .env_remove("GIT_COMMON_DIR")
         .envs(envs.iter().copied())
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// The outcome of a finished git process.
+fn outcome(dir: &Path, args: &[&str], out: std::process::Output) -> Result<Vec<u8>, GitError> {
+    if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        Err(GitError::Failed {
+            dir: dir.to_path_buf(),
+            args: args.join(" "),
+            status: match out.status.code() {
+                Some(c) => format!("exit status {c}"),
+                None => "killed by a signal".into(),
+            },
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+}
+
+/// Runs `git args…` in `dir` and returns its stdout; `stdin` is written to it when given.
+pub async fn git(
+    dir: &Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    stdin: Option<&[u8]>,
+) -> Result<Vec<u8>, GitError> {
+    let mut cmd = tokio::process::Command::from(command(dir, args, envs));
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .kill_on_drop(true);
     let mut child = cmd.spawn().map_err(|source| GitError::Spawn {
         dir: dir.to_path_buf(),
         source,
@@ -106,19 +129,21 @@ pub async fn git(
             dir: dir.to_path_buf(),
             source,
         })?;
-    if out.status.success() {
-        Ok(out.stdout)
-    } else {
-        Err(GitError::Failed {
+    outcome(dir, args, out)
+}
+
+/// [`git_text`] for callers outside an async runtime (reading the configuration): blocks the
+/// thread until git is done.
+pub fn git_text_blocking(dir: &Path, args: &[&str]) -> Result<String, GitError> {
+    let out = command(dir, args, &[])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| GitError::Spawn {
             dir: dir.to_path_buf(),
-            args: args.join(" "),
-            status: match out.status.code() {
-                Some(c) => format!("exit status {c}"),
-                None => "killed by a signal".into(),
-            },
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        })
-    }
+            source,
+        })?;
+    let out = outcome(dir, args, out)?;
+    Ok(String::from_utf8_lossy(&out).trim().to_string())
 }
 
 /// Runs git and returns its stdout as trimmed text.

@@ -96,6 +96,46 @@ proptest! {
 }
 
 #[test]
+fn specs_handed_over_while_a_spec_runs_start_before_it_returns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let leader = spec("leader", 0.0, json!({ "gate": true, "hand": 2 }));
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (report, flow) = rt.block_on(async {
+        let engine = AsyncWorkEngine::open(
+            config(dir.path(), 3),
+            TestFlow::new(dir.path(), vec![leader]),
+        )
+        .expect("open engine");
+        let flow = engine.workflow().clone();
+        let run = tokio::spawn(engine.run());
+        // The handed specs run and finish while the leader is still held at its gate.
+        let done = |id: &str| lines(dir.path(), "done.log").iter().any(|l| l == id);
+        let mut waited = 0;
+        while !(done("leader.h0") && done("leader.h1")) {
+            assert!(
+                waited < 500,
+                "handed specs did not run while the leader ran"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            waited += 1;
+        }
+        assert!(!done("leader"), "the leader is still running");
+        flow.open_gate("leader");
+        (run.await.expect("join").expect("run"), flow)
+    });
+    // The flow hands each spec twice: the copy of a queued or running id is skipped.
+    assert_eq!(report.counts.completed, 3, "{:?}", flow.start_order());
+    let queued: Vec<String> = events(dir.path())
+        .into_iter()
+        .filter_map(|e| match e.event {
+            Event::SpecQueued { id, .. } => Some(id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(queued, ["leader", "leader.h0", "leader.h1"]);
+}
+
+#[test]
 fn resume_starts_running_specs_first_and_marks_them_resumed() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(dir.path().join("engine")).expect("mkdir");

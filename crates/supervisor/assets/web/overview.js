@@ -192,6 +192,7 @@ export class OverviewPage {
         ['concurrency', b.max_concurrency],
         ['planner rounds', b.planner_rounds],
         ['agent cost', b.agent_cost_usd !== null && b.agent_cost_usd !== undefined ? used(b.agent_cost_usd, b.agent_cost_limit_usd, (v) => '$' + v.toFixed(2)) : null],
+        ['agent calls', b.agent_calls],
       ]),
     );
     fill(this.el.head, statusCard, bestCard, countsCard, budgetCard);

@@ -149,6 +149,7 @@ async fn show_progress(
                 running.retain(|r| r != id);
                 format!("failed    {id}: {message}")
             }
+            Notice::Warning { message } => format!("warning   {message}"),
         };
         if !matches!(notice, Notice::Started { .. })
             && let Some(d) = &debouncer
@@ -163,7 +164,13 @@ async fn show_progress(
                     (Some(n), Some(v)) => format!("best {v} ({n})"),
                     _ => "no result yet".into(),
                 };
-                b.set_message(format!("{best} · running {}", running.join(", ")));
+                // The agent's cost so far (the engine's calls; `status` adds report/ask).
+                let cost = state
+                    .agent_cost
+                    .as_ref()
+                    .map(|c| format!(" · agent {}", c.total.describe()))
+                    .unwrap_or_default();
+                b.set_message(format!("{best}{cost} · running {}", running.join(", ")));
                 if !matches!(notice, Notice::Started { .. }) {
                     b.println(line);
                 }

@@ -279,7 +279,8 @@ pub async fn build(view: &RunView, warnings: &mut Vec<String>) -> RunBrief {
     if space.chars().count() > MAX_SPACE_CHARS {
         space = space.chars().take(MAX_SPACE_CHARS).collect::<String>() + "…";
     }
-    let cost = AgentCostSummary::load(&view.root).map(|c| c.describe());
+    let engine_cost = view.state.as_ref().and_then(|s| s.agent_cost.as_ref());
+    let cost = AgentCostSummary::of(engine_cost, &view.root).map(|c| c.describe());
     RunBrief {
         run: PlanContext {
             metric: view.metric.clone(),

@@ -213,7 +213,7 @@ pub fn gather(workdir: &Path) -> Result<StatusReport> {
             _ => None,
         },
         message,
-        agent_cost: AgentCostSummary::load(workdir),
+        agent_cost: AgentCostSummary::of(run.as_ref().and_then(|r| r.agent_cost.as_ref()), workdir),
         noise_floor: run.as_ref().and_then(|r| r.noise_floor),
     })
 }

@@ -1,5 +1,6 @@
-//! `show <id>` and `logs <id> [lines]`: everything known about one node, and the end of its
-//! output.
+//! `show <id>` and `logs <id> [lines]`: everything known about one node (in a run with a
+//! `workspace`, its code change against its parent and the baseline), and the end of its output.
+//! `supervisor show WORKDIR ID` prints the same as the session's `show`.
 
 use std::fmt::Write as _;
 use std::io::{Read, Seek, SeekFrom};
@@ -109,6 +110,15 @@ pub fn show(workdir: &Path, id: &str) -> Result<String> {
     let run_dir = wd.run_dir(id);
     if run_dir.is_dir() {
         field("run dir", &run_dir.display().to_string());
+    }
+    // In a run with a workspace: its commit and its diffs against its parent and the baseline.
+    match crate::render::code::load(workdir, id) {
+        Ok(Some(d)) => {
+            let parent = spec.as_ref().and_then(|s| s.parent_id.as_deref());
+            crate::render::code::write_text(&d, parent, &mut out);
+        }
+        Ok(None) => {}
+        Err(e) => field("code", &format!("unreadable: {e}")),
     }
     Ok(out)
 }

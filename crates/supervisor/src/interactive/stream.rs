@@ -146,6 +146,10 @@ fn node_line(wd: &Workdir, metric: &str, ev: &NodeEvent) -> Option<String> {
             kind.as_str(),
             one_line(message)
         )),
+        NodeEvent::PlannerFailed { id, message } => style::yellow(&format!(
+            "warning: planner failure (planning from {id}): {}",
+            one_line(message)
+        )),
         NodeEvent::NodeStarted { .. } => return None,
     })
 }

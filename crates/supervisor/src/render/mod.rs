@@ -1,5 +1,6 @@
 //! The views of a workdir (`docs/views.md`): `master_table.tsv`, `summary.md`, `progress.png`,
-//! `hypothesis_tree.png`, `params.png`, `parallel.png` and `report.md`.
+//! `hypothesis_tree.png`, `params.png`, `parallel.png` and `report.md` (with the best node's
+//! code change, [`code`]).
 //!
 //! Rendering reads only workdir files (never the engine's memory), so it works on a live, an
 //! interrupted or a copied workdir: [`RunView::load`] takes a snapshot, tolerating missing and
@@ -9,6 +10,7 @@
 //!
 //! During a run, use [`RenderDebouncer`] to re-render off the scheduling path.
 
+pub mod code;
 mod completion;
 pub mod debounce;
 pub mod error;

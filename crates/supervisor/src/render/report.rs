@@ -7,6 +7,7 @@ use autoresearch_adapters::model::NodeStatus;
 use autoresearch_adapters::workflow::nodes::plain;
 use serde_json::Value;
 
+use super::code::{NodeDiffs, write_markdown};
 use super::format::fmt_spread;
 use super::importance::write_importance;
 use super::load::RunView;
@@ -42,8 +43,9 @@ pub fn reproduce_command(view: &RunView, i: usize) -> Option<String> {
     Some(cmd)
 }
 
-/// Renders `report.md`.
-pub fn render_report_md(view: &RunView) -> String {
+/// Renders `report.md`; `best_code` is the best node's code change (see [`super::code`]), in a
+/// run with a `workspace`.
+pub fn render_report_md(view: &RunView, best_code: Option<&NodeDiffs>) -> String {
     let mut out = String::with_capacity(4096 + 200 * view.nodes.len());
     let name = view
         .root
@@ -119,13 +121,18 @@ pub fn render_report_md(view: &RunView) -> String {
                                 .to_owned(),
                         );
                     }
-                    if let Some(ch) = n.spec.as_ref().and_then(|s| s.changes.as_deref()) {
+                    if let Some(code) = best_code {
                         notes.push(format!(
-                            "This experiment also changed code ({}); its commit is on branch \
-                             `autoresearch/{}` (worktree `engine/worktrees/{}`): check it out \
-                             first.",
+                            "It ran at commit `{}` (`{}`): run the command in a checkout of it \
+                             (see Code below), in the same folder of the repository.",
+                            &code.code.node[..code.code.node.len().min(12)],
+                            code.code.ref_name
+                        ));
+                    } else if let Some(ch) = n.spec.as_ref().and_then(|s| s.changes.as_deref()) {
+                        notes.push(format!(
+                            "This experiment also changed code ({}), but its commit is not \
+                             recorded (no `engine/nodes/{}/commit.json`).",
                             md_cell(&elide_chars(ch, 200)),
-                            n.id,
                             n.id
                         ));
                     }
@@ -142,6 +149,9 @@ pub fn render_report_md(view: &RunView) -> String {
                     }
                 }
                 None => out.push_str("The best node's spec.json is unreadable; no command.\n"),
+            }
+            if let Some(code) = best_code {
+                write_markdown(code, &n.id, n.parent_id(), &mut out);
             }
         }
         _ => out.push_str("No completed experiment with a primary metric yet.\n"),

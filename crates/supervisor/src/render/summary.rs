@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
+use autoresearch_adapters::agent::cost_log::AgentCostSummary;
 use autoresearch_adapters::model::NodeStatus;
 
 use super::format::fmt_spread;
@@ -329,6 +330,12 @@ pub fn render_summary(view: &RunView) -> String {
                 of(s.plateau.to_string(), limit("/limits/patience"), "patience")
             );
             let _ = writeln!(out, "- Planner rounds: {}", s.planner_rounds);
+            if let Some(cost) = AgentCostSummary::of(s.agent_cost.as_ref(), &view.root) {
+                let budget = limit("/limits/agent_cost_usd")
+                    .map(|b| format!(" of ${} (agent_cost_usd)", fmt_value(b)))
+                    .unwrap_or_default();
+                let _ = writeln!(out, "- Agent cost: {}{budget}", md_cell(&cost.describe()));
+            }
         }
         None => out.push_str("- No state.json yet: time used and plateau unknown.\n"),
     }

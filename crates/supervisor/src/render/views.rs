@@ -127,7 +127,14 @@ pub fn render_all_cached(
 pub fn render_report(workdir: &Path) -> Result<PathBuf, RenderError> {
     let view = RunView::load(workdir)?;
     let p = workdir.join(REPORT_FILE);
-    let text = guarded(REPORT_FILE, &mut || Ok(render_report_md(&view)))?;
+    // The best node's code change (a run with a `workspace`); unreadable: the report goes
+    // without it.
+    let best_code = view
+        .best
+        .and_then(|b| super::code::load(workdir, &view.nodes[b].id).ok().flatten());
+    let text = guarded(REPORT_FILE, &mut || {
+        Ok(render_report_md(&view, best_code.as_ref()))
+    })?;
     write_text(&p, &text)?;
     Ok(p)
 }

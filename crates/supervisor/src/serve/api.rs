@@ -6,7 +6,6 @@ use autoresearch_adapters::model::NodeStatus;
 use axum::body::Bytes;
 use plotters::style::RGBColor;
 use serde::Serialize;
-use serde_json::Value;
 
 use super::feed::EventBrief;
 use super::snapshot::Snapshot;
@@ -162,8 +161,11 @@ pub struct Budget {
     pub max_concurrency: Option<f64>,
     /// Planner rounds so far.
     pub planner_rounds: Option<u64>,
-    /// Agent spending so far (USD), when `state.json` records it.
+    /// Agent spending so far (USD): the engine's calls and `report`/`ask`, the figure
+    /// `limits.agent_cost_usd` is checked against (`None` when no call reported dollars).
     pub agent_cost_usd: Option<f64>,
+    /// Agent calls so far (all phases, `report` and `ask` included).
+    pub agent_calls: Option<u64>,
     /// `limits.agent_cost_usd`.
     pub agent_cost_limit_usd: Option<f64>,
 }
@@ -255,25 +257,13 @@ fn cfg_num(view: &RunView, ptr: &str) -> Option<f64> {
     view.config_f64(ptr)
 }
 
-/// The agent's spending recorded in `state.json`: `agent_cost_usd`, or `agent.cost_usd`, or
-/// `agent.total_cost_usd`.
-fn agent_cost(state: Option<&Value>) -> Option<f64> {
-    let s = state?;
-    [
-        "/agent_cost_usd",
-        "/agent/cost_usd",
-        "/agent/total_cost_usd",
-    ]
-    .iter()
-    .find_map(|p| s.pointer(p).and_then(Value::as_f64))
-}
-
 /// Builds the overview.
 pub fn overview(key: &str, snap: &Snapshot, control: ControlInfo) -> Overview {
     let view = &snap.view;
     let c = view.counts();
     let st = snap.status.as_ref().ok();
     let run = view.state.as_ref();
+    let agent_cost = st.and_then(|s| s.agent_cost.as_ref());
     let best = view.best.map(|i| node_ref(view, i));
     let baseline = view.baseline.map(|i| node_ref(view, i));
     let change_pct = match (view.best_value(), view.baseline_value()) {
@@ -363,7 +353,8 @@ pub fn overview(key: &str, snap: &Snapshot, control: ControlInfo) -> Overview {
             time_used_s: run.map(|r| r.time_used_s),
             max_concurrency: cfg_num(view, "/limits/max_concurrency"),
             planner_rounds: run.map(|r| r.planner_rounds),
-            agent_cost_usd: agent_cost(snap.state_raw.as_ref()),
+            agent_cost_usd: agent_cost.and_then(|c| c.total.usd),
+            agent_calls: agent_cost.map(|c| c.total.calls),
             agent_cost_limit_usd: cfg_num(view, "/limits/agent_cost_usd"),
         },
         planner: view.config_str("/planner/kind").map(str::to_owned),

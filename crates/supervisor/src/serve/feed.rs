@@ -113,6 +113,9 @@ fn describe(event: &RunEvent) -> (&'static str, Option<&str>, Option<String>) {
             NodeEvent::NodeFailed { id, message, .. } => {
                 ("node_failed", Some(id), Some(message.clone()))
             }
+            NodeEvent::PlannerFailed { id, message } => {
+                ("planner_failed", Some(id), Some(message.clone()))
+            }
         },
     }
 }

@@ -11,9 +11,10 @@ use autoresearch_adapters::workdir::Workdir;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::diff::{self, Commits};
+use super::diff;
 use super::logs::open_no_follow;
 use super::snapshot::Snapshot;
+use autoresearch_adapters::workspace::node_diff::NodeCode;
 
 /// The most bytes of `command.sh` and `analysis.md` shown.
 const MAX_TEXT: u64 = 64 * 1024;
@@ -87,7 +88,7 @@ pub struct NodeDetail {
     /// Sizes of `stdout.log` and `stderr.log` (absent: not written).
     pub logs: Map<String, Value>,
     /// Its code commits, when it changes code.
-    pub commits: Option<Commits>,
+    pub commits: Option<NodeCode>,
 }
 
 /// Reads at most [`MAX_TEXT`] bytes of a run-folder file (no symbolic links).
@@ -179,6 +180,6 @@ pub async fn detail(snap: &Snapshot, id: &str) -> Option<NodeDetail> {
         exit_code_file,
         analysis_md,
         logs,
-        commits: diff::commits(view, i).await,
+        commits: diff::commits(view, i),
     })
 }

@@ -298,15 +298,16 @@ async fn node_diff(
             format!("there is no node {id:?} in this workdir"),
         );
     };
-    let Some(c) = diff::commits(&snap.view, i).await else {
+    let Some(c) = diff::commits(&snap.view, i) else {
         return error(
             StatusCode::NOT_FOUND,
             format!("{id} has no commit (it changes no code, or workspace.repo is not configured)"),
         );
     };
-    let from = match q.against.as_deref().unwrap_or("parent") {
-        "parent" => c.parent.clone(),
-        "baseline" => c.baseline.clone(),
+    let against = q.against.as_deref().unwrap_or("parent");
+    let d = match against {
+        "parent" => c.against_parent(diff::MAX_DIFF).await,
+        "baseline" => c.against_baseline(diff::MAX_DIFF).await,
         other => {
             return error(
                 StatusCode::BAD_REQUEST,
@@ -314,18 +315,13 @@ async fn node_diff(
             );
         }
     };
-    let Some(from) = from else {
-        return error(
+    match d {
+        Ok(Some(d)) => Json(d).into_response(),
+        Ok(None) => error(
             StatusCode::NOT_FOUND,
-            format!("{id}: no commit to compare with"),
-        );
-    };
-    match diff::diff(&c.repo, &from, &c.node).await {
-        Some(d) => Json(d).into_response(),
-        None => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("git diff {from} {} failed in {}", c.node, c.repo.display()),
+            format!("{id}: its code is the same as its {against}'s"),
         ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("{id}: {e}")),
     }
 }
 

@@ -39,8 +39,6 @@ pub struct Snapshot {
     pub finish_rank: Vec<Option<u32>>,
     /// The last events of `engine/events.jsonl`, oldest first.
     pub events: Vec<EventBrief>,
-    /// `state.json` as JSON, for fields the typed record does not carry (agent cost).
-    pub state_raw: Option<serde_json::Value>,
     /// How long loading took, in milliseconds.
     pub load_ms: f64,
     pub(crate) progress_json: OnceLock<Bytes>,
@@ -61,9 +59,6 @@ impl Snapshot {
         let view = RunView::load_cached(root, cache)?;
         let status = status::gather(root).map_err(|e| format!("{e:#}"));
         let queue = queue::list(root).map_err(|e| format!("{e:#}"));
-        let state_raw = std::fs::read(root.join("state.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
 
         let mut names: BTreeSet<&str> = BTreeSet::new();
         for n in &view.nodes {
@@ -109,7 +104,6 @@ impl Snapshot {
             search,
             finish_rank,
             events,
-            state_raw,
             load_ms: started.elapsed().as_secs_f64() * 1000.0,
             progress_json: OnceLock::new(),
             tree_json: OnceLock::new(),

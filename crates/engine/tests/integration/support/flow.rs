@@ -1,7 +1,7 @@
 //! The test workflow, shared by the integration tests and the child-process binary: specs
 //! sleep `ms` milliseconds (cancellable unless `stubborn`), may wait for the test to open their
 //! gate (`gate`; `gate_file`: until the file `open` exists in the workdir), may fail, panic or ask to be retried (`retry`: that many times), may spawn
-//! children, and log `<id>` lines to `starts.log`, `done.log` and `cancelled.log` in the workdir.
+//! children, may hand `hand` children to the queue while they run (`RunContext::enqueue`), and log `<id>` lines to `starts.log`, `done.log` and `cancelled.log` in the workdir.
 
 #![allow(dead_code)]
 
@@ -107,6 +107,13 @@ impl Workflow for TestFlow {
         }
         self.log("starts.log", &spec.id);
         let p = &spec.payload;
+        let hand = p.get("hand").and_then(Value::as_u64).unwrap_or(0);
+        let handed: Vec<WorkSpec> = (0..hand)
+            .map(|i| sleeper(&format!("{}.h{i}", spec.id), 0.0, 1))
+            .collect();
+        // Handed twice: the second copy is a duplicate of a queued or running id, skipped.
+        ctx.enqueue(handed.clone());
+        ctx.enqueue(handed);
         let ms = p.get("ms").and_then(Value::as_u64).unwrap_or(0);
         let stubborn = p.get("stubborn").and_then(Value::as_bool).unwrap_or(false);
         let gated = p.get("gate").and_then(Value::as_bool).unwrap_or(false);
