@@ -112,7 +112,8 @@ fn sigkill_during_a_slurm_job_reattaches_without_resubmitting() {
     )
     .expect("script");
     let config = serde_json::json!({
-        "objective": {"metric": "score", "direction": "maximize"},
+        // One baseline run (the default measures the baseline 3 times for the noise floor).
+        "objective": {"metric": "score", "direction": "maximize", "baseline_repeats": 1},
         "job": {"command": "sh job.sh {x}", "cwd": work, "timeout_s": 120},
         "search_space": {"x": [1, 2]},
         "baseline": {"x": 1},
