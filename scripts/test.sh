@@ -9,7 +9,7 @@
 #   fail when Slurm is not usable. Set AUTORESEARCH_SKIP_SLURM=1 to run without Slurm (then the
 #   Slurm tests are left out: `cargo test` lists them as ignored; the browser tests still run).
 # - installs with apt-get what is missing (needs root): git and python3 (the workspace tests
-#   make real git worktrees; the agent-demo example, crates/supervisor/tests/agent_demo.rs, runs
+#   make real git worktrees; the agent-demo example, crates/supervisor/tests/integration/agent_demo.rs, runs
 #   a Python program); Debian's chromium and chromium-driver, for the dashboard's browser tests
 #   (`#[ignore = "needs chromium"]`, run here by --include-ignored).
 set -euo pipefail
@@ -48,7 +48,7 @@ trap cleanup EXIT
 if [ "${AUTORESEARCH_SKIP_SLURM:-0}" = 1 ]; then
   cargo test --workspace --all-targets -- --test-threads=2
   # Without Slurm the browser tests still run (they are the other ignored kind).
-  cargo test -p autoresearch-supervisor --test serve_browser -- --test-threads=2 --include-ignored
+  cargo test -p autoresearch-supervisor --test integration serve_browser:: -- --test-threads=2 --include-ignored
 else
   cargo test --workspace --all-targets -- --test-threads=2 --include-ignored
 fi

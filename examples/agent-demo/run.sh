@@ -8,7 +8,7 @@
 #   examples/agent-demo/run.sh WORKDIR      (supervisor and autoresearch-standin-agent on PATH,
 #                                            or built in target/debug or target/release)
 #
-# Needs git, python3 and sh. Tested in CI (crates/supervisor/tests/agent_demo.rs).
+# Needs git, python3 and sh. Tested in CI (crates/supervisor/tests/integration/agent_demo.rs).
 set -euo pipefail
 wd=${1:?usage: run.sh WORKDIR}
 here=$(cd "$(dirname "$0")" && pwd)
