@@ -56,6 +56,12 @@ pub struct SessionOptions {
     pub handle_signals: bool,
 }
 
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").finish_non_exhaustive()
+    }
+}
+
 impl Default for SessionOptions {
     fn default() -> Self {
         SessionOptions {

@@ -8,6 +8,7 @@ use autoresearch_engine::nofollow;
 use tracing_subscriber::EnvFilter;
 
 /// Keeps the subscriber installed for the life of the command.
+#[derive(Debug)]
 pub struct LogGuard;
 
 /// Sends tracing output to the workdir's log file.

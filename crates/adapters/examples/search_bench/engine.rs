@@ -15,7 +15,7 @@ use crate::functions::Function;
 use crate::inprocess::{Run, config};
 
 /// Runs one search through the engine in a fresh workdir under `dir`.
-pub fn run(
+pub(crate) fn run(
     f: &Function,
     seed: u64,
     slots: usize,

@@ -4,11 +4,11 @@
 use serde_json::{Map, Value, json};
 
 /// Relative noise of the noisy functions (the result is multiplied by `1 + NOISE · z`).
-pub const NOISE: f64 = 0.05;
+pub(crate) const NOISE: f64 = 0.05;
 
 /// A test function to minimise.
 #[derive(Clone)]
-pub struct Function {
+pub(crate) struct Function {
     /// Name (as in `reference.tsv`).
     pub name: &'static str,
     /// `search_space` of the configuration.
@@ -22,12 +22,12 @@ pub struct Function {
 
 impl Function {
     /// The true value at `p`.
-    pub fn value(&self, p: &Map<String, Value>) -> f64 {
+    pub(crate) fn value(&self, p: &Map<String, Value>) -> f64 {
         (self.eval)(p)
     }
 
     /// The value a job reports at `p` (noisy functions add seeded noise).
-    pub fn observed(&self, p: &Map<String, Value>, noise_seed: u64) -> f64 {
+    pub(crate) fn observed(&self, p: &Map<String, Value>, noise_seed: u64) -> f64 {
         let v = self.value(p);
         if self.noisy {
             v * (1.0 + NOISE * noise_z(noise_seed, &self.names(), p))
@@ -37,13 +37,13 @@ impl Function {
     }
 
     /// Parameter names in declaration order.
-    pub fn names(&self) -> Vec<String> {
+    pub(crate) fn names(&self) -> Vec<String> {
         self.space.as_object().unwrap().keys().cloned().collect()
     }
 }
 
 /// Every function, in table order.
-pub fn all() -> Vec<Function> {
+pub(crate) fn all() -> Vec<Function> {
     let floats = |d: usize, lo: f64, hi: f64, base: f64| -> (Value, Value) {
         let mut space = Map::new();
         let mut baseline = Map::new();

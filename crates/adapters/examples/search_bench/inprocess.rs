@@ -13,7 +13,7 @@ use crate::functions::Function;
 
 /// One experiment of a run, in start order.
 #[derive(Debug, Clone)]
-pub struct Run {
+pub(crate) struct Run {
     /// (true value, observed value, parameter key) per started experiment.
     pub trials: Vec<(f64, f64, String)>,
     /// Why the planner stopped, if it did.
@@ -22,7 +22,7 @@ pub struct Run {
 
 /// Job durations in the simulation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durations {
+pub(crate) enum Durations {
     /// Every job takes the same time (they finish together).
     Equal,
     /// Seeded uniform durations in [1, 2).
@@ -30,7 +30,13 @@ pub enum Durations {
 }
 
 /// The benchmark configuration of a function (minimise `value`).
-pub fn config(f: &Function, seed: u64, budget: usize, slots: usize, command: &str) -> Config {
+pub(crate) fn config(
+    f: &Function,
+    seed: u64,
+    budget: usize,
+    slots: usize,
+    command: &str,
+) -> Config {
     let text = json!({
         "objective": { "metric": "value", "direction": "minimize", "min_improvement": 0 },
         "job": { "command": command, "timeout_s": 60 },
@@ -43,7 +49,7 @@ pub fn config(f: &Function, seed: u64, budget: usize, slots: usize, command: &st
 }
 
 /// Runs one simulated search.
-pub fn simulate(
+pub(crate) fn simulate(
     f: &Function,
     config: &Config,
     seed: u64,

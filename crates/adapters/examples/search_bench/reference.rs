@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 const TSV: &str = include_str!("reference.tsv");
 
 /// Recorded figures.
-pub struct Reference {
+pub(crate) struct Reference {
     /// The first line (Optuna version and command).
     pub header: String,
     /// f(baseline) per function.
@@ -17,7 +17,7 @@ pub struct Reference {
 
 impl Reference {
     /// Parses the built-in file.
-    pub fn load() -> Reference {
+    pub(crate) fn load() -> Reference {
         let mut r = Reference {
             header: String::new(),
             baseline: BTreeMap::new(),
@@ -47,7 +47,7 @@ impl Reference {
     }
 
     /// Median of a method's best values, if recorded.
-    pub fn median(&self, function: &str, method: &str, budget: usize) -> Option<f64> {
+    pub(crate) fn median(&self, function: &str, method: &str, budget: usize) -> Option<f64> {
         self.best
             .get(&(function.to_string(), method.to_string(), budget))
             .map(|v| median(v))
@@ -55,7 +55,7 @@ impl Reference {
 }
 
 /// Median (mean of the middle two for an even count).
-pub fn median(v: &[f64]) -> f64 {
+pub(crate) fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     let n = s.len();

@@ -48,6 +48,14 @@ pub struct AgentPlanner {
     context: ContextBuilder,
 }
 
+impl std::fmt::Debug for AgentPlanner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentPlanner")
+            .field("code_changes", &self.code_changes)
+            .finish_non_exhaustive()
+    }
+}
+
 impl AgentPlanner {
     /// The planner of `config` (its `planner.agent`) in `wd`; the prompt templates are loaded
     /// (an override in `<workdir>/prompts/` with an unknown placeholder is an error here).

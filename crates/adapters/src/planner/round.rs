@@ -59,6 +59,15 @@ pub struct RoundInput<'a> {
     pub book: &'a dyn RoundBook,
 }
 
+impl std::fmt::Debug for RoundInput<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoundInput")
+            .field("nodes", &self.nodes.len())
+            .field("answering", &self.answering)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What a planner books in the run's state (`state.json`): the cost of its agent calls and the
 /// rounds whose agent failed. Implemented by the workflow; a planner without an agent ignores it.
 pub trait RoundBook: Send + Sync {

@@ -120,7 +120,7 @@ pub(crate) struct JobRun<'a> {
 
 impl JobRun<'_> {
     /// A key naming this run (for endings kept across a retry).
-    pub fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         format!("{}#{}", self.spec.node_id, self.repeat)
     }
 }

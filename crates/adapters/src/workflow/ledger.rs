@@ -53,10 +53,24 @@ pub struct Ledger {
     pub(crate) next_index: std::sync::atomic::AtomicU64,
 }
 
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A held ledger lock: decide, write node files, then commit, with no other result in between.
 pub struct LedgerGuard<'a> {
     ledger: &'a Ledger,
     file: MutexGuard<'a, StateFile>,
+}
+
+impl std::fmt::Debug for LedgerGuard<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LedgerGuard").finish_non_exhaustive()
+    }
 }
 
 impl Ledger {

@@ -162,6 +162,14 @@ pub struct ExperimentWorkflow {
     pub(crate) repo_top: std::sync::OnceLock<std::path::PathBuf>,
 }
 
+impl std::fmt::Debug for ExperimentWorkflow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExperimentWorkflow")
+            .field("wd", &self.wd)
+            .finish_non_exhaustive()
+    }
+}
+
 impl ExperimentWorkflow {
     /// Opens the workflow on a workdir whose `config.json` is `config` (already validated).
     ///

@@ -77,6 +77,14 @@ pub struct NodeStore {
     index: Mutex<Index>,
 }
 
+impl std::fmt::Debug for NodeStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeStore")
+            .field("wd", &self.wd)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Turns a free-form name into the safe part of a node id: `[A-Za-z0-9._-]`, no leading dots,
 /// at most 100 characters; never empty.
 pub fn sanitize_name(name: &str) -> String {

@@ -44,7 +44,7 @@ pub(crate) struct RunPlan {
 
 impl RunPlan {
     /// All its runs: the repeats, then the confirmation runs.
-    pub fn total(&self) -> u32 {
+    pub(crate) fn total(&self) -> u32 {
         match &self.confirmation {
             Some(c) => c.runs_before + c.runs,
             None => self.base,

@@ -25,7 +25,7 @@ pub(crate) struct Fail {
 }
 
 impl Fail {
-    pub fn new(kind: FailureKind, phase: NodeStatus, message: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: FailureKind, phase: NodeStatus, message: impl Into<String>) -> Self {
         Fail {
             kind,
             phase,
@@ -38,7 +38,7 @@ impl Fail {
         }
     }
 
-    pub fn details(mut self, details: Value) -> Self {
+    pub(crate) fn details(mut self, details: Value) -> Self {
         self.details = details;
         self
     }

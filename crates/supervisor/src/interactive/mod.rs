@@ -305,7 +305,7 @@ pub(crate) mod style {
     use std::sync::OnceLock;
 
     /// Whether output is coloured.
-    pub fn enabled() -> bool {
+    pub(crate) fn enabled() -> bool {
         static ON: OnceLock<bool> = OnceLock::new();
         *ON.get_or_init(|| {
             std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
@@ -323,19 +323,19 @@ pub(crate) mod style {
     }
 
     /// Grey.
-    pub fn dim(s: &str) -> String {
+    pub(crate) fn dim(s: &str) -> String {
         paint("2", s)
     }
     /// Green.
-    pub fn green(s: &str) -> String {
+    pub(crate) fn green(s: &str) -> String {
         paint("32", s)
     }
     /// Red.
-    pub fn red(s: &str) -> String {
+    pub(crate) fn red(s: &str) -> String {
         paint("31", s)
     }
     /// Yellow.
-    pub fn yellow(s: &str) -> String {
+    pub(crate) fn yellow(s: &str) -> String {
         paint("33", s)
     }
 }

@@ -340,7 +340,7 @@ mod tests {
     }
 
     impl Script {
-        pub fn new(lines: &[&str]) -> Self {
+        pub(super) fn new(lines: &[&str]) -> Self {
             Script {
                 answers: lines.iter().map(|s| Answer::Line(s.to_string())).collect(),
                 shown: Vec::new(),

@@ -169,6 +169,7 @@ fn one_line(s: &str) -> String {
 pub type Printer = Box<dyn FnMut(String) + Send>;
 
 /// The streaming thread; dropped or [`stop`](Streamer::stop)ped, it ends within one poll.
+#[derive(Debug)]
 pub struct Streamer {
     stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,

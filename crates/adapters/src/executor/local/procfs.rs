@@ -31,7 +31,7 @@ pub(super) struct ProcStat {
 
 impl ProcStat {
     /// Whether the process has exited (a zombie waiting to be reaped, or being torn down).
-    pub fn has_exited(&self) -> bool {
+    pub(super) fn has_exited(&self) -> bool {
         matches!(self.state, 'Z' | 'X' | 'x')
     }
 }

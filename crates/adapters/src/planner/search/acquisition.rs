@@ -63,7 +63,7 @@ impl Chooser<'_> {
     /// Up to `count` untried points, best first; each chosen point is added to `tried` (keys
     /// of snapped points, [`Space::point_key`]) and to the model (at its predicted value).
     /// `best` is the best (lowest) predicted value of the results, in the model's units.
-    pub fn choose(
+    pub(super) fn choose(
         &self,
         gp: &mut Gp,
         mut best: f64,

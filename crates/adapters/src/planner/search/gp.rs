@@ -66,7 +66,12 @@ pub(crate) struct Gp {
 impl Gp {
     /// Fits the hyperparameters to `(x, y)` and conditions on the data. None when the data
     /// cannot be fitted (empty, or numerically hopeless).
-    pub fn fit(x: Vec<Vec<f64>>, y: Vec<f64>, cat: Vec<bool>, opts: &FitOptions) -> Option<Gp> {
+    pub(super) fn fit(
+        x: Vec<Vec<f64>>,
+        y: Vec<f64>,
+        cat: Vec<bool>,
+        opts: &FitOptions,
+    ) -> Option<Gp> {
         if x.is_empty() {
             return None;
         }
@@ -126,14 +131,14 @@ impl Gp {
     }
 
     /// Conditions on one more (fantasy) observation, keeping the hyperparameters.
-    pub fn condition(&mut self, x: Vec<f64>, y: f64) {
+    pub(super) fn condition(&mut self, x: Vec<f64>, y: f64) {
         if self.add(x, y) {
             self.alpha = self.chol.solve(&self.y);
         }
     }
 
     /// Kernel value between two points.
-    pub fn k(&self, a: &[f64], b: &[f64]) -> f64 {
+    pub(super) fn k(&self, a: &[f64], b: &[f64]) -> f64 {
         let mut row = [0.0; 64];
         let mut heap = Vec::new();
         let row: &mut [f64] = if self.cat.len() <= row.len() {
@@ -150,7 +155,7 @@ impl Gp {
 
     /// The correlation of the product part between two points (1 at the same point, near 0
     /// several length scales apart in any coordinate).
-    pub fn correlation(&self, a: &[f64], b: &[f64]) -> f64 {
+    pub(super) fn correlation(&self, a: &[f64], b: &[f64]) -> f64 {
         let mut r2 = 0.0;
         let mut mismatch = 0.0;
         for (i, &c) in self.cat.iter().enumerate() {
@@ -168,7 +173,7 @@ impl Gp {
     }
 
     /// Posterior mean and variance (of the latent function, without noise) at `z`.
-    pub fn predict(&self, z: &[f64]) -> (f64, f64) {
+    pub(super) fn predict(&self, z: &[f64]) -> (f64, f64) {
         let kz: Vec<f64> = self.x.iter().map(|xi| self.k(xi, z)).collect();
         let mean: f64 = kz.iter().zip(&self.alpha).map(|(a, b)| a * b).sum();
         let v = self.chol.solve_lower(&kz);

@@ -12,7 +12,7 @@ pub(crate) struct Cholesky {
 impl Cholesky {
     /// The factor of the `n × n` row-major matrix `a`, or None when it is not positive
     /// definite (numerically).
-    pub fn new(a: &[f64], n: usize) -> Option<Cholesky> {
+    pub(super) fn new(a: &[f64], n: usize) -> Option<Cholesky> {
         let mut c = Cholesky {
             rows: Vec::with_capacity(n),
         };
@@ -25,7 +25,7 @@ impl Cholesky {
     /// Extends the factor by one row and column: `cross` are the new column's entries above
     /// the diagonal, `diagonal` its diagonal entry. None (and unchanged) when the extended
     /// matrix is not positive definite.
-    pub fn push(&mut self, cross: &[f64], diagonal: f64) -> Option<()> {
+    pub(super) fn push(&mut self, cross: &[f64], diagonal: f64) -> Option<()> {
         let mut row = self.solve_lower(cross);
         let d = diagonal - row.iter().map(|v| v * v).sum::<f64>();
         if d.is_nan() || d <= 0.0 || d.is_infinite() {
@@ -37,7 +37,7 @@ impl Cholesky {
     }
 
     /// `x` with `L x = b`.
-    pub fn solve_lower(&self, b: &[f64]) -> Vec<f64> {
+    pub(super) fn solve_lower(&self, b: &[f64]) -> Vec<f64> {
         let mut x = Vec::with_capacity(b.len());
         for (i, row) in self.rows.iter().enumerate() {
             let s: f64 = row[..i].iter().zip(&x).map(|(l, v)| l * v).sum();
@@ -47,7 +47,7 @@ impl Cholesky {
     }
 
     /// `x` with `Lᵀ x = b`.
-    pub fn solve_upper(&self, b: &[f64]) -> Vec<f64> {
+    pub(super) fn solve_upper(&self, b: &[f64]) -> Vec<f64> {
         let n = self.rows.len();
         let mut x = b.to_vec();
         for i in (0..n).rev() {
@@ -61,12 +61,12 @@ impl Cholesky {
     }
 
     /// `A⁻¹ b`.
-    pub fn solve(&self, b: &[f64]) -> Vec<f64> {
+    pub(super) fn solve(&self, b: &[f64]) -> Vec<f64> {
         self.solve_upper(&self.solve_lower(b))
     }
 
     /// `log det A`.
-    pub fn log_det(&self) -> f64 {
+    pub(super) fn log_det(&self) -> f64 {
         2.0 * self
             .rows
             .iter()
@@ -76,7 +76,7 @@ impl Cholesky {
     }
 
     /// `A⁻¹`, row-major.
-    pub fn inverse(&self) -> Vec<f64> {
+    pub(super) fn inverse(&self) -> Vec<f64> {
         let n = self.rows.len();
         // L⁻¹ column by column, then A⁻¹ = L⁻ᵀ L⁻¹.
         let mut linv = vec![0.0; n * n];

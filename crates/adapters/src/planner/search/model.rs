@@ -48,7 +48,7 @@ pub(crate) struct Observed {
 
 impl Observed {
     /// The trials of the history that lie in the space (others are only never repeated).
-    pub fn new(config: &Config, space: &Space, history: &[Trial]) -> Observed {
+    pub(super) fn new(config: &Config, space: &Space, history: &[Trial]) -> Observed {
         let sign = match config.objective.direction {
             Direction::Minimize => 1.0,
             Direction::Maximize => -1.0,
@@ -83,7 +83,7 @@ impl Observed {
     }
 
     /// The completed point with the best result (earliest among equals).
-    pub fn best(&self) -> Option<&Point> {
+    pub(super) fn best(&self) -> Option<&Point> {
         self.completed
             .iter()
             .fold(None, |best: Option<&Point>, p| match best {

@@ -36,12 +36,12 @@ pub(crate) struct Dim {
 
 impl Dim {
     /// Whether this coordinate holds a category index (compared by equality only).
-    pub fn is_categorical(&self) -> bool {
+    pub(crate) fn is_categorical(&self) -> bool {
         matches!(self.kind, DimKind::Unordered(_))
     }
 
     /// Number of categories of an unordered coordinate (0 otherwise).
-    pub fn categories(&self) -> usize {
+    pub(crate) fn categories(&self) -> usize {
         match &self.kind {
             DimKind::Unordered(c) => c.len(),
             _ => 0,
@@ -49,7 +49,7 @@ impl Dim {
     }
 
     /// The smallest meaningful move of a `[0, 1]` coordinate (one int or one choice), or 0.
-    pub fn unit(&self) -> f64 {
+    pub(crate) fn unit(&self) -> f64 {
         match &self.kind {
             DimKind::Numeric(r) => {
                 let (lo, hi) = r.bounds();
@@ -150,7 +150,7 @@ pub(crate) struct Space {
 
 impl Space {
     /// The space of a configuration.
-    pub fn new(config: &Config) -> Space {
+    pub(crate) fn new(config: &Config) -> Space {
         let dims = config
             .search_space
             .iter()
@@ -167,13 +167,13 @@ impl Space {
     }
 
     /// Number of coordinates.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.dims.len()
     }
 
     /// The coordinates of a complete parameter set, or None when a value is missing or outside
     /// its domain (such a trial is left out of the model).
-    pub fn encode(&self, params: &Map<String, Value>) -> Option<Vec<f64>> {
+    pub(crate) fn encode(&self, params: &Map<String, Value>) -> Option<Vec<f64>> {
         self.dims
             .iter()
             .map(|d| params.get(&d.name).and_then(|v| d.encode(v)))
@@ -181,7 +181,7 @@ impl Space {
     }
 
     /// The parameter set at coordinates `x`.
-    pub fn decode(&self, x: &[f64]) -> Map<String, Value> {
+    pub(crate) fn decode(&self, x: &[f64]) -> Map<String, Value> {
         self.dims
             .iter()
             .zip(x)
@@ -191,7 +191,7 @@ impl Space {
 
     /// `x` moved onto the nearest point that [`decode`](Self::decode) can produce, with that
     /// parameter set.
-    pub fn snap(&self, x: &[f64]) -> (Vec<f64>, Map<String, Value>) {
+    pub(crate) fn snap(&self, x: &[f64]) -> (Vec<f64>, Map<String, Value>) {
         let snapped = self.snap_coords(x);
         let params = self.decode(&snapped);
         (snapped, params)
@@ -199,7 +199,7 @@ impl Space {
 
     /// `x` moved onto the nearest point that [`decode`](Self::decode) can produce (the same as
     /// `encode(decode(x))`, without building the parameter set).
-    pub fn snap_coords(&self, x: &[f64]) -> Vec<f64> {
+    pub(crate) fn snap_coords(&self, x: &[f64]) -> Vec<f64> {
         self.dims
             .iter()
             .zip(x)
@@ -219,12 +219,12 @@ impl Space {
     }
 
     /// A key identifying a snapped point (equal keys, equal parameter sets).
-    pub fn point_key(x: &[f64]) -> Vec<u64> {
+    pub(crate) fn point_key(x: &[f64]) -> Vec<u64> {
         x.iter().map(|v| (v + 0.0).to_bits()).collect()
     }
 
     /// A uniformly random point (log-uniform on log ranges, uniform over ints and choices).
-    pub fn random_point(&self, rng: &mut fastrand::Rng) -> Vec<f64> {
+    pub(crate) fn random_point(&self, rng: &mut fastrand::Rng) -> Vec<f64> {
         self.dims
             .iter()
             .map(|d| match &d.kind {
@@ -245,7 +245,7 @@ impl Space {
     }
 
     /// Number of distinct parameter sets, if finite and at most [`MAX_ENUMERATED`].
-    pub fn size(&self) -> Option<u64> {
+    pub(crate) fn size(&self) -> Option<u64> {
         let mut total: u64 = 1;
         for d in &self.dims {
             total = total.checked_mul(d.cardinality()?)?;
@@ -258,7 +258,7 @@ impl Space {
 
     /// Every point of a finite space (see [`size`](Self::size)), in a fixed order; empty when
     /// the space is not finite or too large.
-    pub fn enumerate(&self) -> Vec<Vec<f64>> {
+    pub(crate) fn enumerate(&self) -> Vec<Vec<f64>> {
         let Some(size) = self.size() else {
             return Vec::new();
         };
@@ -278,7 +278,7 @@ impl Space {
 
     /// Squared distance used to pick near points: numeric coordinates by difference, a
     /// differing category counts as 1.
-    pub fn distance2(&self, a: &[f64], b: &[f64]) -> f64 {
+    pub(crate) fn distance2(&self, a: &[f64], b: &[f64]) -> f64 {
         self.dims
             .iter()
             .zip(a.iter().zip(b))

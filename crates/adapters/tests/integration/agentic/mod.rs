@@ -13,10 +13,10 @@ use crate::support::{self, Fixture, kill_group, read_json};
 use serde_json::{Value, json};
 
 /// The stand-in agent built with the workspace.
-pub const STANDIN: &str = env!("CARGO_BIN_EXE_autoresearch-standin-agent");
+pub(crate) const STANDIN: &str = env!("CARGO_BIN_EXE_autoresearch-standin-agent");
 
 /// `git -C dir args…` with a fixed identity; panics with git's message on failure.
-pub fn git(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)
@@ -35,14 +35,14 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
 
 /// The evaluator: logs the node, waits for `$GATES/<node id>` when `$GATES` is set, shows the
 /// code and scores it by its number of lines (every idea adds one).
-pub const BENCH: &str = "#!/bin/sh\n\
+pub(crate) const BENCH: &str = "#!/bin/sh\n\
 echo \"$AUTORESEARCH_NODE_ID\" >> \"$LAUNCHES\"\n\
 if [ -n \"$GATES\" ]; then while [ ! -e \"$GATES/$AUTORESEARCH_NODE_ID\" ]; do sleep 0.05; done; fi\n\
 echo \"code: $(tr '\\n' ' ' < code.txt)\"\n\
 echo \"METRIC score=$(wc -l < code.txt)\"\n";
 
 /// A run with a git repository, an ideas file and the stand-in agent.
-pub struct Agentic {
+pub(crate) struct Agentic {
     pub fx: Fixture,
     pub repo: PathBuf,
     pub ideas: PathBuf,
@@ -50,14 +50,14 @@ pub struct Agentic {
     pub calls: PathBuf,
 }
 
-pub fn idea(name: &str) -> Value {
+pub(crate) fn idea(name: &str) -> Value {
     json!({"name": name, "hypothesis": format!("{name} helps"),
            "changes": format!("In code.txt, add the line {name} after base."),
            "edits": [{"file": "code.txt", "find": "base", "replace": format!("base\n{name}")}]})
 }
 
 impl Agentic {
-    pub fn new(ideas: Value) -> Self {
+    pub(crate) fn new(ideas: Value) -> Self {
         let fx = Fixture::new();
         let repo = fx.tmp.path().join("repo");
         std::fs::create_dir_all(&repo).expect("repo dir");
@@ -78,7 +78,7 @@ impl Agentic {
     }
 
     /// The agent's argv: `env VARS… standin --ideas FILE ARGS…`.
-    pub fn agent(&self, vars: &[(&str, String)], args: &[&str]) -> Value {
+    pub(crate) fn agent(&self, vars: &[(&str, String)], args: &[&str]) -> Value {
         let mut argv = vec![
             "env".to_string(),
             format!("STANDIN_CALLS={}", self.calls.display()),
@@ -94,7 +94,7 @@ impl Agentic {
     /// A configuration: objective `score` (maximize), the job `sh bench.sh` in the repository,
     /// the agent planner with `agent` (extra `planner.agent` fields merged in), the workspace
     /// with `bench.sh` protected.
-    pub fn config(&self, agent: Value, extra: Value) -> Value {
+    pub(crate) fn config(&self, agent: Value, extra: Value) -> Value {
         let mut planner_agent = json!({"command": agent, "timeout_s": 30, "fallback": "none"});
         if let Some(m) = extra.get("agent").and_then(Value::as_object) {
             for (k, v) in m {
@@ -130,12 +130,12 @@ impl Agentic {
         c
     }
 
-    pub fn launches(&self) -> PathBuf {
+    pub(crate) fn launches(&self) -> PathBuf {
         self.fx.work.join("launches.log")
     }
 
     /// Agent calls of `phase` so far.
-    pub fn calls_of(&self, phase: &str) -> usize {
+    pub(crate) fn calls_of(&self, phase: &str) -> usize {
         std::fs::read_to_string(&self.calls)
             .unwrap_or_default()
             .lines()
@@ -144,12 +144,12 @@ impl Agentic {
     }
 
     /// Runs the engine in this process to its end.
-    pub async fn run(&self, config: Value) -> autoresearch_engine::RunReport {
+    pub(crate) async fn run(&self, config: Value) -> autoresearch_engine::RunReport {
         self.fx.run(Some(self.fx.config(config))).await
     }
 
     /// The run id of the refs (`engine/run_id`).
-    pub fn run_id(&self) -> String {
+    pub(crate) fn run_id(&self) -> String {
         std::fs::read_to_string(self.fx.path("engine/run_id"))
             .expect("engine/run_id")
             .trim()
@@ -157,7 +157,7 @@ impl Agentic {
     }
 
     /// The commit of node `id`'s ref, if any.
-    pub fn node_ref(&self, id: &str) -> Option<String> {
+    pub(crate) fn node_ref(&self, id: &str) -> Option<String> {
         let r = format!("refs/autoresearch/{}/{id}", self.run_id());
         let out = Command::new("git")
             .arg("-C")
@@ -171,7 +171,7 @@ impl Agentic {
     }
 
     /// The registered worktrees other than the repository itself.
-    pub fn extra_worktrees(&self) -> Vec<String> {
+    pub(crate) fn extra_worktrees(&self) -> Vec<String> {
         git(&self.repo, &["worktree", "list", "--porcelain"])
             .lines()
             .filter_map(|l| l.strip_prefix("worktree "))
@@ -182,7 +182,7 @@ impl Agentic {
     }
 
     /// Every node has a ref and a `commit.json` with the same commit (failed applies aside).
-    pub fn assert_refs(&self) {
+    pub(crate) fn assert_refs(&self) {
         for id in self.fx.node_ids() {
             let commit = self.fx.node_dir(&id).join("commit.json");
             if !commit.is_file() {
@@ -199,13 +199,13 @@ impl Agentic {
         }
     }
 
-    pub fn stdout_of(&self, id: &str) -> String {
+    pub(crate) fn stdout_of(&self, id: &str) -> String {
         std::fs::read_to_string(self.fx.run_dir(id).join("stdout.log")).unwrap_or_default()
     }
 }
 
 /// The nodes planned after the baseline, by name.
-pub fn planned_names(fx: &Fixture) -> Vec<String> {
+pub(crate) fn planned_names(fx: &Fixture) -> Vec<String> {
     fx.node_ids()
         .iter()
         .map(|id| fx.spec(id)["name"].as_str().unwrap_or("").to_string())
@@ -215,12 +215,12 @@ pub fn planned_names(fx: &Fixture) -> Vec<String> {
 
 impl Agentic {
     /// Writes `config.json` (a first run) without running.
-    pub fn write_config(&self, config: Value) {
+    pub(crate) fn write_config(&self, config: Value) {
         self.fx.resolve(Some(self.fx.config(config)));
     }
 
     /// Kills the stand-in agent whose pid is in `pidfile` (orphaned by the engine's SIGKILL).
-    pub fn kill_agent(&self, pidfile: &Path) {
+    pub(crate) fn kill_agent(&self, pidfile: &Path) {
         let pid: i32 = std::fs::read_to_string(pidfile)
             .expect("the waiting agent wrote its pid")
             .trim()
@@ -231,14 +231,14 @@ impl Agentic {
     }
 
     /// Runs the engine in a child process to its end.
-    pub fn resume_to_end(&self) {
+    pub(crate) fn resume_to_end(&self) {
         let mut child = self.fx.spawn_engine();
         let code = child.wait(Duration::from_secs(120));
         assert_eq!(code, Some(0), "{}", self.fx.child_log());
     }
 
     /// No two nodes with the same name, everything finished, a ref per node, no worktree left.
-    pub fn assert_clean_end(&self) {
+    pub(crate) fn assert_clean_end(&self) {
         let names = planned_names(&self.fx);
         let unique: BTreeSet<&String> = names.iter().collect();
         assert_eq!(unique.len(), names.len(), "duplicate nodes: {names:?}");
@@ -264,7 +264,7 @@ impl Agentic {
 }
 
 /// Polls `f` (every 20 ms, at most 60 s) and fails the test naming `what` if it never holds.
-pub async fn wait_for(what: &str, f: impl FnMut() -> bool) {
+pub(crate) async fn wait_for(what: &str, f: impl FnMut() -> bool) {
     assert!(
         support::wait_until_async(Duration::from_secs(60), f).await,
         "timed out waiting for {what}"
@@ -272,7 +272,7 @@ pub async fn wait_for(what: &str, f: impl FnMut() -> bool) {
 }
 
 /// Gates `<tmp>/gates/<phase>_<n>` for the first 20 calls of every phase.
-pub fn open_all_gates(dir: &Path) {
+pub(crate) fn open_all_gates(dir: &Path) {
     for phase in ["plan", "apply", "analyze"] {
         for n in 1..=20 {
             std::fs::write(dir.join(format!("{phase}_{n}")), "").unwrap();

@@ -18,10 +18,10 @@ use crate::reliability::harness::{Barrier, Release, check_invariants, run_to_end
 use crate::support::{Fixture, wait_until_async};
 
 /// A tmpfs mounted for the test's life (lazily unmounted when dropped).
-pub struct Tmpfs(PathBuf);
+pub(super) struct Tmpfs(PathBuf);
 
 impl Tmpfs {
-    pub fn mount(dir: &Path, size: &str) -> Tmpfs {
+    pub(super) fn mount(dir: &Path, size: &str) -> Tmpfs {
         // SAFETY: geteuid has no preconditions.
         let root = unsafe { libc::geteuid() } == 0;
         assert!(
@@ -46,7 +46,7 @@ impl Drop for Tmpfs {
 }
 
 /// Fills the filesystem of `dir` with `dir/filler*` until a write fails with ENOSPC.
-pub fn fill(dir: &Path) -> u64 {
+pub(super) fn fill(dir: &Path) -> u64 {
     let mut written = 0;
     let chunk = vec![0u8; 64 << 10];
     let mut f = std::fs::File::create(dir.join("filler")).expect("filler");

@@ -17,7 +17,7 @@ use crate::support::Fixture;
 
 /// The job: logs its launch, prints its score (the sum of its four arguments) at once, then waits until the test
 /// releases it (`released/<id>` in its cwd) and exits 0.
-pub const BARRIER_JOB: &str = r#"id="$AUTORESEARCH_NODE_ID"
+pub(super) const BARRIER_JOB: &str = r#"id="$AUTORESEARCH_NODE_ID"
 echo "$id" >> launches.log
 echo "METRIC score=$(( $1 + $2 + $3 + $4 ))"
 : > "waiting/$id"
@@ -26,7 +26,7 @@ while [ ! -e "released/$id" ]; do sleep 0.01; done
 
 /// A search run of `max_experiments` barrier jobs at `concurrency` over four int parameters
 /// (score: their sum, so it keeps improving for ~150 experiments; patience never ends it).
-pub fn search_config(fx: &Fixture, concurrency: usize, max_experiments: u64) -> Value {
+pub(super) fn search_config(fx: &Fixture, concurrency: usize, max_experiments: u64) -> Value {
     std::fs::create_dir_all(fx.work.join("waiting")).expect("waiting dir");
     std::fs::create_dir_all(fx.work.join("released")).expect("released dir");
     let script = fx.script("job.sh", BARRIER_JOB);
@@ -47,7 +47,7 @@ pub fn search_config(fx: &Fixture, concurrency: usize, max_experiments: u64) -> 
 
 /// How the barrier releases waiting jobs.
 #[derive(Debug, Clone, Copy)]
-pub enum Release {
+pub(super) enum Release {
     /// All waiting jobs at once, as soon as `group` wait or the first has waited `patience`.
     Groups { group: usize, patience: Duration },
     /// Nobody until told ([`Barrier::release_all`]).
@@ -56,7 +56,7 @@ pub enum Release {
 
 /// A thread that releases the jobs waiting in `<work>/waiting/` by creating
 /// `<work>/released/<id>`, all of a group within a millisecond.
-pub struct Barrier {
+pub(super) struct Barrier {
     work: PathBuf,
     mode: Arc<Mutex<Release>>,
     stop: Arc<AtomicBool>,
@@ -64,7 +64,7 @@ pub struct Barrier {
 }
 
 impl Barrier {
-    pub fn start(fx: &Fixture, mode: Release) -> Barrier {
+    pub(super) fn start(fx: &Fixture, mode: Release) -> Barrier {
         let work = fx.work.clone();
         let mode = Arc::new(Mutex::new(mode));
         let stop = Arc::new(AtomicBool::new(false));
@@ -98,17 +98,17 @@ impl Barrier {
         }
     }
 
-    pub fn set(&self, mode: Release) {
+    pub(super) fn set(&self, mode: Release) {
         *self.mode.lock().unwrap() = mode;
     }
 
     /// Jobs waiting right now.
-    pub fn waiting(&self) -> Vec<String> {
+    pub(super) fn waiting(&self) -> Vec<String> {
         waiting_ids(&self.work)
     }
 
     /// Releases every waiting job now; returns their ids.
-    pub fn release_all(&self) -> Vec<String> {
+    pub(super) fn release_all(&self) -> Vec<String> {
         let ids = waiting_ids(&self.work);
         release(&self.work, &ids);
         ids
@@ -151,7 +151,7 @@ fn release(work: &Path, ids: &[String]) {
 
 /// What the invariants found (for the report lines of `docs/reliability.md`).
 #[derive(Debug, Default)]
-pub struct Tally {
+pub(super) struct Tally {
     pub nodes: usize,
     pub completed: usize,
     pub launches: usize,
@@ -161,7 +161,7 @@ pub struct Tally {
 
 /// What holds at any moment, even right after a SIGKILL: no parameter set in two nodes, no job
 /// launched more often than its attempts, no node failed.
-pub fn check_no_repeats(fx: &Fixture, context: &str) -> Tally {
+pub(super) fn check_no_repeats(fx: &Fixture, context: &str) -> Tally {
     let ids = node_ids(fx);
     // No parameter set (with its change) in two nodes.
     let mut by_params: HashMap<String, Vec<String>> = HashMap::new();
@@ -223,7 +223,7 @@ pub fn check_no_repeats(fx: &Fixture, context: &str) -> Tally {
 /// After a run ended cleanly: [`check_no_repeats`], and every node once in `tree.json` and
 /// once in `state.json`'s `recorded` (the rows `master_table.tsv` is rendered from). Panics
 /// naming the violation.
-pub fn check_invariants(fx: &Fixture, context: &str) -> Tally {
+pub(super) fn check_invariants(fx: &Fixture, context: &str) -> Tally {
     let mut tally = check_no_repeats(fx, context);
     let ids = fx.node_ids();
     assert_eq!(
@@ -287,7 +287,7 @@ fn attempts(fx: &Fixture, id: &str) -> usize {
 }
 
 /// Lines of `launches.log` per node id.
-pub fn launch_counts(fx: &Fixture) -> HashMap<String, usize> {
+pub(super) fn launch_counts(fx: &Fixture) -> HashMap<String, usize> {
     let mut out = HashMap::new();
     for line in std::fs::read_to_string(fx.work.join("launches.log"))
         .unwrap_or_default()
@@ -302,7 +302,7 @@ pub fn launch_counts(fx: &Fixture) -> HashMap<String, usize> {
 /// budget used or the planner out of proposals (at most `runs` engine runs: a node retried after
 /// an environment error may need a resume while the engine's back-off is not in place). A run
 /// that drains its queue with neither would have lost a planning round.
-pub async fn run_to_end(fx: &Fixture, max_experiments: usize, runs: usize) {
+pub(super) async fn run_to_end(fx: &Fixture, max_experiments: usize, runs: usize) {
     for _ in 0..runs {
         let report = fx.run(None).await;
         assert_eq!(report.status, EngineStatus::Stopped, "{report:?}");
@@ -323,7 +323,7 @@ pub async fn run_to_end(fx: &Fixture, max_experiments: usize, runs: usize) {
 }
 
 /// Pseudo-random delays from `AUTORESEARCH_TEST_SEED` (or `default`).
-pub fn rng(default: u64) -> (fastrand::Rng, u64) {
+pub(super) fn rng(default: u64) -> (fastrand::Rng, u64) {
     let seed = std::env::var("AUTORESEARCH_TEST_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -332,7 +332,7 @@ pub fn rng(default: u64) -> (fastrand::Rng, u64) {
 }
 
 /// The number from environment variable `name`, or `default`.
-pub fn env_count(name: &str, default: usize) -> usize {
+pub(super) fn env_count(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
         .and_then(|s| s.parse().ok())

@@ -18,7 +18,7 @@ use autoresearch_engine::RunReport;
 use serde_json::{Value, json};
 
 /// A temporary workdir (`<tmp>/wd`) and job folder (`<tmp>/work`, the jobs' cwd).
-pub struct Fixture {
+pub(crate) struct Fixture {
     pub tmp: tempfile::TempDir,
     pub wd: PathBuf,
     pub work: PathBuf,
@@ -33,7 +33,7 @@ impl Default for Fixture {
 }
 
 impl Fixture {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
         let wd = tmp.path().join("wd");
         let work = tmp.path().join("work");
@@ -50,7 +50,7 @@ impl Fixture {
     /// one run per node unless the objective says otherwise: `baseline_repeats` 1 and
     /// `confirm` off (most tests count launches per node; the noise tests set their repeats
     /// and confirmation themselves).
-    pub fn config(&self, mut value: Value) -> Config {
+    pub(crate) fn config(&self, mut value: Value) -> Config {
         if let Some(objective) = value.get_mut("objective").and_then(Value::as_object_mut) {
             objective
                 .entry("baseline_repeats")
@@ -68,19 +68,19 @@ impl Fixture {
     }
 
     /// Writes an executable shell script into the job folder and returns its absolute path.
-    pub fn script(&self, name: &str, body: &str) -> PathBuf {
+    pub(crate) fn script(&self, name: &str, body: &str) -> PathBuf {
         let path = self.work.join(name);
         std::fs::write(&path, format!("#!/bin/sh\n{body}")).expect("script");
         path
     }
 
     /// The job folder's file `name`.
-    pub fn work_file(&self, name: &str) -> PathBuf {
+    pub(crate) fn work_file(&self, name: &str) -> PathBuf {
         self.work.join(name)
     }
 
     /// Lines of `<work>/launches.log` equal to `id`.
-    pub fn launches_of(&self, id: &str) -> usize {
+    pub(crate) fn launches_of(&self, id: &str) -> usize {
         std::fs::read_to_string(self.work.join("launches.log"))
             .unwrap_or_default()
             .lines()
@@ -89,56 +89,56 @@ impl Fixture {
     }
 
     /// The workdir's file at `rel`.
-    pub fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.wd.join(rel)
     }
 
-    pub fn run_dir(&self, id: &str) -> PathBuf {
+    pub(crate) fn run_dir(&self, id: &str) -> PathBuf {
         self.wd.join("runs").join(id)
     }
 
-    pub fn node_dir(&self, id: &str) -> PathBuf {
+    pub(crate) fn node_dir(&self, id: &str) -> PathBuf {
         self.wd.join("engine").join("nodes").join(id)
     }
 
-    pub fn state(&self) -> Value {
+    pub(crate) fn state(&self) -> Value {
         read_json(&self.wd.join("state.json"))
     }
 
-    pub fn tree(&self) -> Value {
+    pub(crate) fn tree(&self) -> Value {
         read_json(&self.wd.join("engine").join("tree.json"))
     }
 
-    pub fn checkpoint(&self) -> Value {
+    pub(crate) fn checkpoint(&self) -> Value {
         read_json(&self.wd.join("engine").join("checkpoint.json"))
     }
 
     /// `status.txt` of a node, trimmed (empty when missing).
-    pub fn status(&self, id: &str) -> String {
+    pub(crate) fn status(&self, id: &str) -> String {
         std::fs::read_to_string(self.node_dir(id).join("status.txt"))
             .unwrap_or_default()
             .trim()
             .to_string()
     }
 
-    pub fn result(&self, id: &str) -> Value {
+    pub(crate) fn result(&self, id: &str) -> Value {
         read_json(&self.node_dir(id).join("result.json"))
     }
 
-    pub fn failure(&self, id: &str) -> Value {
+    pub(crate) fn failure(&self, id: &str) -> Value {
         read_json(&self.node_dir(id).join("failure.json"))
     }
 
-    pub fn spec(&self, id: &str) -> Value {
+    pub(crate) fn spec(&self, id: &str) -> Value {
         read_json(&self.node_dir(id).join("spec.json"))
     }
 
-    pub fn job_record(&self, id: &str) -> Value {
+    pub(crate) fn job_record(&self, id: &str) -> Value {
         read_json(&self.run_dir(id).join("job.json"))
     }
 
     /// Node ids (directories of `engine/nodes/`) in creation order.
-    pub fn node_ids(&self) -> Vec<String> {
+    pub(crate) fn node_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = match std::fs::read_dir(self.wd.join("engine").join("nodes")) {
             Ok(rd) => rd
                 .filter_map(Result::ok)
@@ -159,7 +159,7 @@ impl Fixture {
     }
 
     /// The id of the node named `name` (from its spec.json).
-    pub fn id_of(&self, name: &str) -> String {
+    pub(crate) fn id_of(&self, name: &str) -> String {
         self.node_ids()
             .into_iter()
             .find(|id| self.spec(id)["name"] == name)
@@ -167,7 +167,7 @@ impl Fixture {
     }
 
     /// Statuses of all nodes, by id.
-    pub fn statuses(&self) -> BTreeMap<String, String> {
+    pub(crate) fn statuses(&self) -> BTreeMap<String, String> {
         self.node_ids()
             .into_iter()
             .map(|id| {
@@ -178,12 +178,12 @@ impl Fixture {
     }
 
     /// Nodes whose status is not `queued` (experiments started).
-    pub fn started(&self) -> usize {
+    pub(crate) fn started(&self) -> usize {
         self.statuses().values().filter(|s| *s != "queued").count()
     }
 
     /// Nodes whose status is `completed` or `failed`.
-    pub fn finished(&self) -> usize {
+    pub(crate) fn finished(&self) -> usize {
         self.statuses()
             .values()
             .filter(|s| *s == "completed" || *s == "failed")
@@ -191,38 +191,38 @@ impl Fixture {
     }
 
     /// The pid recorded by the wrapper in `runs/<id>/pid` (also its process group).
-    pub fn job_pid(&self, id: &str) -> Option<i32> {
+    pub(crate) fn job_pid(&self, id: &str) -> Option<i32> {
         std::fs::read_to_string(self.run_dir(id).join("pid"))
             .ok()
             .and_then(|s| s.trim().parse().ok())
     }
 
     /// Kills `pgid` with SIGKILL when the fixture is dropped.
-    pub fn kill_on_drop(&self, pgid: i32) {
+    pub(crate) fn kill_on_drop(&self, pgid: i32) {
         self.groups.borrow_mut().push(pgid);
     }
 
     /// Resolves the configuration like the command line (first run or resume).
-    pub fn resolve(&self, given: Option<Config>) -> Config {
+    pub(crate) fn resolve(&self, given: Option<Config>) -> Config {
         resolve_config(&self.wd, given).unwrap_or_else(|e| panic!("resolve_config: {e}"))
     }
 
     /// Opens a session on the workdir (no signal handlers: tests share the process).
-    pub fn session(&self, given: Option<Config>) -> Session {
+    pub(crate) fn session(&self, given: Option<Config>) -> Session {
         let config = self.resolve(given);
         Session::open(&self.wd, config, &test_options())
             .unwrap_or_else(|e| panic!("Session::open: {e}"))
     }
 
     /// Runs the engine to its end in this process (with a 120 s safety limit).
-    pub async fn run(&self, given: Option<Config>) -> RunReport {
+    pub(crate) async fn run(&self, given: Option<Config>) -> RunReport {
         let session = self.session(given);
         run_session(session).await
     }
 
     /// Runs the engine and cancels it as soon as `stop_when` holds (checked every 20 ms).
     /// Returns the report and whether the cancel fired.
-    pub async fn run_until(
+    pub(crate) async fn run_until(
         &self,
         given: Option<Config>,
         stop_when: impl Fn(&Fixture) -> bool,
@@ -249,7 +249,7 @@ impl Fixture {
 
     /// Starts the engine on the workdir in a child process (`adapters-test-child`, built from
     /// `support/child.rs`), as `supervisor run` would.
-    pub fn spawn_engine(&self) -> EngineChild {
+    pub(crate) fn spawn_engine(&self) -> EngineChild {
         let exe = env!("CARGO_BIN_EXE_adapters-test-child");
         let log = std::fs::File::create(self.tmp.path().join("child.log")).expect("child log");
         let child = Command::new(exe)
@@ -263,7 +263,7 @@ impl Fixture {
     }
 
     /// The child engine's output (for assertion messages).
-    pub fn child_log(&self) -> String {
+    pub(crate) fn child_log(&self) -> String {
         std::fs::read_to_string(self.tmp.path().join("child.log")).unwrap_or_default()
     }
 
@@ -311,17 +311,17 @@ impl Drop for Fixture {
 }
 
 /// A child process running the engine; SIGKILLed on drop if still running.
-pub struct EngineChild {
+pub(crate) struct EngineChild {
     child: Option<Child>,
 }
 
 impl EngineChild {
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.as_ref().expect("child").id()
     }
 
     /// SIGKILLs the engine and reaps it.
-    pub fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -329,14 +329,14 @@ impl EngineChild {
     }
 
     /// Sends a signal to the engine.
-    pub fn signal(&self, sig: i32) {
+    pub(crate) fn signal(&self, sig: i32) {
         let pid = self.pid() as i32;
         // SAFETY: kill(2) has no memory-safety preconditions.
         unsafe { libc::kill(pid, sig) };
     }
 
     /// Waits for the engine to exit (at most `limit`) and returns its exit code.
-    pub fn wait(&mut self, limit: Duration) -> Option<i32> {
+    pub(crate) fn wait(&mut self, limit: Duration) -> Option<i32> {
         let deadline = Instant::now() + limit;
         let c = self.child.as_mut()?;
         loop {
@@ -359,7 +359,7 @@ impl Drop for EngineChild {
 }
 
 /// A plain child process (not a job) killed and reaped when dropped.
-pub struct ChildGuard(pub Child);
+pub(crate) struct ChildGuard(pub Child);
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
@@ -369,7 +369,7 @@ impl Drop for ChildGuard {
 }
 
 /// Session options of the tests: no signal handlers, a short grace period.
-pub fn test_options() -> SessionOptions {
+pub(crate) fn test_options() -> SessionOptions {
     SessionOptions {
         grace_period: Duration::from_secs(5),
         handle_signals: false,
@@ -377,7 +377,7 @@ pub fn test_options() -> SessionOptions {
 }
 
 /// Runs a session to its end (120 s safety limit).
-pub async fn run_session(session: Session) -> RunReport {
+pub(crate) async fn run_session(session: Session) -> RunReport {
     tokio::time::timeout(Duration::from_secs(120), session.run())
         .await
         .expect("the engine did not finish within 120 s")
@@ -385,13 +385,13 @@ pub async fn run_session(session: Session) -> RunReport {
 }
 
 /// Reads a JSON file, panicking with its path.
-pub fn read_json(path: &Path) -> Value {
+pub(crate) fn read_json(path: &Path) -> Value {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Polls `cond` every 20 ms until it holds or `limit` passes; returns whether it held.
-pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
     loop {
         if cond() {
@@ -405,7 +405,7 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 }
 
 /// Async [`wait_until`].
-pub async fn wait_until_async(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+pub(crate) async fn wait_until_async(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
     loop {
         if cond() {
@@ -419,7 +419,7 @@ pub async fn wait_until_async(limit: Duration, mut cond: impl FnMut() -> bool) -
 }
 
 /// (state, pgrp, session, start ticks) of a process, from `/proc/<pid>/stat`.
-pub fn proc_stat(pid: i32) -> Option<(char, i32, i32, u64)> {
+pub(crate) fn proc_stat(pid: i32) -> Option<(char, i32, i32, u64)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &text[text.rfind(')')? + 1..];
     let f: Vec<&str> = rest.split_whitespace().collect();
@@ -436,7 +436,7 @@ fn session_of(pid: i32) -> Option<i32> {
 }
 
 /// Live (non-zombie) processes whose process group is `pgid`.
-pub fn group_members(pgid: i32) -> Vec<i32> {
+pub(crate) fn group_members(pgid: i32) -> Vec<i32> {
     let mut out = Vec::new();
     let Ok(rd) = std::fs::read_dir("/proc") else {
         return out;
@@ -456,12 +456,12 @@ pub fn group_members(pgid: i32) -> Vec<i32> {
 }
 
 /// Whether `pid` is a live (non-zombie) process.
-pub fn alive(pid: i32) -> bool {
+pub(crate) fn alive(pid: i32) -> bool {
     proc_stat(pid).is_some_and(|(state, ..)| !matches!(state, 'Z' | 'X' | 'x'))
 }
 
 /// SIGKILLs a process group and waits (5 s at most) until none of its members is alive.
-pub fn kill_group(pgid: i32) -> bool {
+pub(crate) fn kill_group(pgid: i32) -> bool {
     // SAFETY: kill(2) has no memory-safety preconditions.
     unsafe { libc::kill(-pgid, libc::SIGKILL) };
     wait_until(Duration::from_secs(5), || group_members(pgid).is_empty())
@@ -469,7 +469,7 @@ pub fn kill_group(pgid: i32) -> bool {
 
 /// A job script body that appends its node id to `launches.log` in its cwd, waits until the
 /// file `release` exists in its cwd, then prints `METRIC score=<score>`.
-pub fn gated_job(score: &str) -> String {
+pub(crate) fn gated_job(score: &str) -> String {
     format!(
         "echo \"$AUTORESEARCH_NODE_ID\" >> launches.log\n\
          while [ ! -e release ]; do sleep 0.05; done\n\

@@ -15,16 +15,16 @@ use rexpect::session::{PtySession, spawn_command};
 use serde_json::{Value, json};
 
 /// Timeout of every expectation (a slow 2-core machine builds and runs other tests meanwhile).
-pub const TIMEOUT_MS: u64 = 30_000;
+pub(crate) const TIMEOUT_MS: u64 = 30_000;
 
 /// The binary under test.
-pub fn supervisor() -> &'static str {
+pub(crate) fn supervisor() -> &'static str {
     env!("CARGO_BIN_EXE_supervisor")
 }
 
 /// A temp folder with `job.sh`: `sh job.sh X` waits until the file `gate` exists (at most
 /// 60 s), then prints `METRIC score=X`. Engines still running on `wd` are interrupted on drop.
-pub struct Lab {
+pub(crate) struct Lab {
     _dir: tempfile::TempDir,
     /// The folder (jobs run here).
     pub root: PathBuf,
@@ -34,7 +34,7 @@ pub struct Lab {
 
 impl Lab {
     /// A new lab; the gate is closed.
-    pub fn new() -> Lab {
+    pub(crate) fn new() -> Lab {
         let dir = tempfile::Builder::new()
             .prefix("session-test-")
             .tempdir()
@@ -57,13 +57,13 @@ impl Lab {
     }
 
     /// Lets every waiting job finish.
-    pub fn open_gate(&self) {
+    pub(crate) fn open_gate(&self) {
         std::fs::write(self.root.join("gate"), "open").unwrap();
     }
 
     /// Writes `wd/config.json`: parameter `x`, the baseline `x=1`, seeds `s_a`… with `x = 5, 6,
     /// …`, planner `none`, one job at a time, at most `max_experiments`.
-    pub fn configure(&self, seeds: usize, max_experiments: u64) {
+    pub(crate) fn configure(&self, seeds: usize, max_experiments: u64) {
         let seeds: Vec<Value> = (0..seeds)
             .map(|k| {
                 json!({"name": format!("s_{}", (b'a' + k as u8) as char), "params": {"x": 5 + k}})
@@ -87,7 +87,7 @@ impl Lab {
     }
 
     /// `supervisor <wd>` in a pseudo-terminal, with `env` added to its environment.
-    pub fn session_with(&self, env: &[(&str, &str)]) -> PtySession {
+    pub(crate) fn session_with(&self, env: &[(&str, &str)]) -> PtySession {
         let mut cmd = Command::new(supervisor());
         cmd.arg(&self.wd)
             .current_dir(&self.root)
@@ -101,13 +101,13 @@ impl Lab {
     }
 
     /// `supervisor <wd>` in a pseudo-terminal.
-    pub fn session(&self) -> PtySession {
+    pub(crate) fn session(&self) -> PtySession {
         self.session_with(&[])
     }
 
     /// A session on a configured workdir that has started its engine (answered yes to "Start
     /// the run now?") and shows the prompt.
-    pub fn started_session(&self) -> PtySession {
+    pub(crate) fn started_session(&self) -> PtySession {
         let mut s = self.session();
         answer(&mut s, "Start the run now? [Y/n]", "y");
         s.exp_string("engine started in the background (pid ")
@@ -117,7 +117,7 @@ impl Lab {
     }
 
     /// `supervisor ARGS` (not in a terminal); fails unless it succeeds; returns stdout.
-    pub fn sup(&self, args: &[&str]) -> String {
+    pub(crate) fn sup(&self, args: &[&str]) -> String {
         let out = Command::new(supervisor())
             .args(args)
             .current_dir(&self.root)
@@ -132,13 +132,13 @@ impl Lab {
     }
 
     /// `supervisor status --json <wd>`.
-    pub fn status(&self) -> Value {
+    pub(crate) fn status(&self) -> Value {
         let out = self.sup(&["status", "--json", self.wd.to_str().unwrap()]);
         serde_json::from_str(&out).unwrap()
     }
 
     /// The node id whose name is `name` (waits until its spec and status are written).
-    pub fn node_id(&self, name: &str) -> String {
+    pub(crate) fn node_id(&self, name: &str) -> String {
         let nodes = self.wd.join("engine").join("nodes");
         wait_until(&format!("a node named {name}"), || {
             std::fs::read_dir(&nodes)
@@ -155,7 +155,7 @@ impl Lab {
     }
 
     /// The events of `wd/engine/events.jsonl`.
-    pub fn events(&self) -> Vec<RunEventLine> {
+    pub(crate) fn events(&self) -> Vec<RunEventLine> {
         autoresearch_engine::events::read_events::<RunEvent>(
             &self.wd.join("engine").join("events.jsonl"),
             0,
@@ -186,19 +186,19 @@ impl Drop for Lab {
 }
 
 /// Whether process `pid` exists.
-pub fn pid_alive(pid: u32) -> bool {
+pub(crate) fn pid_alive(pid: u32) -> bool {
     // SAFETY: signal 0 only checks that the process exists.
     unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
 }
 
 /// The pid holding the workdir's lock.
-pub fn lock_holder(wd: &Path) -> Option<u32> {
+pub(crate) fn lock_holder(wd: &Path) -> Option<u32> {
     autoresearch_engine::lock::holder(wd).unwrap()
 }
 
 /// Polls `f` until it returns something (at most 30 s).
 #[track_caller]
-pub fn wait_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_millis(TIMEOUT_MS);
     loop {
         if let Some(v) = f() {
@@ -211,34 +211,34 @@ pub fn wait_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 
 /// Waits for the session's prompt (`wd> `).
 #[track_caller]
-pub fn prompt(s: &mut PtySession) {
+pub(crate) fn prompt(s: &mut PtySession) {
     s.exp_string("wd> ")
         .unwrap_or_else(|e| panic!("waiting for the prompt: {e}"));
 }
 
 /// Answers a question: waits for its prompt, then types the answer and Enter.
 #[track_caller]
-pub fn answer(s: &mut PtySession, question: &str, text: &str) {
+pub(crate) fn answer(s: &mut PtySession, question: &str, text: &str) {
     s.exp_string(question)
         .unwrap_or_else(|e| panic!("waiting for {question:?}: {e}"));
     s.send_line(text).unwrap();
 }
 
 /// Types `text` (one write, as a paste) without Enter.
-pub fn type_text(s: &mut PtySession, text: &str) {
+pub(crate) fn type_text(s: &mut PtySession, text: &str) {
     s.send(text).unwrap();
     s.flush().unwrap();
 }
 
 /// `text` as rexpect shows it: rexpect turns each byte of the output into one `char`, so
 /// non-ASCII text (`→`, `ü`) is matched through its UTF-8 bytes.
-pub fn as_read(text: &str) -> String {
+pub(crate) fn as_read(text: &str) -> String {
     text.bytes().map(char::from).collect()
 }
 
 /// Waits for `text` (which may be non-ASCII) in the output; returns the text before it.
 #[track_caller]
-pub fn expect(s: &mut PtySession, text: &str) -> String {
+pub(crate) fn expect(s: &mut PtySession, text: &str) -> String {
     s.exp_string(&as_read(text))
         .unwrap_or_else(|e| panic!("waiting for {text:?}: {e}"))
 }
@@ -246,7 +246,7 @@ pub fn expect(s: &mut PtySession, text: &str) -> String {
 /// Types a command and Enter, then waits for `expect` in the output; returns the text before
 /// it.
 #[track_caller]
-pub fn command(s: &mut PtySession, line: &str, expect: &str) -> String {
+pub(crate) fn command(s: &mut PtySession, line: &str, expect: &str) -> String {
     s.send_line(line).unwrap();
     s.exp_string(&as_read(expect))
         .unwrap_or_else(|e| panic!("after `{line}`, waiting for {expect:?}: {e}"))

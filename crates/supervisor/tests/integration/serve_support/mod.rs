@@ -18,7 +18,7 @@ use crate::support::{Lab, SeedDef, TIMEOUT, bin};
 /// The job of the dashboard tests: `sh job.sh V` prints a tick every 0.1 s until the gate
 /// `gate-V` (or the lab's global `gate`) exists, then reports `score=V` and `other=10·V`;
 /// `V = 0` fails with exit status 3 after its gate.
-pub fn gated_lab() -> Lab {
+pub(crate) fn gated_lab() -> Lab {
     let lab = Lab::new();
     let script = format!(
         "# sh job.sh VALUE: ticks until gate-VALUE (or gate) exists, then reports VALUE\n\
@@ -37,13 +37,13 @@ pub fn gated_lab() -> Lab {
 }
 
 /// Lets the job of value `v` finish.
-pub fn open_gate(lab: &Lab, v: i64) {
+pub(crate) fn open_gate(lab: &Lab, v: i64) {
     lab.write(&format!("gate-{v}"), "open\n");
 }
 
 /// Writes `cfg.json` with `seeds` (planner `none`, one job at a time, baseline `v = 1`) and
 /// starts the engine on workdir `wd` in the background.
-pub fn start_engine(lab: &Lab, wd: &str, seeds: &[SeedDef]) -> crate::support::Engine {
+pub(crate) fn start_engine(lab: &Lab, wd: &str, seeds: &[SeedDef]) -> crate::support::Engine {
     let cfg = serde_json::to_string_pretty(&lab.config(seeds, 50)).unwrap();
     let path = lab.write("cfg.json", &cfg);
     lab.start_run(wd, &["--config", path.to_str().unwrap()])
@@ -58,7 +58,7 @@ fn free_port() -> u16 {
 }
 
 /// A `supervisor serve` process; SIGTERM and reaped on drop.
-pub struct Dashboard {
+pub(crate) struct Dashboard {
     child: Child,
     /// The URL it printed (with `?token=…` when it printed one).
     pub url: String,
@@ -72,7 +72,7 @@ pub struct Dashboard {
 
 impl Dashboard {
     /// Starts `supervisor serve PATH --port 0 ARGS` in `dir` and waits for its URL.
-    pub fn start(dir: &Path, path: &str, args: &[&str]) -> Dashboard {
+    pub(crate) fn start(dir: &Path, path: &str, args: &[&str]) -> Dashboard {
         let mut cmd = Command::new(bin());
         cmd.args(["serve", path, "--port", "0"])
             .args(args)
@@ -123,22 +123,22 @@ impl Dashboard {
     }
 
     /// The port it listens on.
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.base.rsplit(':').next().unwrap().parse().unwrap()
     }
 
     /// `http://127.0.0.1:PORT` (for a dashboard bound to 0.0.0.0: requests go to loopback).
-    pub fn loopback(&self) -> String {
+    pub(crate) fn loopback(&self) -> String {
         format!("http://127.0.0.1:{}", self.port())
     }
 
     /// Whether the process is still running.
-    pub fn alive(&mut self) -> bool {
+    pub(crate) fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Sends SIGTERM and waits for the exit status.
-    pub fn terminate(&mut self) -> Option<i32> {
+    pub(crate) fn terminate(&mut self) -> Option<i32> {
         // SAFETY: kill(2) on our own child's pid.
         unsafe {
             libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
@@ -167,7 +167,7 @@ impl Drop for Dashboard {
 }
 
 /// An HTTP client for the tests (no proxy, no cookies kept).
-pub fn http() -> reqwest::Client {
+pub(crate) fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(30))
@@ -176,14 +176,14 @@ pub fn http() -> reqwest::Client {
 }
 
 /// GETs `url` and returns status and body.
-pub async fn get(client: &reqwest::Client, url: &str) -> (u16, String) {
+pub(crate) async fn get(client: &reqwest::Client, url: &str) -> (u16, String) {
     let r = client.get(url).send().await.expect("GET");
     let status = r.status().as_u16();
     (status, r.text().await.unwrap_or_default())
 }
 
 /// GETs `url` as JSON, failing unless it answers 200.
-pub async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+pub(crate) async fn get_json(client: &reqwest::Client, url: &str) -> Value {
     let (status, body) = get(client, url).await;
     assert_eq!(status, 200, "GET {url}: {body}");
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: not JSON ({e}): {body}"))
@@ -191,7 +191,7 @@ pub async fn get_json(client: &reqwest::Client, url: &str) -> Value {
 
 /// Polls `f` every 50 ms until it returns `Some`; fails after [`TIMEOUT`] saying what was
 /// awaited and what was seen last.
-pub async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+pub(crate) async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, String>>,
@@ -210,7 +210,7 @@ where
 }
 
 /// Where the screenshots go: `target/dashboard-screenshots/`.
-pub fn screenshot_dir() -> PathBuf {
+pub(crate) fn screenshot_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
         .expect("target dir")
@@ -220,7 +220,7 @@ pub fn screenshot_dir() -> PathBuf {
 }
 
 /// A headless Chromium driven by chromedriver; both end on drop.
-pub struct Browser {
+pub(crate) struct Browser {
     driver: Child,
     /// The WebDriver session.
     pub client: fantoccini::Client,
@@ -228,14 +228,14 @@ pub struct Browser {
 }
 
 /// The Chromium binary (Debian's `chromium` package).
-pub const CHROMIUM: &str = "/usr/bin/chromium";
+pub(crate) const CHROMIUM: &str = "/usr/bin/chromium";
 /// Its driver (Debian's `chromium-driver` package).
-pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+pub(crate) const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 impl Browser {
     /// Starts chromedriver on a free loopback port and a fresh headless Chromium session
     /// (no sandbox, no GPU, nothing that reaches the network, a new profile).
-    pub async fn start() -> Browser {
+    pub(crate) async fn start() -> Browser {
         assert!(
             Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists(),
             "the browser tests need Debian's chromium and chromium-driver packages \
@@ -297,7 +297,7 @@ impl Browser {
     }
 
     /// Opens `url` and waits until the page has rendered its data (`main[data-ready]`).
-    pub async fn open(&self, url: &str) {
+    pub(crate) async fn open(&self, url: &str) {
         self.client.goto(url).await.expect("navigate");
         self.wait_js(
             "the page to render",
@@ -307,7 +307,7 @@ impl Browser {
     }
 
     /// Runs `script` (a function body: use `return`) and returns its value.
-    pub async fn js(&self, script: &str) -> Value {
+    pub(crate) async fn js(&self, script: &str) -> Value {
         self.client
             .execute(script, Vec::new())
             .await
@@ -315,7 +315,7 @@ impl Browser {
     }
 
     /// Waits until the expression `expr` is truthy in the page; fails with the page's errors.
-    pub async fn wait_js(&self, what: &str, expr: &str) -> Value {
+    pub(crate) async fn wait_js(&self, what: &str, expr: &str) -> Value {
         let script = format!("return ({expr}) || null;");
         let deadline = Instant::now() + TIMEOUT;
         loop {
@@ -340,7 +340,7 @@ impl Browser {
 
     /// Saves a screenshot of the whole page (the window grown to its height, at most 2,400
     /// pixels) as `target/dashboard-screenshots/<name>.png` and returns its path.
-    pub async fn screenshot(&self, name: &str) -> PathBuf {
+    pub(crate) async fn screenshot(&self, name: &str) -> PathBuf {
         let height = self
             .js("return document.documentElement.scrollHeight")
             .await
@@ -358,7 +358,7 @@ impl Browser {
     }
 
     /// Ends the session and the driver.
-    pub async fn close(mut self) {
+    pub(crate) async fn close(mut self) {
         let _ = self.client.clone().close().await;
         let _ = self.driver.kill();
         let _ = self.driver.wait();
@@ -390,7 +390,7 @@ impl Drop for Browser {
 }
 
 /// A reader of a server-sent-event stream.
-pub struct Sse {
+pub(crate) struct Sse {
     stream: std::pin::Pin<
         Box<dyn futures_util::Stream<Item = reqwest::Result<axum::body::Bytes>> + Send>,
     >,
@@ -399,7 +399,7 @@ pub struct Sse {
 
 impl Sse {
     /// Opens the stream at `url` (fails unless it answers 200).
-    pub async fn open(client: &reqwest::Client, url: &str) -> Sse {
+    pub(crate) async fn open(client: &reqwest::Client, url: &str) -> Sse {
         let r = client.get(url).send().await.expect("GET event stream");
         assert_eq!(r.status().as_u16(), 200, "GET {url}");
         Sse {
@@ -409,7 +409,7 @@ impl Sse {
     }
 
     /// The next event as `(name, data)`; fails after [`TIMEOUT`].
-    pub async fn next(&mut self) -> (String, String) {
+    pub(crate) async fn next(&mut self) -> (String, String) {
         use futures_util::StreamExt;
         let deadline = tokio::time::Instant::now() + TIMEOUT;
         loop {

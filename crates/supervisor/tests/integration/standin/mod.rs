@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// The stand-in agent's path (built on first use if missing).
-pub fn standin() -> &'static str {
+pub(crate) fn standin() -> &'static str {
     static PATH: OnceLock<String> = OnceLock::new();
     PATH.get_or_init(|| {
         let supervisor = PathBuf::from(env!("CARGO_BIN_EXE_supervisor"));

@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 /// How long a condition may take to come true on a slow machine.
-pub const TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a whole `supervisor` command may take.
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The binary under test.
-pub fn bin() -> &'static str {
+pub(crate) fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_supervisor")
 }
 
@@ -28,7 +28,7 @@ static SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// A finished `supervisor` command.
 #[derive(Debug)]
-pub struct Out {
+pub(crate) struct Out {
     /// The arguments, for messages.
     pub args: Vec<String>,
     /// Exit code (`None` when killed by a signal).
@@ -42,7 +42,7 @@ pub struct Out {
 impl Out {
     /// Fails unless the command exited with `code`.
     #[track_caller]
-    pub fn expect_code(&self, code: i32) -> &Self {
+    pub(crate) fn expect_code(&self, code: i32) -> &Self {
         assert_eq!(
             self.code,
             Some(code),
@@ -57,13 +57,13 @@ impl Out {
 
     /// Fails unless the command succeeded.
     #[track_caller]
-    pub fn ok(&self) -> &Self {
+    pub(crate) fn ok(&self) -> &Self {
         self.expect_code(0)
     }
 
     /// Fails unless the command exited with `code` and a readable error on stderr.
     #[track_caller]
-    pub fn readable_error(&self, code: i32) -> &Self {
+    pub(crate) fn readable_error(&self, code: i32) -> &Self {
         self.expect_code(code);
         assert_readable(&self.stderr, &self.args);
         self
@@ -72,7 +72,7 @@ impl Out {
 
 /// Fails when `stderr` is empty or shows Rust internals (`Debug` output, a panic).
 #[track_caller]
-pub fn assert_readable(stderr: &str, args: &[String]) {
+pub(crate) fn assert_readable(stderr: &str, args: &[String]) {
     assert!(
         stderr.trim().len() > 10,
         "`supervisor {}` failed without saying why: {stderr:?}",
@@ -99,7 +99,7 @@ pub fn assert_readable(stderr: &str, args: &[String]) {
 
 /// Polls `cond` every 25 ms until it holds; fails after `timeout` saying what was awaited.
 #[track_caller]
-pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     loop {
         if cond() {
@@ -113,13 +113,13 @@ pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
 }
 
 /// A seed of the test configuration: name, value reported by the job, queue priority.
-pub type SeedDef<'a> = (&'a str, i64, f64);
+pub(crate) type SeedDef<'a> = (&'a str, i64, f64);
 
 /// The default seeds: `001_a` (score 2), `002_b` (3), `003_c` (4), run in that order.
-pub const SEEDS: &[SeedDef<'static>] = &[("a", 2, 1.0), ("b", 3, 2.0), ("c", 4, 3.0)];
+pub(crate) const SEEDS: &[SeedDef<'static>] = &[("a", 2, 1.0), ("b", 3, 2.0), ("c", 4, 3.0)];
 
 /// A temp folder holding workdirs, configuration files, the job script and command outputs.
-pub struct Lab {
+pub(crate) struct Lab {
     dir: tempfile::TempDir,
     /// Absolute path of the folder (commands run here).
     pub root: PathBuf,
@@ -128,7 +128,7 @@ pub struct Lab {
 impl Lab {
     /// A new lab with `job.sh`: `sh job.sh V` waits for `<root>/gate` (at most 60 s, or until
     /// the lab is deleted), then prints `METRIC score=V`; `V = 0` fails with exit status 3.
-    pub fn new() -> Lab {
+    pub(crate) fn new() -> Lab {
         let dir = tempfile::Builder::new()
             .prefix("cli-test-")
             .tempdir()
@@ -150,17 +150,17 @@ impl Lab {
     }
 
     /// `<root>/<name>`.
-    pub fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.root.join(name)
     }
 
     /// Lets every waiting job finish.
-    pub fn open_gate(&self) {
+    pub(crate) fn open_gate(&self) {
         fs::write(self.root.join("gate"), b"open\n").expect("gate");
     }
 
     /// The test configuration: planner `none`, one job at a time, baseline score 1.
-    pub fn config(&self, seeds: &[SeedDef], max_experiments: u64) -> Value {
+    pub(crate) fn config(&self, seeds: &[SeedDef], max_experiments: u64) -> Value {
         let seeds: Vec<Value> = seeds
             .iter()
             .map(|(name, v, p)| json!({"name": name, "params": {"v": v}, "priority": p}))
@@ -177,14 +177,14 @@ impl Lab {
     }
 
     /// Writes `value` (JSON) or `text` as `<root>/<name>` and returns its path.
-    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+    pub(crate) fn write(&self, name: &str, text: &str) -> PathBuf {
         let p = self.root.join(name);
         fs::write(&p, text).expect("write file");
         p
     }
 
     /// Writes the default configuration as `<root>/cfg.json`.
-    pub fn default_config_file(&self) -> PathBuf {
+    pub(crate) fn default_config_file(&self) -> PathBuf {
         let text = serde_json::to_string_pretty(&self.config(SEEDS, 10)).unwrap();
         self.write("cfg.json", &text)
     }
@@ -209,7 +209,7 @@ impl Lab {
 
     /// Runs `supervisor ARGS` in the lab and waits (at most [`COMMAND_TIMEOUT`]).
     #[track_caller]
-    pub fn sup(&self, args: &[&str]) -> Out {
+    pub(crate) fn sup(&self, args: &[&str]) -> Out {
         let (out, err) = self.outputs(args.first().copied().unwrap_or("none"));
         let mut child = self
             .command(args, &out, &err)
@@ -233,7 +233,7 @@ impl Lab {
     }
 
     /// Starts `supervisor run <wd> --no-render ARGS` in the background.
-    pub fn start_run(&self, wd: &str, extra: &[&str]) -> Engine {
+    pub(crate) fn start_run(&self, wd: &str, extra: &[&str]) -> Engine {
         let mut args = vec!["run", wd, "--no-render"];
         args.extend_from_slice(extra);
         let (out, err) = self.outputs("run-bg");
@@ -247,7 +247,7 @@ impl Lab {
 
     /// `supervisor status <wd> --json`, parsed.
     #[track_caller]
-    pub fn status(&self, wd: &str) -> Value {
+    pub(crate) fn status(&self, wd: &str) -> Value {
         let out = self.sup(&["status", wd, "--json"]);
         out.ok();
         serde_json::from_str(&out.stdout)
@@ -256,7 +256,7 @@ impl Lab {
 
     /// Polls `status --json` until `pred` holds; returns the last status.
     #[track_caller]
-    pub fn wait_status(&self, wd: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) fn wait_status(&self, wd: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + TIMEOUT;
         loop {
             // Before the engine has created the workdir, `status` fails: keep waiting.
@@ -278,7 +278,7 @@ impl Lab {
     /// Waits until the engine on `wd` runs `node` (status `running`, node in `running` with
     /// its job id, so its job has been launched) and `queued` specs wait.
     #[track_caller]
-    pub fn wait_running(&self, wd: &str, node: &str, queued: u64) -> Value {
+    pub(crate) fn wait_running(&self, wd: &str, node: &str, queued: u64) -> Value {
         self.wait_status(
             wd,
             &format!("{node} running on {wd}, {queued} queued"),
@@ -295,7 +295,7 @@ impl Lab {
 
     /// A workdir `wd` that ran the default configuration to the end (gate open).
     #[track_caller]
-    pub fn finished_workdir(&self, wd: &str) {
+    pub(crate) fn finished_workdir(&self, wd: &str) {
         self.open_gate();
         let cfg = self.default_config_file();
         self.sup(&["run", wd, "--config", cfg.to_str().unwrap(), "--no-render"])
@@ -311,7 +311,7 @@ impl Drop for Lab {
 }
 
 /// `running[*].node_id` of a status.
-pub fn running_ids(status: &Value) -> Vec<String> {
+pub(crate) fn running_ids(status: &Value) -> Vec<String> {
     status["running"]
         .as_array()
         .map(|a| {
@@ -336,7 +336,7 @@ fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
 }
 
 /// A `supervisor run` in the background; killed (SIGKILL) if still alive when dropped.
-pub struct Engine {
+pub(crate) struct Engine {
     child: Child,
     stderr: PathBuf,
     args: Vec<String>,
@@ -344,18 +344,18 @@ pub struct Engine {
 
 impl Engine {
     /// The process id.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// What it wrote to stderr so far.
-    pub fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
     /// Waits for it to exit (at most [`COMMAND_TIMEOUT`]) and returns its exit code.
     #[track_caller]
-    pub fn wait(&mut self) -> Option<i32> {
+    pub(crate) fn wait(&mut self) -> Option<i32> {
         match wait_child(&mut self.child, COMMAND_TIMEOUT) {
             Some(status) => status.code(),
             None => panic!(
@@ -368,7 +368,7 @@ impl Engine {
 
     /// Waits for exit and fails unless the exit code is `code`.
     #[track_caller]
-    pub fn expect_exit(&mut self, code: i32) {
+    pub(crate) fn expect_exit(&mut self, code: i32) {
         let got = self.wait();
         assert_eq!(
             got,
@@ -380,7 +380,7 @@ impl Engine {
     }
 
     /// SIGKILL, then reap.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -395,7 +395,7 @@ impl Drop for Engine {
 }
 
 /// Node ids in the order their first `spec_started` event was logged.
-pub fn start_order(wd: &Path) -> Vec<String> {
+pub(crate) fn start_order(wd: &Path) -> Vec<String> {
     let (lines, _) = autoresearch_engine::events::read_events::<autoresearch_engine::Event>(
         &wd.join("engine/events.jsonl"),
         0,
@@ -415,7 +415,7 @@ pub fn start_order(wd: &Path) -> Vec<String> {
 /// Every file under `dir` with its bytes (folders as empty entries with a trailing `/`),
 /// except `engine/lock`: whoever takes the lock (an offline queue edit, repair) writes its pid
 /// there, which is not a change of the workdir's data.
-pub fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+pub(crate) fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
         let Ok(entries) = fs::read_dir(dir) else {
@@ -441,7 +441,7 @@ pub fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 
 /// Fails with the differing paths when two snapshots differ.
 #[track_caller]
-pub fn assert_same(
+pub(crate) fn assert_same(
     before: &BTreeMap<String, Vec<u8>>,
     after: &BTreeMap<String, Vec<u8>>,
     what: &str,
@@ -466,7 +466,7 @@ pub fn assert_same(
 }
 
 /// Queue ids printed by `supervisor queue … list`, in the printed order.
-pub fn listed_ids(stdout: &str) -> Vec<String> {
+pub(crate) fn listed_ids(stdout: &str) -> Vec<String> {
     stdout
         .lines()
         .skip_while(|l| !l.trim_start().starts_with('#'))
