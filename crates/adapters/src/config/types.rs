@@ -408,6 +408,17 @@ pub enum PlannerKind {
     Agent,
 }
 
+impl PlannerKind {
+    /// `search`, `none` or `agent`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlannerKind::Search => "search",
+            PlannerKind::None => "none",
+            PlannerKind::Agent => "agent",
+        }
+    }
+}
+
 /// `planner`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -436,6 +447,16 @@ pub enum ExecutorKind {
     Local,
     /// A Slurm cluster through `sbatch`.
     Slurm,
+}
+
+impl ExecutorKind {
+    /// `local` or `slurm`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutorKind::Local => "local",
+            ExecutorKind::Slurm => "slurm",
+        }
+    }
 }
 
 /// `executor`.

@@ -94,18 +94,7 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, N
 /// The `workspace` section of the workdir's `config.json`, when it has one.
 fn workspace_of(workdir: &Path) -> Result<Option<WorkspaceConfig>, NodeDiffError> {
     let path = Workdir::new(workdir).config();
-    let Some(config) = read_json::<serde_json::Value>(&path)? else {
-        return Ok(None);
-    };
-    match config.get("workspace").filter(|w| !w.is_null()) {
-        None => Ok(None),
-        Some(w) => serde_json::from_value(w.clone())
-            .map(Some)
-            .map_err(|e| NodeDiffError::File {
-                path,
-                message: format!("workspace: {e}"),
-            }),
-    }
+    Ok(read_json::<crate::config::Config>(&path)?.and_then(|c| c.workspace))
 }
 
 impl NodeCode {

@@ -9,9 +9,9 @@ use anyhow::{Context, Result};
 use autoresearch_adapters::agent::cost_log::{self, CostLine};
 use autoresearch_adapters::agent::{AgentClient, AgentPhase, CallOutcome};
 use autoresearch_adapters::config::agent::{AgentConfig, AgentPreset};
+use autoresearch_adapters::config::{Config, PlannerKind};
 use autoresearch_adapters::workdir::Workdir;
 use clap::{Args, ValueEnum};
-use serde_json::Value;
 
 /// Which agent to call when the run's planner is not the agent (or to call another one).
 #[derive(Debug, Args, Default, Clone, PartialEq)]
@@ -77,17 +77,14 @@ pub fn run_agent_config(workdir: &Path) -> Result<Option<AgentConfig>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let config: Value = serde_json::from_slice(&bytes)
-        .with_context(|| format!("{}: not valid JSON", path.display()))?;
-    let planner = config.get("planner");
-    if planner.and_then(|p| p.get("kind")).and_then(Value::as_str) != Some("agent") {
+    let config: Config = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{}: not a valid configuration", path.display()))?;
+    if config.planner.kind != PlannerKind::Agent {
         return Ok(None);
     }
-    let Some(agent) = planner.and_then(|p| p.get("agent")) else {
+    let Some(agent) = config.planner.agent else {
         return Ok(None);
     };
-    let agent: AgentConfig = serde_json::from_value(agent.clone())
-        .with_context(|| format!("{}: planner.agent", path.display()))?;
     agent.validate(&path)?;
     Ok(Some(agent))
 }

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use autoresearch_adapters::config::{Config, ConfigError, canonical_params_key};
+use autoresearch_adapters::model::HandPayload;
 use autoresearch_adapters::workdir::Workdir;
 use autoresearch_adapters::workflow::nodes::NodeStore;
 use serde_json::{Map, Value};
@@ -99,8 +100,8 @@ pub fn known_sets(workdir: &Path, config: &Config) -> Result<HashMap<String, Str
             if nodes.get(&spec.id).is_some() || spec.payload.contains_key("changes") {
                 continue;
             }
-            if let Some(params) = spec.payload.get("params").and_then(Value::as_object) {
-                out.entry(key(params))
+            if let Ok(payload) = HandPayload::from_map(&spec.payload) {
+                out.entry(key(&payload.params))
                     .or_insert_with(|| format!("{} (queued by hand)", spec.id));
             }
         }

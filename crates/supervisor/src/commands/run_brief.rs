@@ -14,13 +14,12 @@ use autoresearch_adapters::agent::plan_prompt::{Finding, HistoryRow, InFlight, P
 use autoresearch_adapters::agent::run_brief::{
     BestNode, FailureGroup, NodeAnalysis, PathStep, RunBrief,
 };
-use autoresearch_adapters::config::workspace::WorkspaceConfig;
 use autoresearch_adapters::config::{Direction, format_number};
+use autoresearch_adapters::model::NodeResult;
 use autoresearch_adapters::model::NodeStatus;
 use autoresearch_adapters::workdir::Workdir;
 use autoresearch_adapters::workspace::Workspace;
 use autoresearch_engine::nofollow::read_regular;
-use serde_json::Value;
 
 use crate::render::{RunView, pct_change};
 
@@ -62,25 +61,12 @@ fn read_tail(path: &Path, max: u64) -> Option<String> {
     })
 }
 
-/// The findings of a node: `findings` in its `result.json` (read as raw JSON: the result type
-/// gains the field with the analyze phase's integration; this is the one place to switch).
+/// The findings of a node: `findings` in its `result.json`.
 fn findings_of(wd: &Workdir, id: &str) -> Vec<String> {
     read_text(&wd.node_result(id))
-        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-        .and_then(|v| v.get("findings").cloned())
-        .and_then(|f| serde_json::from_value::<Vec<String>>(f).ok())
+        .and_then(|t| serde_json::from_str::<NodeResult>(&t).ok())
+        .and_then(|r| r.findings)
         .unwrap_or_default()
-}
-
-/// The run's noise floor, when `state.json` has one (`noise_floor`: a number or an object),
-/// read as raw JSON (this is the one place to switch to the typed field).
-fn noise_floor(wd: &Workdir) -> Option<String> {
-    let state: Value = serde_json::from_str(&read_text(&wd.state())?).ok()?;
-    match state.get("noise_floor")? {
-        Value::Number(n) => n.as_f64().map(format_number),
-        Value::Null => None,
-        other => Some(other.to_string()),
-    }
 }
 
 /// A node's analysis: `runs/<id>/analysis.md`, else the `analysis` of its result.
@@ -114,25 +100,13 @@ async fn refs_and_stats(
     let mut refs = HashMap::new();
     let mut commits = HashMap::new();
     let mut stats = HashMap::new();
-    let Some(ws) = view
-        .config
-        .as_ref()
-        .and_then(|c| c.get("workspace"))
-        .filter(|w| !w.is_null())
-    else {
+    let Some(ws) = view.config.as_ref().and_then(|c| c.workspace.clone()) else {
         return (refs, stats);
     };
     // No run id yet: no experiment has a ref (and opening the workspace would make one).
     if !autoresearch_adapters::workspace::run_id::run_id_path(&view.root).is_file() {
         return (refs, stats);
     }
-    let ws: WorkspaceConfig = match serde_json::from_value(ws.clone()) {
-        Ok(w) => w,
-        Err(e) => {
-            warnings.push(format!("config.json workspace ignored: {e}"));
-            return (refs, stats);
-        }
-    };
     let workspace = match Workspace::open(&view.root, &ws).await {
         Ok(w) => w,
         Err(e) => {
@@ -271,10 +245,8 @@ pub async fn build(view: &RunView, warnings: &mut Vec<String>) -> RunBrief {
     });
 
     let mut space = view
-        .config
-        .as_ref()
-        .and_then(|c| c.get("search_space"))
-        .map(Value::to_string)
+        .search_space()
+        .and_then(|s| serde_json::to_string(s).ok())
         .unwrap_or_default();
     if space.chars().count() > MAX_SPACE_CHARS {
         space = space.chars().take(MAX_SPACE_CHARS).collect::<String>() + "…";
@@ -288,8 +260,7 @@ pub async fn build(view: &RunView, warnings: &mut Vec<String>) -> RunBrief {
             min_improvement: view
                 .config
                 .as_ref()
-                .and_then(|c| c.pointer("/objective/min_improvement"))
-                .and_then(|v| serde_json::from_value(v.clone()).ok())
+                .map(|c| c.objective.min_improvement)
                 .unwrap_or_default(),
             noise_floor: view.noise_floor(),
             search_space: space,
@@ -313,7 +284,7 @@ pub async fn build(view: &RunView, warnings: &mut Vec<String>) -> RunBrief {
             .into_iter()
             .map(|(kind, nodes)| FailureGroup { kind, nodes })
             .collect(),
-        noise_floor: noise_floor(&wd),
+        noise_floor: view.noise_floor().map(|n| n.describe()),
         agent_cost: cost,
     }
 }
@@ -360,10 +331,9 @@ fn status_text(view: &RunView) -> String {
 
 fn budget_text(view: &RunView) -> String {
     let Some(limits) = view
-        .config
-        .as_ref()
-        .and_then(|c| c.get("limits"))
-        .and_then(Value::as_object)
+        .limits()
+        .and_then(|l| serde_json::to_value(l).ok())
+        .and_then(|v| v.as_object().cloned())
     else {
         return String::new();
     };

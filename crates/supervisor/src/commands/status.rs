@@ -11,7 +11,6 @@ use autoresearch_adapters::workdir::Workdir;
 use autoresearch_adapters::workflow::events::JobAnnotation;
 use autoresearch_engine::EngineStatus;
 use serde::Serialize;
-use serde_json::Value;
 
 /// Spec counts.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -74,7 +73,7 @@ pub struct StatusReport {
     /// Wall time used over all resumes.
     pub time_used_s: f64,
     /// Limits from config.json.
-    pub limits: Option<Value>,
+    pub limits: Option<autoresearch_adapters::config::Limits>,
     /// Why the run stopped.
     pub stop_reason: Option<String>,
     /// What to do next when the run stopped: the command that fixes a fail-fast verdict, raises
@@ -104,7 +103,7 @@ pub fn gather(workdir: &Path) -> Result<StatusReport> {
         .ok()
         .flatten();
     let run: Option<RunState> = read_json(&wd.state());
-    let config: Option<Value> = read_json(&wd.config());
+    let config: Option<autoresearch_adapters::config::Config> = read_json(&wd.config());
     let (status, message) = match (&holder, &engine) {
         (Some(_), _) => ("running", None),
         (None, None) => ("new", None),
@@ -200,7 +199,7 @@ pub fn gather(workdir: &Path) -> Result<StatusReport> {
         experiments_started,
         plateau: run.as_ref().map(|r| r.plateau).unwrap_or(0),
         time_used_s,
-        limits: config.as_ref().and_then(|c| c.get("limits").cloned()),
+        limits: config.as_ref().map(|c| c.limits.clone()),
         stop_reason: run.as_ref().and_then(|r| r.stop_reason.clone()),
         next_step: match (&run, status) {
             (Some(r), "stopped") => super::next_step::after_stop(
@@ -232,9 +231,7 @@ pub fn format_human(r: &StatusReport) -> String {
     let limit = r
         .limits
         .as_ref()
-        .and_then(|l| l.get("max_experiments"))
-        .and_then(Value::as_u64)
-        .map(|m| format!("/{m}"))
+        .map(|l| format!("/{}", l.max_experiments))
         .unwrap_or_default();
     out.push_str(&format!(
         "experiments: {} started{limit}, {} completed, {} failed, {} queued, {} running\n",

@@ -80,7 +80,7 @@ pub fn importance(view: &RunView) -> Vec<Importance> {
                 .filter(|b| !b.values.is_empty())
                 .map(|b| (b.label.clone(), mean(&b.values)))
                 .reduce(|a, b| {
-                    if view.direction.better(b.1, a.1) {
+                    if view.direction.is_better(b.1, a.1) {
                         b
                     } else {
                         a

@@ -23,6 +23,8 @@ use autoresearch_engine::EngineStatus;
 use autoresearch_engine::state::EngineState;
 use serde_json::{Map, Value};
 
+use autoresearch_adapters::config::Config;
+
 use super::RenderError;
 pub use super::completion::CompletionSource;
 use super::completion::completion_order;
@@ -49,7 +51,7 @@ pub struct RunView {
     /// `state.json`, when readable.
     pub state: Option<RunState>,
     /// `config.json`, when readable.
-    pub config: Option<Value>,
+    pub config: Option<Config>,
     /// `engine/engine_state.json`, when readable.
     pub engine: Option<EngineState>,
     /// Whether an engine holds `engine/lock` right now: `Some(pid)`, `None` when free, and
@@ -96,7 +98,7 @@ impl RunView {
             warnings.push(format!("{}: {msg}; {what}", rel(root, path)));
         };
 
-        let config: Option<Value> = match read_json(&wd.config()) {
+        let config: Option<Config> = match read_json(&wd.config()) {
             Read::Ok(v) => Some(v),
             Read::Missing => None,
             Read::Bad(e) => {
@@ -123,14 +125,9 @@ impl RunView {
         };
         let lock_holder = autoresearch_engine::lock::holder(root).map_err(|e| e.to_string());
 
-        let cfg_str = |ptr: &str| {
-            config
-                .as_ref()
-                .and_then(|c| c.pointer(ptr))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        };
-        let metric = cfg_str("/objective/metric")
+        let metric = config
+            .as_ref()
+            .map(|c| c.objective.metric.clone())
             .or_else(|| {
                 state
                     .as_ref()
@@ -138,22 +135,21 @@ impl RunView {
                     .filter(|m| !m.is_empty())
             })
             .unwrap_or_else(|| "primary".to_owned());
-        let direction_word = cfg_str("/objective/direction").or_else(|| {
-            state
-                .as_ref()
-                .map(|s| s.direction.clone())
-                .filter(|d| !d.is_empty())
-        });
-        let direction = match direction_word.as_deref().map(Direction::parse) {
-            Some(Some(d)) => d,
-            Some(None) => {
-                warnings.push(format!(
-                    "objective direction {:?} not understood; assuming maximize",
-                    direction_word.unwrap_or_default()
-                ));
-                Direction::Maximize
+        let direction = match (&config, &state) {
+            (Some(c), _) => c.objective.direction,
+            (None, Some(s)) if !s.direction.is_empty() => {
+                match serde_json::from_value::<Direction>(Value::String(s.direction.clone())) {
+                    Ok(d) => d,
+                    Err(_) => {
+                        warnings.push(format!(
+                            "state.json: objective direction {:?} not understood; assuming maximize",
+                            s.direction
+                        ));
+                        Direction::Maximize
+                    }
+                }
             }
-            None => Direction::Maximize,
+            _ => Direction::Maximize,
         };
 
         // Tree file: only for the change labels.
@@ -321,23 +317,15 @@ impl RunView {
         self.by_id.get(id).map(|&i| &self.nodes[i])
     }
 
-    /// A string from `config.json` at JSON pointer `ptr`.
-    pub fn config_str(&self, ptr: &str) -> Option<&str> {
-        self.config.as_ref()?.pointer(ptr)?.as_str()
-    }
-
     /// The search space of `config.json` (parameters in declaration order), when the
     /// configuration is readable.
-    pub fn search_space(&self) -> Option<autoresearch_adapters::config::SearchSpace> {
-        let config = self.config.clone()?;
-        serde_json::from_value::<autoresearch_adapters::config::Config>(config)
-            .ok()
-            .map(|c| c.search_space)
+    pub fn search_space(&self) -> Option<&autoresearch_adapters::config::SearchSpace> {
+        self.config.as_ref().map(|c| &c.search_space)
     }
 
-    /// A number from `config.json` at JSON pointer `ptr`.
-    pub fn config_f64(&self, ptr: &str) -> Option<f64> {
-        self.config.as_ref()?.pointer(ptr)?.as_f64()
+    /// The run's limits (`config.json`'s `limits`), when the configuration is readable.
+    pub fn limits(&self) -> Option<&autoresearch_adapters::config::Limits> {
+        self.config.as_ref().map(|c| &c.limits)
     }
 
     /// Counts of nodes per status group.
@@ -443,7 +431,7 @@ impl RunView {
                     continue;
                 }
                 if let Some(v) = self.primary(i)
-                    && best.is_none_or(|(_, b)| self.direction.better(v, b))
+                    && best.is_none_or(|(_, b)| self.direction.is_better(v, b))
                 {
                     best = Some((i, v));
                 }

@@ -12,41 +12,8 @@ use autoresearch_adapters::workdir::Workdir;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-/// Whether a larger or a smaller primary metric is better.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    /// Larger is better.
-    Maximize,
-    /// Smaller is better.
-    Minimize,
-}
-
-impl Direction {
-    /// Parses `maximize`/`max`/`minimize`/`min` (case-insensitive).
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "maximize" | "max" | "maximise" => Some(Direction::Maximize),
-            "minimize" | "min" | "minimise" => Some(Direction::Minimize),
-            _ => None,
-        }
-    }
-
-    /// The word used in `config.json`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Maximize => "maximize",
-            Direction::Minimize => "minimize",
-        }
-    }
-
-    /// Whether `a` is strictly better than `b`.
-    pub fn better(self, a: f64, b: f64) -> bool {
-        match self {
-            Direction::Maximize => a > b,
-            Direction::Minimize => a < b,
-        }
-    }
-}
+/// Whether a larger or a smaller primary metric is better (the configuration's type).
+pub use autoresearch_adapters::config::Direction;
 
 /// One node of the hypothesis tree as read from `engine/nodes/<id>/` (and `runs/<id>/job.json`).
 #[derive(Debug, Clone)]

@@ -382,7 +382,7 @@ fn draw_panel(
             let better = if by_flag {
                 p.improved
             } else {
-                best.is_none_or(|b| direction.better(p.y, b))
+                best.is_none_or(|b| direction.is_better(p.y, b))
             };
             if better {
                 if let Some(b) = best {

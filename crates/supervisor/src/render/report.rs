@@ -4,8 +4,6 @@
 use std::fmt::Write as _;
 
 use autoresearch_adapters::model::NodeStatus;
-use autoresearch_adapters::workflow::nodes::plain;
-use serde_json::Value;
 
 use super::code::{NodeDiffs, write_markdown};
 use super::format::fmt_spread;
@@ -23,19 +21,17 @@ use autoresearch_adapters::config::shell_word as quoted;
 pub fn reproduce_command(view: &RunView, i: usize) -> Option<String> {
     let spec = view.nodes[i].spec.as_ref()?;
     let mut cmd = String::new();
-    if let Some(cwd) = view.config_str("/job/cwd").filter(|c| !c.is_empty()) {
-        let _ = write!(cmd, "cd {} && ", quoted(cwd));
-    }
-    if let Some(env) = view
-        .config
-        .as_ref()
-        .and_then(|c| c.pointer("/job/env"))
-        .and_then(Value::as_object)
-        .filter(|e| !e.is_empty())
+    let job = view.config.as_ref().map(|c| &c.job);
+    if let Some(cwd) = job
+        .map(|j| j.cwd.to_string_lossy())
+        .filter(|c| !c.is_empty())
     {
+        let _ = write!(cmd, "cd {} && ", quoted(&cwd));
+    }
+    if let Some(env) = job.map(|j| &j.env).filter(|e| !e.is_empty()) {
         cmd.push_str("env");
         for (k, v) in env {
-            let _ = write!(cmd, " {}", quoted(&format!("{k}={}", plain(v))));
+            let _ = write!(cmd, " {}", quoted(&format!("{k}={v}")));
         }
         cmd.push(' ');
     }
@@ -112,8 +108,9 @@ pub fn render_report_md(view: &RunView, best_code: Option<&NodeDiffs>) -> String
                     out.push_str("\n```\n\n");
                     let mut notes = Vec::new();
                     if view
-                        .config_str("/job/cwd")
-                        .is_some_and(|c| !c.starts_with('/'))
+                        .config
+                        .as_ref()
+                        .is_some_and(|c| c.job.cwd.is_relative())
                     {
                         notes.push(
                             "`job.cwd` is relative: run from the folder the experiment run was \

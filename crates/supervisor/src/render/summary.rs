@@ -68,8 +68,8 @@ pub(crate) fn best_line(view: &RunView) -> Option<String> {
                     fmt_spread(b, base_spread)
                 );
                 if let Some(p) = pct_change(v, b) {
-                    let better = view.direction.better(v, b);
-                    let worse = view.direction.better(b, v);
+                    let better = view.direction.is_better(v, b);
+                    let worse = view.direction.is_better(b, v);
                     let word = if better {
                         "better"
                     } else if worse {
@@ -296,7 +296,7 @@ pub fn render_summary(view: &RunView) -> String {
     // Plateau and budgets.
     out.push_str("## Budgets\n\n");
     let st = view.state.as_ref();
-    let limit = |ptr: &str| view.config_f64(ptr);
+    let limits = view.limits();
     let of = |used: String, lim: Option<f64>, what: &str| match lim {
         Some(l) => format!("{used} of {} ({what})", fmt_value(l)),
         None => format!("{used} (no {what})"),
@@ -309,13 +309,13 @@ pub fn render_summary(view: &RunView) -> String {
         "- Experiments started: {}",
         of(
             started.to_string(),
-            limit("/limits/max_experiments"),
+            limits.map(|l| l.max_experiments as f64),
             "max_experiments"
         )
     );
     match st {
         Some(s) => {
-            let time = match limit("/limits/time_budget_s") {
+            let time = match limits.and_then(|l| l.time_budget_s) {
                 Some(l) => format!(
                     "{} of {} (time_budget_s)",
                     fmt_secs(s.time_used_s),
@@ -327,11 +327,16 @@ pub fn render_summary(view: &RunView) -> String {
             let _ = writeln!(
                 out,
                 "- Plateau: {}",
-                of(s.plateau.to_string(), limit("/limits/patience"), "patience")
+                of(
+                    s.plateau.to_string(),
+                    limits.map(|l| f64::from(l.patience)),
+                    "patience"
+                )
             );
             let _ = writeln!(out, "- Planner rounds: {}", s.planner_rounds);
             if let Some(cost) = AgentCostSummary::of(s.agent_cost.as_ref(), &view.root) {
-                let budget = limit("/limits/agent_cost_usd")
+                let budget = limits
+                    .and_then(|l| l.agent_cost_usd)
                     .map(|b| format!(" of ${} (agent_cost_usd)", fmt_value(b)))
                     .unwrap_or_default();
                 let _ = writeln!(out, "- Agent cost: {}{budget}", md_cell(&cost.describe()));

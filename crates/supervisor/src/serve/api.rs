@@ -253,10 +253,6 @@ pub fn failure_text(view: &RunView, i: usize) -> Option<String> {
     Some(format!("{}: {first}", f.kind.as_str()))
 }
 
-fn cfg_num(view: &RunView, ptr: &str) -> Option<f64> {
-    view.config_f64(ptr)
-}
-
 /// Builds the overview.
 pub fn overview(key: &str, snap: &Snapshot, control: ControlInfo) -> Overview {
     let view = &snap.view;
@@ -345,20 +341,26 @@ pub fn overview(key: &str, snap: &Snapshot, control: ControlInfo) -> Overview {
         change_pct,
         noise_floor: view.noise_floor(),
         budget: Budget {
-            max_experiments: cfg_num(view, "/limits/max_experiments"),
+            max_experiments: view.limits().map(|l| l.max_experiments as f64),
             experiments_started: run.map(|r| r.experiments_started),
-            patience: cfg_num(view, "/limits/patience"),
+            patience: view.limits().map(|l| f64::from(l.patience)),
             plateau: run.map(|r| r.plateau),
-            time_budget_s: cfg_num(view, "/limits/time_budget_s"),
+            time_budget_s: view.limits().and_then(|l| l.time_budget_s),
             time_used_s: run.map(|r| r.time_used_s),
-            max_concurrency: cfg_num(view, "/limits/max_concurrency"),
+            max_concurrency: view.limits().map(|l| l.max_concurrency as f64),
             planner_rounds: run.map(|r| r.planner_rounds),
             agent_cost_usd: agent_cost.and_then(|c| c.total.usd),
             agent_calls: agent_cost.map(|c| c.total.calls),
-            agent_cost_limit_usd: cfg_num(view, "/limits/agent_cost_usd"),
+            agent_cost_limit_usd: view.limits().and_then(|l| l.agent_cost_usd),
         },
-        planner: view.config_str("/planner/kind").map(str::to_owned),
-        executor: view.config_str("/executor/kind").map(str::to_owned),
+        planner: view
+            .config
+            .as_ref()
+            .map(|c| c.planner.kind.as_str().to_owned()),
+        executor: view
+            .config
+            .as_ref()
+            .map(|c| c.executor.kind.as_str().to_owned()),
         stop_reason: run
             .and_then(|r| r.stop_reason.clone())
             .or_else(|| st.and_then(|s| s.stop_reason.clone())),
