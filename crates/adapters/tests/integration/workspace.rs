@@ -485,7 +485,12 @@ async fn node_diffs_come_from_commit_json_and_real_git() {
     let config = |ws: serde_json::Value| {
         std::fs::write(
             r.wd.join("config.json"),
-            json!({"workspace": ws}).to_string(),
+            json!({
+                "objective": {"metric": "score", "direction": "maximize"},
+                "job": {"command": "python3 main.py"},
+                "workspace": ws
+            })
+            .to_string(),
         )
         .unwrap()
     };
