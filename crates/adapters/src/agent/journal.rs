@@ -307,10 +307,8 @@ impl CallJournal {
     }
 }
 
-/// The current time in RFC 3339 with milliseconds.
-pub(crate) fn now_rfc3339() -> String {
-    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
-}
+/// The current time in RFC 3339 with milliseconds (the workflow's one clock format).
+pub(crate) use crate::workflow::now_millis as now_rfc3339;
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,7 @@
 
 use std::ffi::OsString;
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -216,6 +216,4 @@ pub(super) fn out_file_job(run_dir: &Path, attempt: u32) -> Option<String> {
     }))
 }
 
-pub(super) fn now_rfc3339() -> String {
-    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
-}
+pub(super) use crate::workflow::now_millis as now_rfc3339;
