@@ -13,7 +13,7 @@ use autoresearch_adapters::config::canonical_params_key;
 use autoresearch_engine::EngineStatus;
 use serde_json::{Value, json};
 
-use crate::support::Fixture;
+use crate::support::{EngineChild, Fixture};
 
 /// The job: logs its launch, prints its score (the sum of its four arguments) at once, then waits until the test
 /// releases it (`released/<id>` in its cwd) and exits 0.
@@ -337,4 +337,18 @@ pub(super) fn env_count(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(default)
+}
+
+/// Starts the workdir's engine in a child process, lets it run for `delay_ms`, then freezes it
+/// (SIGSTOP) so the phases on disk can be read before it is killed; `None` when the run ended
+/// on its own first. Shared by the crash tortures.
+pub(crate) fn spawn_and_freeze(fx: &Fixture, delay_ms: u64) -> Option<EngineChild> {
+    let mut child = fx.spawn_engine();
+    std::thread::sleep(Duration::from_millis(delay_ms));
+    if child.wait(Duration::ZERO).is_some() {
+        return None;
+    }
+    child.signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(2));
+    Some(child)
 }

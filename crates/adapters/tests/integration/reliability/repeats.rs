@@ -13,7 +13,7 @@ use autoresearch_adapters::model::{NodeResult, NoiseFloor};
 use autoresearch_adapters::noise;
 use serde_json::{Value, json};
 
-use crate::reliability::harness::{Barrier, Release, env_count, rng, run_to_end};
+use crate::reliability::harness::{Barrier, Release, env_count, rng, run_to_end, spawn_and_freeze};
 use crate::support::Fixture;
 
 const PER_WORKDIR: usize = 24;
@@ -257,18 +257,14 @@ async fn sigkill_torture_with_repeats_and_confirmation() {
         );
         let mut here = 0;
         while kills < wanted {
-            let mut child = fx.spawn_engine();
             let delay = match here {
                 0..3 => rng.u64(0..80),
                 n if n % 4 == 3 => rng.u64(500..2500),
                 _ => rng.u64(0..500),
             };
-            std::thread::sleep(Duration::from_millis(delay));
-            if child.wait(Duration::ZERO).is_some() {
+            let Some(mut child) = spawn_and_freeze(&fx, delay) else {
                 break; // this workdir's run is over
-            }
-            child.signal(libc::SIGSTOP);
-            std::thread::sleep(Duration::from_millis(2));
+            };
             for (id, status) in fx.statuses() {
                 let confirming = fx.node_dir(&id).join("confirm.json").exists()
                     && !matches!(status.as_str(), "planning" | "completed" | "failed");

@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::reliability::harness::{
-    Barrier, Release, check_invariants, check_no_repeats, env_count, rng, run_to_end, search_config,
+    Barrier, Release, check_invariants, check_no_repeats, env_count, rng, run_to_end,
+    search_config, spawn_and_freeze,
 };
 use crate::support::Fixture;
 
@@ -36,7 +37,6 @@ async fn sigkill_torture_loses_and_repeats_nothing() {
         );
         let mut here = 0;
         while kills < wanted {
-            let mut child = fx.spawn_engine();
             // Early kills also hit the start (loading, re-deriving, the first checkpoint);
             // every fourth engine lives longer, so runs move on whatever a restart costs.
             let delay = match here {
@@ -44,13 +44,10 @@ async fn sigkill_torture_loses_and_repeats_nothing() {
                 n if n % 4 == 3 => rng.u64(500..2500),
                 _ => rng.u64(0..400),
             };
-            std::thread::sleep(Duration::from_millis(delay));
-            if child.wait(Duration::ZERO).is_some() {
+            // Frozen: see which phases are on disk, then kill it.
+            let Some(mut child) = spawn_and_freeze(&fx, delay) else {
                 break; // this workdir's run is over
-            }
-            // Freeze it, see which phases are on disk, then kill it.
-            child.signal(libc::SIGSTOP);
-            std::thread::sleep(Duration::from_millis(2));
+            };
             for status in fx.statuses().into_values() {
                 let phase = if status.is_empty() {
                     "being created".to_string()
