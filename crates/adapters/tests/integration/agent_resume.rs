@@ -15,9 +15,10 @@ use autoresearch_engine::EngineStatus;
 use serde_json::json;
 use support::{read_json, wait_until};
 
-#[test]
-fn sigkill_during_a_plan_call_then_resume_duplicates_nothing() {
-    let a = Agentic::new(json!([idea("alpha"), idea("beta")]));
+/// Runs `a` (one slot) with the stand-in agent held inside its first `phase` call, then
+/// SIGKILLs the engine and the agent mid-call; returns the folder of the gates that hold the
+/// agent's calls.
+fn kill_during_a_call(a: &Agentic, phase: &str) -> std::path::PathBuf {
     let gates = a.fx.tmp.path().join("gates");
     std::fs::create_dir_all(&gates).unwrap();
     let pidfile = a.fx.tmp.path().join("agent.pid");
@@ -25,9 +26,9 @@ fn sigkill_during_a_plan_call_then_resume_duplicates_nothing() {
         &[
             (
                 "STANDIN_WAIT_FILE",
-                format!("{}/plan_{{n}}", gates.display()),
+                format!("{}/{phase}_{{n}}", gates.display()),
             ),
-            ("STANDIN_WAIT_PHASE", "plan".into()),
+            ("STANDIN_WAIT_PHASE", phase.into()),
             ("STANDIN_PIDFILE", pidfile.display().to_string()),
         ],
         &[],
@@ -35,13 +36,20 @@ fn sigkill_during_a_plan_call_then_resume_duplicates_nothing() {
     a.write_config(a.config(agent, json!({"limits": {"max_concurrency": 1}})));
     let mut child = a.fx.spawn_engine();
     assert!(
-        wait_until(Duration::from_secs(60), || a.calls_of("plan") == 1
+        wait_until(Duration::from_secs(60), || a.calls_of(phase) == 1
             && pidfile.exists()),
-        "no plan call: {}",
+        "no {phase} call: {}",
         a.fx.child_log()
     );
     child.kill9();
     a.kill_agent(&pidfile);
+    gates
+}
+
+#[test]
+fn sigkill_during_a_plan_call_then_resume_duplicates_nothing() {
+    let a = Agentic::new(json!([idea("alpha"), idea("beta")]));
+    let gates = kill_during_a_call(&a, "plan");
     let base = a.fx.id_of("baseline");
     assert_eq!(a.fx.status(&base), "planning");
     open_all_gates(&gates);
@@ -68,30 +76,7 @@ fn sigkill_during_a_plan_call_then_resume_duplicates_nothing() {
 #[test]
 fn sigkill_during_an_apply_then_resume_redoes_it_from_a_clean_worktree() {
     let a = Agentic::new(json!([idea("alpha"), idea("beta")]));
-    let gates = a.fx.tmp.path().join("gates");
-    std::fs::create_dir_all(&gates).unwrap();
-    let pidfile = a.fx.tmp.path().join("agent.pid");
-    let agent = a.agent(
-        &[
-            (
-                "STANDIN_WAIT_FILE",
-                format!("{}/apply_{{n}}", gates.display()),
-            ),
-            ("STANDIN_WAIT_PHASE", "apply".into()),
-            ("STANDIN_PIDFILE", pidfile.display().to_string()),
-        ],
-        &[],
-    );
-    a.write_config(a.config(agent, json!({"limits": {"max_concurrency": 1}})));
-    let mut child = a.fx.spawn_engine();
-    assert!(
-        wait_until(Duration::from_secs(60), || a.calls_of("apply") == 1
-            && pidfile.exists()),
-        "no apply call: {}",
-        a.fx.child_log()
-    );
-    child.kill9();
-    a.kill_agent(&pidfile);
+    let gates = kill_during_a_call(&a, "apply");
     let alpha = a.fx.id_of("alpha");
     assert_eq!(a.fx.status(&alpha), "applying");
     // The agent had edited the worktree; nothing is committed.
