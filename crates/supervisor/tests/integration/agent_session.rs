@@ -23,8 +23,12 @@ fn ask_proposes_a_bump_that_changes_nothing_until_confirmed() {
     let lab = Lab::new();
     lab.configure(3, 12);
     let mut s = lab.started_session();
-    // The baseline runs (held by the gate); the seeds wait in the queue.
-    s.exp_regex(r"[0-9]{3}_baseline started").unwrap();
+    // The baseline runs (held by the gate); the seeds wait in the queue. Read from the
+    // workdir, not the stream: its `started` line may come before the first prompt, which
+    // `started_session` has already consumed.
+    wait_until("the baseline running", || {
+        (lab.status()["counts"]["running"].as_u64() == Some(1)).then_some(())
+    });
     let s_a = lab.node_id("s_a");
     assert_eq!(priority(&lab, &s_a), Some(0.0));
 

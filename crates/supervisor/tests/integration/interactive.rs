@@ -10,7 +10,9 @@ use std::process::Command;
 
 use autoresearch_adapters::workflow::events::RunEvent;
 use autoresearch_engine::Event;
-use pty::{Lab, answer, command, lock_holder, pid_alive, prompt, supervisor, type_text};
+use pty::{
+    Lab, answer, command, lock_holder, pid_alive, prompt, supervisor, type_text, wait_until,
+};
 
 #[test]
 fn questionnaire_reasks_a_wrong_answer_writes_the_config_and_starts_the_engine() {
@@ -85,8 +87,12 @@ fn tab_completes_and_a_live_bump_runs_the_bumped_node_next() {
     let lab = Lab::new();
     lab.configure(4, 12);
     let mut s = lab.started_session();
-    // The baseline runs (held by the gate); the four seeds wait in the queue.
-    s.exp_regex(r"[0-9]{3}_baseline started").unwrap();
+    // The baseline runs (held by the gate); the four seeds wait in the queue. Read from the
+    // workdir, not the stream: its `started` line may come before the first prompt, which
+    // `started_session` has already consumed.
+    wait_until("the baseline running", || {
+        (lab.status()["counts"]["running"].as_u64() == Some(1)).then_some(())
+    });
     let s_d = lab.node_id("s_d");
 
     type_text(&mut s, "bu\t");
