@@ -13,15 +13,18 @@
 //!   every experiment is a real process (this binary's `eval` subcommand) printing
 //!   `METRIC value=<f>`. Minutes per function.
 //! - `timing`: planning time with 1,000 experiments of history.
+//! - `baselines`: the random baselines 1..=6 of every function as JSON (the input of
+//!   `optuna_reference.py --baselines`).
 //! - `eval FUNCTION NOISE_SEED name=value…`: one job (prints `METRIC value=<f>`).
 //!
 //! Options: `--functions a,b` (default all), `--seeds N` (seeds 0..N, default 5),
 //! `--slots 1,4`, `--budget N` (default 100; budgets 30 and N are reported),
 //! `--durations random|equal` (in-process job durations), `--dir DIR` (engine workdirs, kept),
-//! `--set knob=value` (in-process experiments with the planner's knobs), `--baseline N` (0, the
-//! default: the baseline listed in `functions.rs`; N > 0: a uniformly random point of the space
-//! drawn with seed N, the same for every seed and slot count; the ratio then uses f of that
-//! point, with TPE's figures recorded from the listed baseline).
+//! `--set knob=value` (in-process experiments with the planner's knobs), `--baseline N[,N…]|all`
+//! (0, the default: the baseline listed in `functions.rs`; N > 0: a uniformly random point of
+//! the space drawn with seed N, the same for every seed and slot count; the ratio then uses f of
+//! that point and TPE's figures recorded from the same point, `reference_baselines.tsv`; `all`
+//! is 0–6; with several baselines a table pooled over them follows, see `pooled.rs`).
 //!
 //! Each table row: f(baseline), Optuna TPE's median best (5 seeds, `reference.tsv`), ours (median
 //! of the best true value reached within the budget) and "% of TPE" = (f(baseline) − ours) /
@@ -31,6 +34,7 @@
 mod engine;
 mod functions;
 mod inprocess;
+mod pooled;
 mod reference;
 
 use std::path::PathBuf;
@@ -56,14 +60,15 @@ struct Args {
     durations: Durations,
     dir: Option<PathBuf>,
     tuning: Tuning,
-    baseline: u64,
+    baselines: Vec<u64>,
 }
 
 fn usage(message: &str) -> ! {
     eprintln!("search_bench: {message}");
     eprintln!(
         "usage: search_bench [inprocess|engine|timing] [--functions a,b] [--seeds N] \
-         [--slots 1,4] [--budget N] [--durations random|equal] [--dir DIR] [--set knob=value] [--baseline N]"
+         [--slots 1,4] [--budget N] [--durations random|equal] [--dir DIR] [--set knob=value] [--baseline N[,N…]|all]\n       \
+         search_bench baselines"
     );
     std::process::exit(2)
 }
@@ -78,7 +83,7 @@ fn parse_args(raw: Vec<String>) -> Args {
         durations: Durations::Random,
         dir: None,
         tuning: Tuning::default(),
-        baseline: 0,
+        baselines: vec![0],
     };
     let mut it = raw.into_iter();
     while let Some(a) = it.next() {
@@ -87,7 +92,7 @@ fn parse_args(raw: Vec<String>) -> Args {
                 .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
         };
         match a.as_str() {
-            "inprocess" | "engine" | "timing" => args.mode = a,
+            "inprocess" | "engine" | "timing" | "baselines" => args.mode = a,
             "--functions" => {
                 args.functions = Some(value("--functions").split(',').map(String::from).collect())
             }
@@ -117,9 +122,13 @@ fn parse_args(raw: Vec<String>) -> Args {
             "--dir" => args.dir = Some(PathBuf::from(value("--dir"))),
             "--set" => set_knob(&mut args.tuning, &value("--set")),
             "--baseline" => {
-                args.baseline = value("--baseline")
-                    .parse()
-                    .unwrap_or_else(|_| usage("--baseline N"))
+                args.baselines = match value("--baseline").as_str() {
+                    "all" => (0..=RANDOM_BASELINES).collect(),
+                    list => list
+                        .split(',')
+                        .map(|n| n.parse().unwrap_or_else(|_| usage("--baseline N[,N…]|all")))
+                        .collect(),
+                }
             }
             "-h" | "--help" => usage("help"),
             other => usage(&format!("unknown argument {other:?}")),
@@ -177,14 +186,25 @@ fn main() {
     if functions.is_empty() {
         usage("no such function");
     }
-    check_baselines(&functions, &reference);
-    let functions: Vec<Function> = functions
-        .into_iter()
-        .map(|f| with_baseline(f, args.baseline))
-        .collect();
-    match args.mode.as_str() {
-        "timing" => timing(&args.tuning),
-        mode => compare(&args, mode, &functions, &reference),
+    if args.mode == "baselines" {
+        print_baselines(&functions);
+        return;
+    }
+    if args.mode == "timing" {
+        timing(&args.tuning);
+        return;
+    }
+    let mut cells = Vec::new();
+    for &n in &args.baselines {
+        let functions: Vec<Function> = functions
+            .iter()
+            .map(|f| with_baseline(f.clone(), n))
+            .collect();
+        check_baselines(&functions, &reference, n);
+        cells.extend(compare(&args, &args.mode, &functions, &reference, n));
+    }
+    if args.baselines.len() > 1 {
+        pooled::print(&cells, &args.slots);
     }
 }
 
@@ -225,17 +245,47 @@ fn with_baseline(mut f: Function, n: u64) -> Function {
     f
 }
 
+/// Random baselines recorded for Optuna (`reference_baselines.tsv`).
+const RANDOM_BASELINES: u64 = 6;
+
+/// The `baselines` mode: `{function: {"N": params}}` for the random baselines 1..=6.
+fn print_baselines(functions: &[Function]) {
+    let all: Map<String, Value> = functions
+        .iter()
+        .map(|f| {
+            let by_n: Map<String, Value> = (1..=RANDOM_BASELINES)
+                .map(|n| (n.to_string(), with_baseline(f.clone(), n).baseline))
+                .collect();
+            (f.name.to_string(), Value::Object(by_n))
+        })
+        .collect();
+    println!("{}", Value::Object(all));
+}
+
+/// The name of `function` started from random baseline `n` in the reference files
+/// (`name@bN`; the listed baseline: the name itself).
+fn reference_name(function: &str, n: u64) -> String {
+    if n == 0 {
+        function.to_string()
+    } else {
+        format!("{function}@b{n}")
+    }
+}
+
 /// f(baseline) must equal the recorded one: the Python and Rust functions are the same.
-fn check_baselines(functions: &[Function], reference: &Reference) {
+/// A random baseline without recorded figures is not checked (the ratio then uses the listed
+/// baseline's TPE figures, and the table says so).
+fn check_baselines(functions: &[Function], reference: &Reference, n: u64) {
     for f in functions {
         let base = f.value(f.baseline.as_object().unwrap());
-        match reference.baseline.get(f.name) {
+        let name = reference_name(f.name, n);
+        match reference.baseline.get(&name) {
             Some(r) if (r - base).abs() <= 1e-9 * r.abs().max(1.0) => {}
+            None if n > 0 => {}
             other => {
                 eprintln!(
-                    "search_bench: f(baseline) of {} is {base}, reference.tsv says {other:?}: \
-                     functions.rs and optuna_reference.py disagree",
-                    f.name
+                    "search_bench: f(baseline) of {name} is {base}, the reference files say \
+                     {other:?}: functions.rs and optuna_reference.py disagree"
                 );
                 std::process::exit(1);
             }
@@ -261,7 +311,14 @@ fn repeats(run: &Run) -> usize {
     n - keys.len()
 }
 
-fn compare(args: &Args, mode: &str, functions: &[Function], reference: &Reference) {
+/// Runs every function from baseline `n` and prints its table; returns its cells.
+fn compare(
+    args: &Args,
+    mode: &str,
+    functions: &[Function],
+    reference: &Reference,
+    n: u64,
+) -> Vec<pooled::Cell> {
     let exe = std::env::current_exe().expect("current executable");
     let dir = args
         .dir
@@ -269,10 +326,12 @@ fn compare(args: &Args, mode: &str, functions: &[Function], reference: &Referenc
         .unwrap_or_else(|| std::env::temp_dir().join("search_bench"));
     println!(
         "mode={mode} seeds=0..{} budget={} slots={:?} baseline={} reference: {}",
-        args.seeds, args.budget, args.slots, args.baseline, reference.header
+        args.seeds, args.budget, args.slots, n, reference.header
     );
-    let budgets = [SHORT_BUDGET.min(args.budget), args.budget];
+    let mut budgets = vec![SHORT_BUDGET.min(args.budget), args.budget];
+    budgets.dedup();
     let mut summary: Vec<String> = Vec::new();
+    let mut cells = Vec::new();
     let wall = Instant::now();
     for f in functions {
         let base = f.value(f.baseline.as_object().unwrap());
@@ -302,8 +361,12 @@ fn compare(args: &Args, mode: &str, functions: &[Function], reference: &Referenc
             );
             runs.push(results);
         }
-        for budget in budgets {
-            let tpe = reference.median(f.name, "tpe", budget);
+        let name = reference_name(f.name, n);
+        let own = reference.median(&name, "tpe", SHORT_BUDGET).is_some();
+        for &budget in &budgets {
+            let tpe = reference
+                .median(&name, "tpe", budget)
+                .or_else(|| reference.median(f.name, "tpe", budget));
             let pct = |ours: f64| match tpe {
                 Some(t) if base - t > 1e-12 => {
                     format!("{:.1}%", (base - ours) / (base - t) * 100.0)
@@ -311,15 +374,26 @@ fn compare(args: &Args, mode: &str, functions: &[Function], reference: &Referenc
                 _ => "n/a".to_string(),
             };
             let mut line = format!(
-                "| {} | {budget} | {} | {} |",
+                "| {} | {budget} | {} | {}{} |",
                 f.name,
                 g(base),
-                tpe.map_or("-".into(), g)
+                tpe.map_or("-".into(), g),
+                if own { "" } else { " (listed baseline)" }
             );
             let mut detail = String::new();
             for (i, &slots) in args.slots.iter().enumerate() {
                 let bests: Vec<f64> = runs[i].iter().map(|r| best_within(r, budget)).collect();
                 let m = median(&bests);
+                if own {
+                    cells.push(pooled::Cell {
+                        function: f.name,
+                        budget,
+                        slots,
+                        base,
+                        ours: bests.clone(),
+                        tpe: reference.runs(&name, "tpe", budget).to_vec(),
+                    });
+                }
                 line.push_str(&format!(" {} | {} |", g(m), pct(m)));
                 let lo = bests.iter().copied().fold(f64::INFINITY, f64::min);
                 let hi = bests.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -352,6 +426,7 @@ fn compare(args: &Args, mode: &str, functions: &[Function], reference: &Referenc
         println!("{l}");
     }
     println!("wall_s={:.1}", wall.elapsed().as_secs_f64());
+    cells
 }
 
 /// `f` over `items` on up to `threads` threads, results in order.

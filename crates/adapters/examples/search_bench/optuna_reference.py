@@ -11,10 +11,17 @@ against its own functions so the two definitions cannot drift apart silently.
     pip install optuna   # this file was run with the version printed in reference.tsv
     python3 optuna_reference.py [--seeds 5] [--trials 100]
 
+With `--baselines FILE` (the output of `search_bench baselines`) it records TPE started from
+each random baseline instead, as function `name@bN`, into `reference_baselines.tsv`:
+
+    search_bench baselines > baselines.json
+    python3 optuna_reference.py --baselines baselines.json
+
 The functions must stay identical to `functions.rs` (same formulas, domains, baselines, noise).
 """
 
 import argparse
+import json
 import math
 import os
 import struct
@@ -190,7 +197,7 @@ def suggest(trial, space):
     return p
 
 
-def run(name, sampler, seed, trials):
+def run(name, sampler, seed, trials, start=None):
     space, f, noisy = FUNCTIONS[name]
     names = list(space)
     truth = {}
@@ -204,7 +211,7 @@ def run(name, sampler, seed, trials):
         return y
 
     study = optuna.create_study(direction="minimize", sampler=sampler)
-    study.enqueue_trial({n: s[4] for n, s in space.items()})
+    study.enqueue_trial(start if start is not None else {n: s[4] for n, s in space.items()})
     study.optimize(objective, n_trials=trials)
     out = {}
     for budget in (30, 100):
@@ -219,11 +226,31 @@ def main():
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--trials", type=int, default=100)
     ap.add_argument("--functions", default=",".join(FUNCTIONS))
+    ap.add_argument("--baselines", help="JSON from `search_bench baselines`: TPE from those points")
     args = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     here = os.path.dirname(os.path.abspath(__file__))
-    rows = [f"# optuna {optuna.__version__}; python3 optuna_reference.py --seeds {args.seeds} --trials {args.trials}"]
+    command = f"python3 optuna_reference.py --seeds {args.seeds} --trials {args.trials}"
+    if args.baselines:
+        command += " --baselines baselines.json"
+    rows = [f"# optuna {optuna.__version__}; {command}"]
     rows.append("function\tmethod\tseed\tbudget\tbest\tobserved")
+    if args.baselines:
+        with open(args.baselines) as fh:
+            starts = json.load(fh)
+        for name in args.functions.split(","):
+            _, f, _ = FUNCTIONS[name]
+            for n, start in sorted(starts[name].items(), key=lambda kv: int(kv[0])):
+                label = f"{name}@b{n}"
+                rows.append(f"{label}\tbaseline\t-\t1\t{f(start)!r}\t-")
+                for seed in range(args.seeds):
+                    res = run(name, optuna.samplers.TPESampler(seed=seed), seed, args.trials, start)
+                    for budget, (best, observed) in res.items():
+                        rows.append(f"{label}\ttpe\t{seed}\t{budget}\t{best!r}\t{observed!r}")
+                    print(label, "tpe", seed, res, file=sys.stderr, flush=True)
+        with open(os.path.join(here, "reference_baselines.tsv"), "w") as fh:
+            fh.write("\n".join(rows) + "\n")
+        return
     for name in args.functions.split(","):
         space, f, _ = FUNCTIONS[name]
         rows.append(f"{name}\tbaseline\t-\t1\t{f({n: s[4] for n, s in space.items()})!r}\t-")

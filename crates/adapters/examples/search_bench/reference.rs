@@ -1,13 +1,17 @@
-//! Optuna's recorded figures (`reference.tsv`, written by `optuna_reference.py`).
+//! Optuna's recorded figures (`reference.tsv` from the listed baselines and
+//! `reference_baselines.tsv` from the random ones, both written by `optuna_reference.py`).
 
 use std::collections::BTreeMap;
 
-/// The recorded file, built into the benchmark so running it needs no Python.
-const TSV: &str = include_str!("reference.tsv");
+/// The recorded files, built into the benchmark so running it needs no Python.
+const TSV: [&str; 2] = [
+    include_str!("reference.tsv"),
+    include_str!("reference_baselines.tsv"),
+];
 
 /// Recorded figures.
 pub(crate) struct Reference {
-    /// The first line (Optuna version and command).
+    /// The first line of `reference.tsv` (Optuna version and command).
     pub header: String,
     /// f(baseline) per function.
     pub baseline: BTreeMap<String, f64>,
@@ -23,9 +27,11 @@ impl Reference {
             baseline: BTreeMap::new(),
             best: BTreeMap::new(),
         };
-        for line in TSV.lines() {
+        for line in TSV.iter().flat_map(|t| t.lines()) {
             if let Some(h) = line.strip_prefix("# ") {
-                r.header = h.to_string();
+                if r.header.is_empty() {
+                    r.header = h.to_string();
+                }
                 continue;
             }
             let f: Vec<&str> = line.split('\t').collect();
@@ -44,6 +50,13 @@ impl Reference {
             }
         }
         r
+    }
+
+    /// A method's best values, one per seed (empty if not recorded).
+    pub(crate) fn runs(&self, function: &str, method: &str, budget: usize) -> &[f64] {
+        self.best
+            .get(&(function.to_string(), method.to_string(), budget))
+            .map_or(&[], Vec::as_slice)
     }
 
     /// Median of a method's best values, if recorded.
