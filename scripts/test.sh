@@ -54,3 +54,12 @@ else
 fi
 # `--all-targets` skips doctests: run them too.
 cargo test --workspace --doc -- --test-threads=2
+# The search benchmark's modes run too (a few seconds at this size; the figures in
+# docs/performance.md come from full runs): in-process from the listed and a random baseline
+# (with the pooled table), and real jobs through the engine.
+bench_dir=$(mktemp -d)
+cargo run -q -p autoresearch-adapters --example search_bench -- \
+  --functions branin,mixed --seeds 2 --budget 12 --baseline 0,1
+cargo run -q -p autoresearch-adapters --example search_bench -- engine \
+  --functions branin --seeds 1 --budget 6 --slots 2 --dir "$bench_dir"
+rm -rf "$bench_dir"

@@ -14,16 +14,23 @@ use autoresearch_adapters::workflow::nodes::NodeStore;
 use crate::functions::Function;
 use crate::inprocess::{Run, config};
 
-/// Runs one search through the engine in a fresh workdir under `dir`.
+/// Runs one search through the engine in a fresh workdir under `dir` (named after the
+/// function, the baseline `n`, the seed and the slots; a workdir left by an earlier benchmark
+/// run is removed first, or the engine would resume it and report its old results).
 pub(crate) fn run(
     f: &Function,
+    n: u64,
     seed: u64,
     slots: usize,
     budget: usize,
     exe: &Path,
     dir: &Path,
 ) -> Result<Run, String> {
-    let root = dir.join(format!("{}-seed{seed}-slots{slots}", f.name));
+    let root = dir.join(format!("{}-b{n}-seed{seed}-slots{slots}", f.name));
+    if root.exists() {
+        std::fs::remove_dir_all(&root)
+            .map_err(|e| format!("removing the old workdir {}: {e}", root.display()))?;
+    }
     let args: Vec<String> = f.names().iter().map(|n| format!("{n}={{{n}}}")).collect();
     let exe = exe.to_string_lossy();
     let exe = autoresearch_adapters::config::shell_quote(&exe)

@@ -29,7 +29,9 @@
 //! Each table row: f(baseline), Optuna TPE's median best (5 seeds, `reference.tsv`), ours (median
 //! of the best true value reached within the budget) and "% of TPE" = (f(baseline) − ours) /
 //! (f(baseline) − TPE). The last line per row gives min–max over seeds, repeated parameter sets
-//! and early stops. Reference figures: `python3 optuna_reference.py` (one-off; needs optuna).
+//! and early stops. Reference figures: `python3 optuna_reference.py` (one-off; needs optuna;
+//! `--baselines baselines.json` for the random baselines); how noisy a 5-seed median is:
+//! `python3 tpe_selfcheck.py baselines.json`.
 
 mod engine;
 mod functions;
@@ -342,7 +344,7 @@ fn compare(
             let results: Vec<Run> = parallel(
                 &jobs,
                 |&seed| match mode {
-                    "engine" => engine::run(f, seed, slots, args.budget, &exe, &dir)
+                    "engine" => engine::run(f, n, seed, slots, args.budget, &exe, &dir)
                         .unwrap_or_else(|e| panic!("{} seed {seed}: {e}", f.name)),
                     _ => {
                         let config = inprocess::config(f, seed, args.budget, slots, "true");
