@@ -2,9 +2,10 @@
 //! configuration, seed and history, no network.
 //!
 //! - **Start** ([`design`]): until the history holds a few experiments (`max(d + 1, 8)` with
-//!   `d` parameters, the baseline included, at most a third of `limits.max_experiments`), it
-//!   proposes the points of a space-filling design (a maximin Latin hypercube drawn from the
-//!   seed), so the first results cover the whole space whatever the baseline.
+//!   `d` parameters, the baseline included, at most a third of `limits.max_experiments` and half
+//!   of `limits.patience`, at least 4), it proposes the points of a space-filling design (a
+//!   maximin Latin hypercube drawn from the seed), so the first results cover the whole space
+//!   whatever the baseline.
 //! - **Model** ([`gp`], [`model`]): then a Gaussian process is fitted to the results (lower is
 //!   better; failures count as the worst result; the best third and the nearest to the best when
 //!   there are many; from 15 results on its kernel also has an additive part, one term per
@@ -69,7 +70,7 @@ const RANDOM_ATTEMPTS: usize = 200;
 #[derive(Debug, Clone)]
 pub struct Tuning {
     /// Size of the start design (baseline included); None for `max(d + 1, 8)`, at most a third
-    /// of the experiment budget (at least 4).
+    /// of the experiment budget and half the patience (at least 4).
     pub initial: Option<usize>,
     /// Transform of the results before the fit.
     pub transform: Transform,
@@ -111,9 +112,13 @@ impl Default for Tuning {
 }
 
 impl Tuning {
-    fn initial(&self, dims: usize, budget: u64) -> usize {
+    /// The start design's size: `max(d + 1, 8)`, at most a third of the experiment budget and
+    /// half the patience (the design's points are not aimed at an improvement, so they must
+    /// not spend the patience the model needs), at least 4.
+    fn initial(&self, dims: usize, budget: u64, patience: u64) -> usize {
         self.initial.unwrap_or_else(|| {
-            let cap = usize::try_from(budget / 3).unwrap_or(usize::MAX).max(4);
+            let cap = (budget / 3).min(patience / 2);
+            let cap = usize::try_from(cap).unwrap_or(usize::MAX).max(4);
             (dims + 1).max(MIN_DESIGN).min(cap)
         })
     }
@@ -257,9 +262,11 @@ impl<'a> Round<'a> {
     /// design is proposed before its results arrive; a model of two or three results would
     /// only guess).
     fn design(&mut self) {
-        let size = self
-            .tuning
-            .initial(self.space.len(), self.config.limits.max_experiments);
+        let size = self.tuning.initial(
+            self.space.len(),
+            self.config.limits.max_experiments,
+            u64::from(self.config.limits.patience),
+        );
         let have = self.req.history.len();
         let results = self.observed.completed.len();
         let wanted = if have < size {
