@@ -1,5 +1,6 @@
 //! Search benchmark: the built-in search planner against Optuna's recorded TPE figures on
-//! standard test functions and tuning-like mixed spaces, with 1 and 4 slots, 5 seeds.
+//! standard test functions and tuning-like mixed spaces, with 1 and 4 slots, 5 seeds by default
+//! (`--seeds`).
 //!
 //! ```text
 //! cargo run --release -p autoresearch-adapters --example search_bench -- [MODE] [OPTIONS]
@@ -26,12 +27,12 @@
 //! that point and TPE's figures recorded from the same point, `reference_baselines.tsv`; `all`
 //! is 0–6; with several baselines a table pooled over them follows, see `pooled.rs`).
 //!
-//! Each table row: f(baseline), Optuna TPE's median best (5 seeds, `reference.tsv`), ours (median
+//! Each table row: f(baseline), Optuna TPE's median best (20 seeds, `reference.tsv`), ours (median
 //! of the best true value reached within the budget) and "% of TPE" = (f(baseline) − ours) /
 //! (f(baseline) − TPE). The last line per row gives min–max over seeds, repeated parameter sets
 //! and early stops. Reference figures: `python3 optuna_reference.py` (one-off; needs optuna;
 //! `--baselines baselines.json` for the random baselines); how noisy a 5-seed median is:
-//! `python3 tpe_selfcheck.py baselines.json`.
+//! `python3 tpe_selfcheck.py`.
 
 mod engine;
 mod functions;

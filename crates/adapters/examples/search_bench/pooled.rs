@@ -1,8 +1,8 @@
 //! The comparison pooled over baselines: per function, budget and slot count, how often a run
 //! of ours ends better than a run of TPE started from the same baseline.
 //!
-//! A 5-seed median is a noisy figure: TPE itself, run with 5 other seeds, lands below its own
-//! recorded median in about half the cells. The pooled figure compares every run of ours with
+//! A 5-seed median is a noisy figure: a group of 5 of TPE's own recorded seeds lands below the
+//! median of all of them in about half the cells (`tpe_selfcheck.py`). The pooled figure compares every run of ours with
 //! every TPE run from the same baseline (the Vargha–Delaney A statistic: the chance that ours
 //! ends lower, ties counting half), which is 0.5 for a method exactly as good as TPE.
 
