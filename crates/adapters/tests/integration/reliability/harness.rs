@@ -339,6 +339,23 @@ pub(super) fn env_count(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// A fresh workdir for a crash torture: the configuration `config` builds is resolved into it,
+/// and a barrier releases its jobs in groups of four, so jobs finish together. Keep the
+/// barrier alive while the workdir is used.
+pub(super) fn torture_workdir(config: impl FnOnce(&Fixture) -> Value) -> (Fixture, Barrier) {
+    let fx = Fixture::new();
+    let cfg = fx.config(config(&fx));
+    fx.resolve(Some(cfg));
+    let barrier = Barrier::start(
+        &fx,
+        Release::Groups {
+            group: 4,
+            patience: Duration::from_millis(60),
+        },
+    );
+    (fx, barrier)
+}
+
 /// Starts the workdir's engine in a child process, lets it run for `delay_ms`, then freezes it
 /// (SIGSTOP) so the phases on disk can be read before it is killed; `None` when the run ended
 /// on its own first. Shared by the crash tortures.

@@ -6,14 +6,13 @@
 //! noise floor recomputed from those raw values, confirmation decided once per node.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use autoresearch_adapters::config::Aggregate;
 use autoresearch_adapters::model::{NodeResult, NoiseFloor};
 use autoresearch_adapters::noise;
 use serde_json::{Value, json};
 
-use crate::reliability::harness::{Barrier, Release, env_count, rng, run_to_end, spawn_and_freeze};
+use crate::reliability::harness::{env_count, rng, run_to_end, spawn_and_freeze, torture_workdir};
 use crate::support::Fixture;
 
 const PER_WORKDIR: usize = 24;
@@ -244,17 +243,8 @@ async fn sigkill_torture_with_repeats_and_confirmation() {
     let mut at_kill: BTreeMap<String, usize> = BTreeMap::new();
     let (mut workdirs, mut nodes, mut runs, mut confirmations, mut unconfirmed) = (0, 0, 0, 0, 0);
     while kills < wanted {
-        let fx = Fixture::new();
+        let (fx, _barrier) = torture_workdir(repeat_config);
         workdirs += 1;
-        let cfg = fx.config(repeat_config(&fx));
-        fx.resolve(Some(cfg));
-        let _barrier = Barrier::start(
-            &fx,
-            Release::Groups {
-                group: 4,
-                patience: Duration::from_millis(60),
-            },
-        );
         let mut here = 0;
         while kills < wanted {
             let delay = match here {

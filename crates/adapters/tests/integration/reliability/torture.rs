@@ -6,13 +6,11 @@
 //! so the report says where the kills landed.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use crate::reliability::harness::{
-    Barrier, Release, check_invariants, check_no_repeats, env_count, rng, run_to_end,
-    search_config, spawn_and_freeze,
+    check_invariants, check_no_repeats, env_count, rng, run_to_end, search_config,
+    spawn_and_freeze, torture_workdir,
 };
-use crate::support::Fixture;
 
 const PER_WORKDIR: usize = 60;
 
@@ -24,17 +22,8 @@ async fn sigkill_torture_loses_and_repeats_nothing() {
     let mut phases: BTreeMap<String, usize> = BTreeMap::new();
     let (mut workdirs, mut nodes, mut launches, mut relaunches) = (0, 0, 0, 0);
     while kills < wanted {
-        let fx = Fixture::new();
+        let (fx, _barrier) = torture_workdir(|fx| search_config(fx, 4, PER_WORKDIR as u64));
         workdirs += 1;
-        let cfg = fx.config(search_config(&fx, 4, PER_WORKDIR as u64));
-        fx.resolve(Some(cfg));
-        let _barrier = Barrier::start(
-            &fx,
-            Release::Groups {
-                group: 4,
-                patience: Duration::from_millis(60),
-            },
-        );
         let mut here = 0;
         while kills < wanted {
             // Early kills also hit the start (loading, re-deriving, the first checkpoint);
