@@ -45,7 +45,6 @@ fn a_statistic(ours: &[f64], tpe: &[f64]) -> (f64, usize) {
 /// the baselines where the median of ours reached 100 % of TPE's, and the median ratio.
 pub(crate) fn print(cells: &[Cell], slots: &[usize]) {
     let mut keys: Vec<(&str, usize)> = cells.iter().map(|c| (c.function, c.budget)).collect();
-    keys.dedup();
     keys.sort();
     keys.dedup();
     let header: String = slots
