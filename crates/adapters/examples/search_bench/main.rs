@@ -158,6 +158,13 @@ fn set_knob(t: &mut Tuning, spec: &str) {
         "additive" => t.additive = v == "true",
         "additive_from" => t.additive_from = n(),
         "penalize" => t.penalize = v == "true",
+        "ls_prior" => {
+            let f: Vec<f64> = v.split(',').filter_map(|x| x.parse().ok()).collect();
+            if f.len() != 2 {
+                usage("ls_prior=shape,rate")
+            }
+            t.ls_prior = (f[0], f[1]);
+        }
         "transform" => {
             t.transform = match v {
                 "standardize" => Transform::Standardize,
