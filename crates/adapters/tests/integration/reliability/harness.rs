@@ -343,16 +343,21 @@ pub(super) fn env_count(name: &str, default: usize) -> usize {
 /// and a barrier releases its jobs in groups of four, so jobs finish together. Keep the
 /// barrier alive while the workdir is used.
 pub(super) fn torture_workdir(config: impl FnOnce(&Fixture) -> Value) -> (Fixture, Barrier) {
+    grouped_workdir(config, 4, Duration::from_millis(60))
+}
+
+/// A fresh workdir with the configuration `config` builds resolved into it, and a barrier that
+/// releases its jobs in groups of `group` (or after `patience` when fewer are waiting), so
+/// jobs finish together. Keep the barrier alive while the workdir is used.
+pub(super) fn grouped_workdir(
+    config: impl FnOnce(&Fixture) -> Value,
+    group: usize,
+    patience: Duration,
+) -> (Fixture, Barrier) {
     let fx = Fixture::new();
     let cfg = fx.config(config(&fx));
     fx.resolve(Some(cfg));
-    let barrier = Barrier::start(
-        &fx,
-        Release::Groups {
-            group: 4,
-            patience: Duration::from_millis(60),
-        },
-    );
+    let barrier = Barrier::start(&fx, Release::Groups { group, patience });
     (fx, barrier)
 }
 

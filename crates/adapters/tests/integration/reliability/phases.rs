@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::reliability::harness::{
-    Barrier, Release, check_invariants, check_no_repeats, run_to_end, search_config,
+    check_invariants, check_no_repeats, grouped_workdir, run_to_end, search_config,
 };
 use crate::support::{Fixture, wait_until};
 
@@ -35,15 +35,10 @@ fn maybe_state(fx: &Fixture) -> Option<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_and_sigterm_in_every_phase() {
     let max_experiments = 120;
-    let fx = Fixture::new();
-    let cfg = fx.config(search_config(&fx, 4, max_experiments as u64));
-    fx.resolve(Some(cfg));
-    let _barrier = Barrier::start(
-        &fx,
-        Release::Groups {
-            group: 4,
-            patience: Duration::from_millis(20),
-        },
+    let (fx, _barrier) = grouped_workdir(
+        |fx| search_config(fx, 4, max_experiments as u64),
+        4,
+        Duration::from_millis(20),
     );
     let mut report = Vec::new();
     for phase in ["preparing", "launching", "running", "analyzing", "planning"] {

@@ -5,22 +5,15 @@
 use std::time::Duration;
 
 use crate::reliability::harness::{
-    Barrier, Release, check_invariants, check_no_repeats, run_to_end, search_config,
+    Barrier, Release, check_invariants, check_no_repeats, grouped_workdir, run_to_end,
+    search_config,
 };
 use crate::support::{Fixture, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_finishing_together_never_repeat_a_parameter_set() {
-    let fx = Fixture::new();
-    let cfg = fx.config(search_config(&fx, 8, 40));
-    fx.resolve(Some(cfg));
-    let _barrier = Barrier::start(
-        &fx,
-        Release::Groups {
-            group: 8,
-            patience: Duration::from_millis(300),
-        },
-    );
+    let (fx, _barrier) =
+        grouped_workdir(|fx| search_config(fx, 8, 40), 8, Duration::from_millis(300));
     run_to_end(&fx, 40, 1).await;
     let tally = check_invariants(&fx, "40 experiments at concurrency 8");
     assert_eq!(tally.nodes, 40, "{:?}", fx.statuses());
