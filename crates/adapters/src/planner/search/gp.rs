@@ -26,7 +26,7 @@ pub(crate) struct FitOptions {
     /// log-scale Jacobian its mode is shape / rate. Measured (search benchmark, budget 30, 20
     /// seeds, the listed and six random baselines): `(4, 12)`, mode 1/3 of a range, against
     /// `(3, 6)`, mode 1/2, took the chance of beating a TPE run on Styblinski–Tang-6 from 0.46
-    /// to 0.82 (1 slot) and 0.41 to 0.69 (4 slots), Ackley-5 from 0.63 / 0.50 to 0.81 / 0.67,
+    /// to 0.80 (1 slot) and 0.41 to 0.70 (4 slots), Ackley-5 from 0.63 / 0.50 to 0.81 / 0.67,
     /// the other functions equal or better; mode 1/4 (`(3, 12)`) lost Ackley-5 with 4 slots
     /// (0.49), mode 1/6 (`(3, 18)`) more so (0.25). A long scale smooths a handful of results
     /// in 5–6 dimensions into one broad bowl, so the expected improvement is flat and the
