@@ -2,9 +2,10 @@
 //! with the built `supervisor` and the stand-in coding agent on PATH. The stand-in really edits
 //! the demo program in each experiment's worktree; the run must find a commit that is faster
 //! than the baseline, keep a ref for it in the demo repository, and leave the protected
-//! evaluator untouched. Running `run.sh` again on the same workdir reports the finished run
-//! without starting anything.
+//! evaluator untouched; the dashboard serves the same diffs over HTTP. Running `run.sh` again
+//! on the same workdir reports the finished run without starting anything.
 
+use crate::serve_support::{Dashboard, get, get_json, http};
 use crate::standin;
 
 use std::ffi::OsString;
@@ -210,9 +211,46 @@ fn the_agent_demo_finds_a_faster_commit_than_the_baseline() {
         &["worktree", "remove", "--force", checked.to_str().unwrap()],
     );
 
+    // The dashboard serves the same diffs over HTTP, from the real commits.
+    dashboard_diffs(tmp.path(), &best, &baseline, &commit, &base);
+
     // Again on the same workdir: the finished run is reported, nothing runs again.
     run_demo(&wd);
     let again = state(&wd);
     assert_eq!(again.experiments_started, s.experiments_started);
     assert_eq!(again.best_node, s.best_node);
+}
+
+/// `supervisor serve` on the finished demo (`dir/demo`): the best node's page names its
+/// commits, its diff against the baseline is the real `git diff` between the two commits, the
+/// baseline has no diff, and a bad `against` or node is refused with a reason.
+fn dashboard_diffs(dir: &Path, best: &str, baseline: &str, commit: &NodeCommit, base: &NodeCommit) {
+    let d = Dashboard::start(dir, "demo", &[]);
+    let api = format!("{}/api/w/demo/nodes", d.base);
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let c = http();
+        let node = get_json(&c, &format!("{api}/{best}")).await;
+        assert!(node["commits"].is_object(), "{node:#}");
+        let diff = get_json(&c, &format!("{api}/{best}/diff?against=baseline")).await;
+        assert_eq!(diff["from"], base.commit.as_str(), "{diff:#}");
+        assert_eq!(diff["to"], commit.commit.as_str(), "{diff:#}");
+        let text = diff["text"].as_str().unwrap();
+        assert!(text.contains("diff --git a/slow.py b/slow.py"), "{text}");
+        assert!(
+            !text.contains("run_bench.sh"),
+            "evaluator untouched: {text}"
+        );
+        assert_eq!(diff["truncated"], false);
+        let parent = get_json(&c, &format!("{api}/{best}/diff")).await;
+        assert_eq!(parent["to"], commit.commit.as_str(), "{parent:#}");
+
+        let (status, body) = get(&c, &format!("{api}/{baseline}/diff")).await;
+        assert_eq!(status, 404, "{body}");
+        assert!(body.contains("has no commit"), "{body}");
+        let (status, body) = get(&c, &format!("{api}/{best}/diff?against=main")).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("expected parent or baseline"), "{body}");
+        let (status, body) = get(&c, &format!("{api}/999_nope/diff")).await;
+        assert_eq!(status, 404, "{body}");
+    });
 }
