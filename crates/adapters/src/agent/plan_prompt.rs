@@ -218,17 +218,23 @@ pub(crate) fn params_text(params: &Map<String, Value>) -> String {
         .join(" ")
 }
 
-/// The value, `± stdev (n=…)` when it ran more than once (stdev to 3 significant digits).
+/// The row's value, `± stdev (n=…)` when it ran more than once; `-` without a value.
 fn metric_text(row: &HistoryRow) -> String {
-    match (row.primary, row.spread) {
-        (Some(p), Some(s)) if s.n > 1 => format!(
+    row.primary
+        .map_or("-".into(), |p| value_text(p, row.spread.as_ref()))
+}
+
+/// `value`, with `± stdev (n=…)` when it ran more than once (stdev to 3 significant digits):
+/// how every prompt shows a metric value.
+pub(crate) fn value_text(value: f64, spread: Option<&Spread>) -> String {
+    match spread {
+        Some(s) if s.n > 1 => format!(
             "{} ± {} (n={})",
-            format_number(p),
+            format_number(value),
             format_number(round_sig(s.stdev, 3)),
             s.n
         ),
-        (Some(p), _) => format_number(p),
-        (None, _) => "-".into(),
+        _ => format_number(value),
     }
 }
 

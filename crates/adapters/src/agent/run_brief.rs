@@ -14,9 +14,11 @@ use serde_json::{Map, Value};
 
 use super::plan_prompt::{
     LEVELS, PlanContext, cell, findings_section, history_section, in_flight_section, params_text,
+    value_text,
 };
 use super::template::{Template, TemplateError};
-use crate::config::{Direction, format_number};
+use crate::config::Direction;
+use crate::model::Spread;
 
 /// The placeholders of the run sections, shared by the `report` and `ask` templates.
 pub const SECTIONS: &[&str] = &[
@@ -41,6 +43,8 @@ pub struct BestNode {
     pub id: String,
     /// Its primary metric.
     pub value: f64,
+    /// Spread of the primary over its runs, when it ran more than once.
+    pub spread: Option<Spread>,
     /// Relative change against the baseline, in percent.
     pub vs_baseline_pct: Option<f64>,
     /// Its parameters.
@@ -64,6 +68,8 @@ pub struct PathStep {
     pub diff_stat: Option<String>,
     /// Its primary metric.
     pub value: Option<f64>,
+    /// Spread of the primary over its runs, when it ran more than once.
+    pub spread: Option<Spread>,
     /// Relative change against the baseline, in percent.
     pub vs_baseline_pct: Option<f64>,
     /// Whether it improved on the best at the time.
@@ -211,7 +217,7 @@ impl RunBrief {
             "Best node: {} with {} = {}",
             b.id,
             self.run.metric,
-            format_number(b.value)
+            value_text(b.value, b.spread.as_ref())
         );
         if let Some(p) = b.vs_baseline_pct {
             let _ = write!(out, " ({p:+.2}% vs the baseline)");
@@ -280,7 +286,8 @@ impl RunBrief {
                 s.diff_stat
                     .as_deref()
                     .map_or("-".into(), |d| cell(&compact_diff_stat(d), cap * 2)),
-                s.value.map_or("-".into(), format_number),
+                s.value
+                    .map_or("-".into(), |v| value_text(v, s.spread.as_ref())),
                 s.vs_baseline_pct
                     .map_or("-".into(), |p| format!("{p:+.2}%")),
             );

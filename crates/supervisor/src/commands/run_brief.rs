@@ -221,6 +221,7 @@ pub async fn build(view: &RunView, warnings: &mut Vec<String>) -> RunBrief {
                 change: view.change_label(i),
                 diff_stat: stats.get(&n.id).cloned(),
                 value,
+                spread: n.spread().copied(),
                 vs_baseline_pct: value.zip(base).and_then(|(v, b)| pct_change(v, b)),
                 improved: n.improved(),
             }
@@ -232,6 +233,7 @@ pub async fn build(view: &RunView, warnings: &mut Vec<String>) -> RunBrief {
         Some(BestNode {
             id: n.id.clone(),
             value,
+            spread: n.spread().copied(),
             vs_baseline_pct: base.and_then(|base| pct_change(value, base)),
             params: n.params().cloned().unwrap_or_default(),
             hypothesis: n

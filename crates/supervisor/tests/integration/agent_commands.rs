@@ -183,6 +183,12 @@ fn report_agent_writes_report_md_then_a_final_report_from_a_prompt_with_best_pat
         change.starts_with('v') && change.ends_with(&v1["params"]["v"].to_string()),
         "the step's change names the parameter and its new value: {row}"
     );
+    // The baseline ran three times (noise.baseline_repeats): its step shows the spread.
+    let row = prompt
+        .lines()
+        .find(|l| l.starts_with(&format!("| 0 | {} ", path[0])))
+        .unwrap_or_else(|| panic!("no row for step 0:\n{prompt}"));
+    assert!(row.contains(" ± 0 (n=3) | "), "{row}");
     assert!(
         prompt.contains("- nonzero_exit: 1 (nodes: 001_broken)"),
         "{prompt}"
